@@ -1,0 +1,143 @@
+"""ROSA: reverse self-resampling, turning any monotone allocation rule into a truthful reverse auction.
+
+Patra, Damle, Padala, Gujar (AAMAS 2026), reconstructed in the ROSA spec section 3: bids are moved up
+toward c_cap with probability mu (closed form chi = c_cap - (c_cap - b) U^(1/(1-mu))) and the winner is
+paid P = b + ((c_cap - b)/mu) 1{modified}, whose expectation is Myerson's reverse payment (section 3.4).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from market.mechanisms.base import MechanismError, ReverseOutcome
+
+
+class AllocationRule(Protocol):
+    """A per-round allocation rule, monotone (non-increasing) in each provider's resampled bid."""
+
+    name: str
+    n: int
+
+    def allocate(self, context: np.ndarray, resampled: np.ndarray, active: np.ndarray | None) -> int | None:
+        """Winner for context (d,) and resampled bids (n,), or None; never changes state."""
+        ...
+
+    def update(self, context: np.ndarray, winner: int | None, resampled: np.ndarray, reward: float) -> None: ...
+
+    def get_state(self) -> dict[str, Any]: ...
+
+    def set_state(self, state: dict[str, Any]) -> None: ...
+
+
+def check_mu(mu: float) -> float:
+    """mu must lie in (0, 1): the payment bonus divides by mu and mu = 1 modifies every bid."""
+    mu = float(mu)
+    if not (0.0 < mu < 1.0):
+        raise MechanismError(f"mu = {mu}: the resampling probability must lie in (0, 1)")
+    return mu
+
+
+def validate_bids(bids: np.ndarray, active: np.ndarray | None, cost_floor: float, cost_cap: float) -> np.ndarray:
+    """Return bids as a float array; raise naming the first active provider with a bid outside [floor, cap].
+
+    Abstaining providers (active False) may carry any value, NaN included.
+    """
+    bids = np.asarray(bids, dtype=float)
+    inside = (bids >= cost_floor) & (bids <= cost_cap)  # NaN compares False
+    if active is not None:
+        inside |= ~active
+    if not inside.all():
+        i = int(np.argmin(inside))
+        raise MechanismError(
+            f"bids[{i}] = {bids[i]}: expected a number in [cost_floor, cost_cap] = [{cost_floor}, {cost_cap}]"
+        )
+    return bids
+
+
+def resample(
+    bids: np.ndarray,
+    mu: float,
+    cost_cap: float,
+    rng: np.random.Generator | None = None,
+    coins: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """ROSA's sampler: (resampled chi (n,), modified (n,) bool) for bids (n,).
+
+    With probability 1 - mu a bid is kept; otherwise chi = c_cap - (c_cap - b) U^(1/(1-mu)), whose law
+    is that of the recursive procedure (spec 3.2) and lies in (b, c_cap] (= c_cap when b = c_cap).
+    coins: optional (2, n) uniforms [modification coin, U]; drawn with one rng call when omitted.
+    For fixed coins chi is non-decreasing in b (monotone coupling).
+    """
+    bids = np.asarray(bids, dtype=float)
+    if coins is None:
+        if rng is None:
+            raise MechanismError("resample: give either rng or coins")
+        coins = rng.random((2, bids.shape[0]))
+    modified = coins[0] < mu
+    # U in [0, 1) makes U^(1/(1-mu)) < 1, so a modified bid is strictly above b when b < c_cap.
+    raised = cost_cap - (cost_cap - bids) * coins[1] ** (1.0 / (1.0 - mu))
+    return np.where(modified, raised, bids), modified
+
+
+def payments(
+    bids: np.ndarray, allocation: np.ndarray, modified: np.ndarray, mu: float, cost_cap: float
+) -> np.ndarray:
+    """ROSA payments (n,): P_i = A_i (b_i + ((c_cap - b_i)/mu) 1{mod_i}) (spec 3.3).
+
+    allocation: (n,) 0/1 (or counts N_i of queries served, for the horizon settlement).
+    Losers get 0 and P_i >= b_i A_i on every coin (no loss).
+    """
+    bids = np.asarray(bids, dtype=float)
+    allocation = np.asarray(allocation, dtype=float)
+    bonus = np.where(modified, (cost_cap - bids) / mu, 0.0)
+    return np.where(allocation > 0, allocation * (bids + bonus), 0.0)
+
+
+class ROSA:
+    """A reverse mechanism: ROSA resampling around a per-round monotone allocation rule.
+
+    Coins are drawn inside select, i.e. after the bids are committed (per-coin truthfulness fails by
+    design; truthfulness holds in expectation over the coins).
+    """
+
+    def __init__(self, rule: AllocationRule, mu: float, cost_cap: float, cost_floor: float = 0.0) -> None:
+        self.mu = check_mu(mu)
+        if not (np.isfinite(cost_floor) and np.isfinite(cost_cap) and cost_floor < cost_cap):
+            raise MechanismError(
+                f"cost_floor = {cost_floor}, cost_cap = {cost_cap}: expected finite cost_floor < cost_cap"
+            )
+        self.rule = rule
+        self.cost_cap = float(cost_cap)
+        self.cost_floor = float(cost_floor)
+        self.n = rule.n
+        self.name = f"rosa-{rule.name}"
+        self._exponent = 1.0 / (1.0 - self.mu)
+
+    def select(
+        self,
+        context: np.ndarray,
+        bids: np.ndarray,
+        rng: np.random.Generator,
+        active: np.ndarray | None = None,
+    ) -> ReverseOutcome:
+        bids = validate_bids(bids, active, self.cost_floor, self.cost_cap)
+        coins = rng.random((2, self.n))
+        modified = coins[0] < self.mu
+        resampled = np.where(modified, self.cost_cap - (self.cost_cap - bids) * coins[1] ** self._exponent, bids)
+        winner = self.rule.allocate(context, resampled, active)
+        pay = np.zeros(self.n)
+        if winner is not None:
+            b = bids[winner]
+            pay[winner] = b + (self.cost_cap - b) / self.mu if modified[winner] else b
+        return ReverseOutcome(winner, pay, resampled, modified)
+
+    def update(self, context: np.ndarray, outcome: ReverseOutcome, reward: float) -> None:
+        self.rule.update(context, outcome.winner, outcome.resampled, reward)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"rule": self.rule.get_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.rule.set_state(state["rule"])
