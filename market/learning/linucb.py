@@ -16,7 +16,7 @@ from market.mechanisms.base import MechanismError
 class LinUCB:
     """Per-arm ridge estimates theta_hat_i = V_i^-1 s_i with V_i = lambda I + sum x x^T.
 
-    State: inverse Gram stack (n, d, d), s (n, d), theta_hat (n, d), pulls (n,).
+    State: inverse Gram stack (n, d, d), theta_hat (n, d), pulls (n,).
     width: "constant" uses alpha; "oful" uses the radius above with (sigma, S, L, delta).
     """
 
@@ -49,9 +49,14 @@ class LinUCB:
         self.ridge, self.alpha, self.width = float(ridge), float(alpha), width
         self.sigma, self.theta_bound, self.context_bound, self.delta = (
             float(sigma), float(theta_bound), float(context_bound), float(delta))
-        self.v_inv = np.broadcast_to(np.eye(self.d) / self.ridge, (self.n, self.d, self.d)).copy()
-        self.s = np.zeros((self.n, self.d))
-        self.theta_hat = np.zeros((self.n, self.d))
+        # Per arm, one (d + 1, d) block: theta_hat_i on row 0 above V_i^-1, so one matrix-vector product
+        # gives every estimate and every V_i^-1 x, and one rank-one step updates both.
+        self._block = np.zeros((self.n, self.d + 1, self.d))
+        self._rows = self._block.reshape(self.n * (self.d + 1), self.d)
+        self._lifted = np.zeros(self.d + 1)
+        self.theta_hat = self._block[:, 0, :]
+        self.v_inv = self._block[:, 1:, :]
+        self.v_inv[:] = np.eye(self.d) / self.ridge
         self.pulls = np.zeros(self.n, dtype=np.int64)
         self._radius = np.full(self.n, self.alpha)
         self._refresh_radius()
@@ -80,43 +85,61 @@ class LinUCB:
         """(n,) ||x||_{V_i^-1}."""
         return np.sqrt((self.v_inv @ x) @ x)
 
+    def _mean_and_width(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y = (self._rows @ x).reshape(self.n, self.d + 1)
+        lifted = self._lifted
+        lifted[1:] = x
+        # Row i of y is [theta_i . x, V_i^-1 x]; dotting with [0, x] leaves x^T V_i^-1 x.
+        return y[:, 0], np.sqrt(y @ lifted)
+
     def bounds(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(lcb, ucb), each (n,), sharing one matrix product."""
-        m = self.theta_hat @ x
-        w = self._radius * np.sqrt((self.v_inv @ x) @ x)
+        m, w = self._mean_and_width(x)
+        w *= self._radius
         return m - w, m + w
 
     def ucb(self, x: np.ndarray) -> np.ndarray:
-        return self.theta_hat @ x + self._radius * np.sqrt((self.v_inv @ x) @ x)
+        """(n,) theta_hat_i . x + radius_i ||x||_{V_i^-1}."""
+        m, w = self._mean_and_width(x)
+        w *= self._radius
+        w += m
+        return w
 
     def lcb(self, x: np.ndarray) -> np.ndarray:
-        return self.theta_hat @ x - self._radius * np.sqrt((self.v_inv @ x) @ x)
+        m, w = self._mean_and_width(x)
+        w *= self._radius
+        return m - w
 
     def update(self, arm: int, x: np.ndarray, reward: float) -> None:
-        """Add (x, reward) to arm's regression (Sherman-Morrison on V_arm^-1)."""
-        a = self.v_inv[arm]
-        ax = a @ x
-        a -= np.outer(ax, ax) / (1.0 + x @ ax)
-        s = self.s[arm]
-        s += reward * x
-        self.theta_hat[arm] = a @ s
+        """Add (x, reward) to arm's regression.
+
+        Sherman-Morrison V^-1 -= k ax ax^T and the matching step theta += k (r - theta . x) ax, with
+        ax = V^-1 x and k = 1/(1 + x . ax), done as one rank-one update of the arm's block; this equals
+        V_new^-1 s_new without keeping s.
+        """
+        block = self._block[arm]
+        z = block @ x
+        ax = z[1:]
+        k = 1.0 / (1.0 + float(ax @ x))
+        g = z * k
+        g[0] -= k * reward
+        block -= np.multiply.outer(g, ax)
         self.pulls[arm] += 1
-        self._refresh_radius(arm)
+        if self.width == "oful":
+            self._refresh_radius(arm)
 
     def get_state(self) -> dict[str, Any]:
-        return {
-            "v_inv": self.v_inv.copy(),
-            "s": self.s.copy(),
-            "theta_hat": self.theta_hat.copy(),
-            "pulls": self.pulls.copy(),
-        }
+        return {"v_inv": self.v_inv.copy(), "theta_hat": self.theta_hat.copy(), "pulls": self.pulls.copy()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         v_inv = np.asarray(state["v_inv"], float)
-        if v_inv.shape != (self.n, self.d, self.d):
-            raise MechanismError(f"LinUCB state: v_inv shape {v_inv.shape}, expected {(self.n, self.d, self.d)}")
-        self.v_inv = v_inv.copy()
-        self.s = np.asarray(state["s"], float).copy()
-        self.theta_hat = np.asarray(state["theta_hat"], float).copy()
+        theta_hat = np.asarray(state["theta_hat"], float)
+        if v_inv.shape != (self.n, self.d, self.d) or theta_hat.shape != (self.n, self.d):
+            raise MechanismError(
+                f"LinUCB state: v_inv {v_inv.shape}, theta_hat {theta_hat.shape}; "
+                f"expected {(self.n, self.d, self.d)} and {(self.n, self.d)}"
+            )
+        self.v_inv[:] = v_inv
+        self.theta_hat[:] = theta_hat
         self.pulls = np.asarray(state["pulls"], np.int64).copy()
         self._refresh_radius()

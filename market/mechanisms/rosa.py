@@ -122,10 +122,18 @@ class ROSA:
         rng: np.random.Generator,
         active: np.ndarray | None = None,
     ) -> ReverseOutcome:
-        bids = validate_bids(bids, active, self.cost_floor, self.cost_cap)
+        bids = np.asarray(bids, dtype=float)
+        listed = bids.tolist()
+        # A NaN makes the sum NaN (min/max of a list would skip it depending on its position).
+        total = sum(listed)
+        if active is not None or not (self.cost_floor <= min(listed) and max(listed) <= self.cost_cap and total == total):
+            bids = validate_bids(bids, active, self.cost_floor, self.cost_cap)
         coins = rng.random((2, self.n))
         modified = coins[0] < self.mu
-        resampled = np.where(modified, self.cost_cap - (self.cost_cap - bids) * coins[1] ** self._exponent, bids)
+        if np.count_nonzero(modified):
+            resampled = np.where(modified, self.cost_cap - (self.cost_cap - bids) * coins[1] ** self._exponent, bids)
+        else:
+            resampled = bids
         winner = self.rule.allocate(context, resampled, active)
         pay = np.zeros(self.n)
         if winner is not None:
