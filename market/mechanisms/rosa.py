@@ -95,6 +95,27 @@ def payments(
     return np.where(allocation > 0, allocation * (bids + bonus), 0.0)
 
 
+def threshold_expectations(
+    bid: np.ndarray, threshold: np.ndarray, mu: float, cost_cap: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Closed forms (spec 3.6) for a provider who wins iff its resampled bid is <= threshold.
+
+    Returns (expected allocation, expected payment) over its own ROSA coins, broadcast over bid and
+    threshold: for z <= tau, with r = (c_cap - tau)/(c_cap - z),
+    abar(z) = 1 - mu r^(1-mu) and E[P](z) = c_cap - r^(1-mu) (mu z + c_cap - z); both 0 for z > tau.
+    threshold = -inf means the provider cannot win.
+    """
+    z = np.asarray(bid, dtype=float)
+    tau = np.minimum(np.asarray(threshold, dtype=float), cost_cap)
+    wins = z <= tau
+    gap = np.where(wins, cost_cap - z, 1.0)
+    r = np.where(wins & (gap > 0), np.clip(cost_cap - tau, 0.0, None) / np.where(gap > 0, gap, 1.0), 0.0)
+    rp = r ** (1.0 - mu)
+    abar = np.where(wins, 1.0 - mu * rp, 0.0)
+    pay = np.where(wins, cost_cap - rp * (mu * z + cost_cap - z), 0.0)
+    return abar, pay
+
+
 class ROSA:
     """A reverse mechanism: ROSA resampling around a per-round monotone allocation rule.
 
