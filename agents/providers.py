@@ -1,0 +1,64 @@
+"""LLM provider agents of the procurement market: draw a private cost per query, bid, serve if they win."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from market.agent import Agent
+from market.ledger import EXTERNAL, to_minor
+from market.mechanisms.priors import CostPrior
+from market.wire import Answer, Bid, CallForBids, RoundResult
+from market.world import Wallet
+
+from .strategies import BidFeedback, Truthful
+
+
+class Provider(Agent):
+    """Bids on every call for bids with ``strategy``; pays its serving cost when it wins."""
+
+    groups = ("providers",)
+
+    def __init__(
+        self,
+        agent_id: str,
+        prior: CostPrior,
+        wallet: Wallet,
+        strategy: Any = None,
+        auctioneer: str = "auctioneer",
+    ) -> None:
+        super().__init__(agent_id)
+        self.prior = prior
+        self.wallet = wallet
+        self.strategy = strategy if strategy is not None else Truthful()
+        self.auctioneer = auctioneer
+        self._open: dict[int, tuple[float, float, str, int]] = {}  # round -> (cost, bid, user, query)
+
+    async def run(self) -> None:
+        while True:
+            env = await self.recv()
+            msg = env.msg
+            if type(msg) is CallForBids:
+                if env.src != self.auctioneer:
+                    continue
+                cost = float(self.prior.sample(self.rng, 1)[0])
+                bid = float(self.strategy.bid(cost, np.asarray(msg.context), self.rng))
+                self._open[msg.round] = (cost, bid, msg.user, msg.query_id)
+                self.send(self.auctioneer, Bid(msg.round, bid))
+            elif type(msg) is RoundResult and env.src == self.auctioneer:
+                opened = self._open.pop(msg.round, None)
+                if opened is None:
+                    continue
+                cost, bid, user, query_id = opened
+                if msg.won:
+                    self.wallet.pay(EXTERNAL, to_minor(cost), "serving cost")
+                    self.send(user, Answer(msg.round, query_id))
+                self.strategy.learn(BidFeedback(msg.round, msg.won, msg.payment, cost, bid))
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "strategy": self.strategy.get_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.strategy.set_state(state["strategy"])

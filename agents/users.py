@@ -1,0 +1,95 @@
+"""User agents: send queries with context vectors, receive answers, report the reward they observed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from market.agent import Agent
+from market.wire import Answer, Error, Feedback, Query, Served
+
+
+class ProcurementUser(Agent):
+    """Buys an answer to each of ``queries`` queries, one every ``interarrival`` simulated seconds.
+
+    ``reward(provider_index, context, rng)`` is the user's experience of an answer (the quality
+    model); ``contexts(rng)`` draws a query's context vector.
+    """
+
+    def __init__(
+        self,
+        agent_id: str,
+        queries: int,
+        providers: Sequence[str],
+        reward: Callable[[int, np.ndarray, np.random.Generator], float],
+        contexts: Callable[[np.random.Generator], np.ndarray],
+        *,
+        interarrival: float = 1.0,
+        answer_timeout: float = 60.0,
+        auctioneer: str = "auctioneer",
+    ) -> None:
+        super().__init__(agent_id)
+        self.queries = int(queries)
+        self.index = {p: i for i, p in enumerate(providers)}
+        self.reward = reward
+        self.contexts = contexts
+        self.interarrival = float(interarrival)
+        self.answer_timeout = float(answer_timeout)
+        self.auctioneer = auctioneer
+        self.sent = 0
+        # query id -> (context, give-up time), until answered, unsold, or given up on
+        self._contexts: dict[int, tuple[np.ndarray, float]] = {}
+        self._expected: dict[int, tuple[int, str]] = {}  # query id -> (round, provider)
+        self.errors = 0
+        self.unanswered = 0
+
+    async def run(self) -> None:
+        next_at = self.now()
+        while self.sent < self.queries or self._contexts:
+            now = self.now()
+            if self.sent < self.queries and now >= next_at:
+                x = self.contexts(self.rng)
+                self._contexts[self.sent] = (x, now + self.answer_timeout)
+                self.send(self.auctioneer, Query(self.sent, tuple(x.tolist())))
+                self.sent += 1
+                next_at += self.interarrival
+                continue
+            # Queries are answered in order, so the oldest one gives up first.
+            give_up = next(iter(self._contexts.values()))[1] if self._contexts else None
+            if give_up is not None and give_up <= now:
+                self._give_up(now)
+                continue
+            wake = next_at if self.sent < self.queries else give_up
+            if give_up is not None and give_up < wake:
+                wake = give_up
+            try:
+                env = await self.recv(wake - now)
+            except TimeoutError:
+                continue
+            self._handle(env.src, env.msg)
+
+    def _give_up(self, now: float) -> None:
+        """An answer that never came (lost, or its provider crashed) is counted, not waited for."""
+        for qid in [q for q, (_, t) in self._contexts.items() if t <= now]:
+            del self._contexts[qid]
+            self._expected.pop(qid, None)
+            self.unanswered += 1
+
+    def _handle(self, src: str, msg: Any) -> None:
+        if type(msg) is Served and src == self.auctioneer:
+            if not msg.provider:
+                self._contexts.pop(msg.query_id, None)
+            else:
+                self._expected[msg.query_id] = (msg.round, msg.provider)
+        elif type(msg) is Answer:
+            expected = self._expected.get(msg.query_id)
+            if expected is None or expected != (msg.round, src):
+                return  # not an answer we are waiting for
+            del self._expected[msg.query_id]
+            x, _ = self._contexts.pop(msg.query_id)
+            r = float(self.reward(self.index[src], x, self.rng))
+            self.send(self.auctioneer, Feedback(msg.round, r))
+        elif type(msg) is Error:
+            self.errors += 1

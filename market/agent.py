@@ -1,0 +1,94 @@
+"""What an agent is: an asyncio task with a port on the bus, its own random stream and a clean stop.
+
+Subclasses implement ``run``. The generator comes from (run seed, stable agent id) through
+``SeedSequence``, so adding an agent never changes another agent's randomness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from .bus import Envelope, Port
+from .wire import Message
+
+
+def stream_key(name: str) -> int:
+    """A stable 64-bit key for a name (``hash`` is salted per process, so never use it here)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+
+
+def derive_rng(seed: int, name: str) -> np.random.Generator:
+    """The generator for ``name`` in a run with root ``seed``: independent of creation order."""
+    return np.random.default_rng(np.random.SeedSequence([seed, stream_key(name)]))
+
+
+class Agent:
+    """Base class of market participants. ``groups`` lists the bus groups the agent joins."""
+
+    groups: tuple[str, ...] = ()
+
+    def __init__(self, agent_id: str) -> None:
+        self.id = agent_id
+        self.port: Port | None = None
+        self.rng: np.random.Generator | None = None
+        self._task: asyncio.Task | None = None
+
+    # -- wiring (done by the world) ---------------------------------------------------------
+    def attach(self, port: Port, rng: np.random.Generator) -> None:
+        self.port = port
+        self.rng = rng
+
+    def start(self) -> asyncio.Task:
+        self._task = asyncio.get_running_loop().create_task(self._main(), name=self.id)
+        return self._task
+
+    async def _main(self) -> None:
+        try:
+            await self.run()
+        finally:
+            self.on_stop()
+
+    # -- what subclasses use ----------------------------------------------------------------
+    async def run(self) -> None:
+        """The agent's behaviour; returns when the agent is done."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run()")
+
+    def on_stop(self) -> None:
+        """Called once when the agent's task ends, however it ends."""
+
+    def send(self, dst: str, msg: Message) -> bool:
+        return self.port.send(dst, msg)
+
+    def broadcast(self, group: str, msg: Message) -> bool:
+        return self.port.broadcast(group, msg)
+
+    async def recv(self, timeout: float | None = None) -> Envelope:
+        return await self.port.recv(timeout)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def stop(self) -> None:
+        """Ask the agent to finish: its task is cancelled and ``on_stop`` runs."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """The agent's state for a checkpoint; subclasses extend it."""
+        return {"rng": self.rng.bit_generator.state if self.rng is not None else None}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if state.get("rng") is not None:
+            self.rng.bit_generator.state = state["rng"]

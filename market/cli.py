@@ -1,0 +1,218 @@
+"""The ``llm-market`` command: run scenarios, replay logs, list what exists, benchmark, reproduce."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from .config import ConfigError, load_toml, resolve, scenario_files
+from .eventlog import EventLogError, iter_frames
+from .mechanisms.base import MechanismError
+from .summary import SummaryAccumulator
+from .world import World
+
+log = structlog.get_logger("llm-market")
+
+
+def configure_logging(fmt: str, verbose: bool) -> None:
+    level = logging.INFO if verbose else logging.WARNING
+    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def run_scenario(
+    scenario: str,
+    *,
+    seed: int | None = None,
+    rounds: int | None = None,
+    overrides: Sequence[str] = (),
+    out: Path | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Resolve, build and run a scenario; returns (config, summary, builder module)."""
+    sets = list(overrides)
+    if seed is not None:
+        sets.append(f"run.seed={seed}")
+    if rounds is not None:
+        sets.append(f"run.rounds={rounds}")
+    config, builder = resolve(scenario, sets)
+    world = World(config, config["run"]["seed"], out)
+    builder(world, config)
+    summary = world.run()
+    return config, summary, sys.modules[builder.__module__]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config, builder = resolve(args.scenario, [])  # early check of the scenario name
+    name = config["scenario"]["name"]
+    seed = args.seed if args.seed is not None else config["run"]["seed"]
+    out = Path(args.out) if args.out else Path("runs") / f"{name}-seed{seed}"
+    log.info("run.start", scenario=name, seed=seed, out=str(out))
+    wall = time.perf_counter()
+    config, summary, module = run_scenario(
+        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out
+    )
+    wall = time.perf_counter() - wall
+    describe = getattr(module, "describe", None)
+    print(describe(summary, config) if describe else json.dumps(summary, indent=2))
+    print(f"simulated time {summary['sim_seconds']:.1f} s   wall time {wall:.2f} s   run dir {out}")
+    log.info("run.done", wall_seconds=round(wall, 3))
+    return 0
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+
+def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
+    """Recompute the summary from a log; returns (footer summary or None, recomputed, torn note)."""
+    path = Path(run_dir) / "events.msgpack" if Path(run_dir).is_dir() else Path(run_dir)
+    acc = SummaryAccumulator()
+    footer = None
+    torn = None
+    for _, record, why in iter_frames(path):
+        if why is not None:
+            torn = why
+            break
+        if record[0] == "footer":
+            footer = record[1]
+        else:
+            acc.observe(record)
+    return footer, acc.result(), torn
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    footer, recomputed, torn = replay(Path(args.run_dir))
+    if torn:
+        print(f"log is torn: {torn}; everything before it was read")
+    if footer is None:
+        print("no footer in the log (the run did not finish): nothing to compare against")
+        print(json.dumps(recomputed["balances"], indent=2))
+        return 1
+    diffs = {k: (footer.get(k), v) for k, v in recomputed.items() if footer.get(k) != v}
+    if diffs:
+        for k, (want, got) in diffs.items():
+            print(f"MISMATCH {k}: footer {want!r} != replay {got!r}")
+        return 1
+    total = sum(recomputed["balances"].values())
+    print(f"replay OK: {recomputed['rounds']} rounds, {recomputed['messages']} messages, "
+          f"{len(recomputed['balances'])} accounts, balances sum to {total}")
+    return 0
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from agents.strategies import STRATEGIES
+    from market.mechanisms.aggregation import AGGREGATIONS
+    from market.mechanisms.reverse import MECHANISMS
+
+    print("scenarios:")
+    for name, path in sorted(scenario_files().items()):
+        raw = load_toml(path)
+        spec = raw.get("scenario", {})
+        print(f"  {name:<20} {spec.get('description', '')}")
+    print("mechanisms (reverse auctions):")
+    for name in sorted(MECHANISMS):
+        print(f"  {name}")
+    print("mechanisms (aggregation auctions):")
+    for name in sorted(AGGREGATIONS):
+        print(f"  {name}")
+    print("strategies:")
+    for name in sorted(STRATEGIES):
+        print(f"  {name}")
+    return 0
+
+
+# -- bench / repro ---------------------------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    result = bench.run(args.what, quick=args.quick)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_repro(args: argparse.Namespace) -> int:
+    import importlib
+
+    mod = importlib.import_module(f"market.experiments.{args.paper}")
+    out = Path(args.out) if args.out else Path("runs") / f"repro-{args.paper}"
+    out.mkdir(parents=True, exist_ok=True)
+    result = mod.run(out, quick=args.quick)
+    print(json.dumps(result, indent=2, default=str))
+    print(f"figures and tables in {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="llm-market", description=__doc__)
+    p.add_argument("--log-format", choices=["console", "json"], default="console")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress (quiet by default)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a scenario")
+    r.add_argument("scenario", help="built-in scenario name or path to a TOML file")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--rounds", type=int)
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    r.add_argument("--out", help="run directory (default runs/NAME-seedN)")
+    r.add_argument("--log-format", choices=["console", "json"], default=argparse.SUPPRESS)
+    r.set_defaults(func=_cmd_run)
+
+    rp = sub.add_parser("replay", help="recompute ledger and summary from a run's event log")
+    rp.add_argument("run_dir")
+    rp.set_defaults(func=_cmd_replay)
+
+    ls = sub.add_parser("list", help="list scenarios, mechanisms and strategies")
+    ls.set_defaults(func=_cmd_list)
+
+    b = sub.add_parser("bench", help="benchmarks, printed as JSON")
+    b.add_argument("what", choices=["bus", "rosa", "mosaic"])
+    b.add_argument("--quick", action="store_true", help="fewer repetitions")
+    b.set_defaults(func=_cmd_bench)
+
+    e = sub.add_parser("repro", help="reproduction experiments of the papers (CSV + PNG)")
+    e.add_argument("paper", choices=["rosa", "mosaic", "selection"])
+    e.add_argument("--out")
+    e.add_argument("--quick", action="store_true")
+    e.set_defaults(func=_cmd_repro)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    fmt = getattr(args, "log_format", None) or "console"
+    configure_logging(fmt, args.verbose)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except EventLogError as exc:
+        print(f"event log error: {exc}", file=sys.stderr)
+        return 2
+    except MechanismError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Scenario configuration: TOML files, dotted ``key=value`` overrides, typed checking against defaults.
+
+A scenario file names its builder (``[scenario] builder = "module:function"``); the builder module
+declares ``DEFAULTS``, a nested dict whose values fix each key's type. Every error names the key
+and the bad value.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.resources
+import math
+import tomllib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used: names the key, the value and what was expected."""
+
+
+def scenario_files() -> dict[str, Path]:
+    """Built-in scenarios: ``scenarios/*.toml`` shipped with the package, by name."""
+    root = importlib.resources.files("scenarios")
+    return {p.name[:-5]: Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml")}
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"scenario: file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"scenario: {path} is not valid TOML: {exc}") from None
+
+
+def find_scenario(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.exists():
+            raise ConfigError(f"scenario: file {name_or_path!r} does not exist")
+        return p
+    files = scenario_files()
+    if name_or_path not in files:
+        raise ConfigError(f"scenario: unknown scenario {name_or_path!r}; built-in: {sorted(files)}")
+    return files[name_or_path]
+
+
+def load_builder(spec: str) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """``"module:function"`` -> (function, the module's DEFAULTS)."""
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ConfigError(f"scenario.builder: got {spec!r}, expected 'module:function'")
+    mod_name, fn_name = spec.split(":", 1)
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ConfigError(f"scenario.builder: cannot import {mod_name!r}: {exc}") from None
+    fn = getattr(mod, fn_name, None)
+    if not callable(fn):
+        raise ConfigError(f"scenario.builder: {mod_name!r} has no function {fn_name!r}")
+    return fn, copy.deepcopy(getattr(mod, "DEFAULTS", {}))
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"a.b=3"`` -> ("a.b", 3); the value is read as TOML, or as a bare string if that fails."""
+    if "=" not in item:
+        raise ConfigError(f"--set: got {item!r}, expected key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set: got {item!r}, the key is empty")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def _coerce(key: str, default: Any, value: Any) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: got {value!r}, expected a finite number")
+            return float(value)
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, list):
+        if isinstance(value, list):
+            return value
+    elif default is None:
+        return value
+    raise ConfigError(f"{key}: got {value!r}, expected {_type_name(default)} (like {default!r})")
+
+
+def merge(defaults: dict[str, Any], values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Overlay ``values`` on ``defaults``: unknown keys and wrong types are refused."""
+    out = copy.deepcopy(defaults)
+    for k, v in values.items():
+        key = f"{prefix}{k}"
+        if k not in defaults:
+            raise ConfigError(f"{key}: unknown key; known keys here: {sorted(defaults)}")
+        d = defaults[k]
+        if isinstance(d, dict) and d:
+            if not isinstance(v, dict):
+                raise ConfigError(f"{key}: got {v!r}, expected a table")
+            out[k] = merge(d, v, f"{key}.")
+        elif isinstance(d, dict):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{key}: got {v!r}, expected a table")
+            out[k] = copy.deepcopy(v)  # an empty default table takes any keys (free-form parameters)
+        else:
+            out[k] = _coerce(key, d, v)
+    return out
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{key}: {p!r} is not a table")
+    node[parts[-1]] = value
+
+
+def resolve(scenario: str, overrides: Iterable[str] = ()) -> tuple[dict[str, Any], Callable[..., Any]]:
+    """Load a scenario, apply ``--set`` overrides, check everything; returns (config, builder)."""
+    path = find_scenario(scenario)
+    raw = load_toml(path)
+    spec = raw.get("scenario", {}).get("builder")
+    if spec is None:
+        raise ConfigError(f"scenario.builder: missing in {path.name}")
+    builder, defaults = load_builder(spec)
+    defaults["scenario"] = {"name": path.stem, "builder": spec, "description": ""}
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(raw, key, value)
+    return merge(defaults, raw), builder
+
+
+def require(cond: bool, key: str, value: Any, expected: str) -> None:
+    """For builders: refuse a semantically bad value, naming the key."""
+    if not cond:
+        raise ConfigError(f"{key}: got {value!r}, expected {expected}")
+
+
+def dump_toml(tree: dict[str, Any]) -> str:
+    """Write a resolved config as TOML (tables of scalars and lists; what configs here contain)."""
+    lines: list[str] = []
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{_key(k)} = {scalar(x)}" for k, x in v.items()) + " }"
+        raise ConfigError(f"config: cannot write {v!r} as TOML")
+
+    def table(prefix: str, node: dict[str, Any]) -> None:
+        plain = {k: v for k, v in node.items() if not isinstance(v, dict)}
+        nested = {k: v for k, v in node.items() if isinstance(v, dict)}
+        if prefix and (plain or not nested):
+            lines.append(f"[{prefix}]")
+        for k, v in plain.items():
+            lines.append(f"{_key(k)} = {scalar(v)}")
+        if plain:
+            lines.append("")
+        for k, v in nested.items():
+            table(f"{prefix}.{_key(k)}" if prefix else _key(k), v)
+
+    table("", tree)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else '"' + k + '"'
