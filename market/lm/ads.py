@@ -144,7 +144,7 @@ def catalogue_instance(
     incoherence: float = 1.0,
     context_gain: float = 4.0,
     advertise_gain: tuple[float, float] = (4.0, 7.0),
-    rival_penalty: tuple[float, float] = (0.5, 1.5),
+    rival_penalty: tuple[float, float] = (0.0, 0.5),
     advertiser_tau: float = 1.0,
 ) -> AdInstance:
     """A catalogue instance: every brand subset of size <= max_mentions, ``variants`` replies each.
