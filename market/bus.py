@@ -141,6 +141,8 @@ class Bus:
         self._ports: dict[str, Port] = {}
         self._groups: dict[str, tuple[str, ...]] = {}
         self._links: dict[tuple[str, str], Link] = {}
+        self._routes: dict[tuple[str, str], tuple] = {}
+        self._sealed_dsts = (auctioneer,)
         self.sent = 0
         self.delivered = 0
         self.rejected = 0
@@ -157,6 +159,7 @@ class Bus:
         for g in groups:
             self._groups[g] = (*self._groups.get(g, ()), agent_id)
         self._links.clear()
+        self._routes.clear()
         return port
 
     def members(self, group: str) -> tuple[str, ...]:
@@ -202,36 +205,52 @@ class Bus:
     # -- sending ---------------------------------------------------------------------------
     def _send(self, port: Port, dsts: tuple[str, ...], data: bytes, dst_label: str) -> bool:
         src = port.id
-        now = self.loop.time()
         try:
             msg = decode(data)
         except WireError as exc:
-            self._refuse(port, now, "malformed", exc.field, str(exc))
+            self._refuse(port, "malformed", exc.field, str(exc))
             return False
+        if msg.sealed and dsts != self._sealed_dsts:
+            self._refuse(port, "sealed", "dst", f"{msg.kind} may only be sent to {self.auctioneer!r}")
+            return False
+        route = self._routes.get((src, dst_label))
+        if route is None:
+            route = self._route(port, dsts, dst_label)
+            if route is None:
+                return False
+        port._seq += 1
+        self.sent += 1
+        now = self.loop.time()
+        if self._record is not None:
+            self._record(["msg", now, src, dst_label, msg.kind, data])
+        env = Envelope(src, now, msg, port._seq)
+        for target, link in route:
+            if link is None:
+                target._inbox.append(env)
+                w = target._waiter
+                if w is not None and not w.done():
+                    w.set_result(None)
+                self.delivered += 1
+            else:
+                self._transmit(env, target.id, link, now)
+        return True
+
+    def _route(self, port: Port, dsts: tuple[str, ...], label: str) -> tuple | None:
+        """Resolve recipients and links once per (sender, destination); None if one is unknown."""
         ports = self._ports
         for dst in dsts:
             if dst not in ports:
-                self._refuse(port, now, "unknown_agent", "dst", f"no agent {dst!r} on the bus")
-                return False
-        if msg.sealed and dsts != (self.auctioneer,):
-            self._refuse(port, now, "sealed", "dst", f"{msg.kind} may only be sent to {self.auctioneer!r}")
-            return False
-        port._seq += 1
-        seq = port._seq
-        self.sent += 1
-        if self._record is not None:
-            self._record(["msg", now, src, dst_label, msg.kind, data])
-        env = Envelope(src, now, msg, seq)
+                self._refuse(port, "unknown_agent", "dst", f"no agent {dst!r} on the bus")
+                return None
+        route = []
         for dst in dsts:
-            if dst == src:
+            if dst == port.id:
                 continue
-            link = self._links.get((src, dst)) or self.link(src, dst)
-            if link is _PERFECT:
-                self.delivered += 1
-                ports[dst]._deliver(env)
-            else:
-                self._transmit(env, dst, link, now)
-        return True
+            link = self.link(port.id, dst)
+            route.append((ports[dst], None if link is _PERFECT else link))
+        route = tuple(route)
+        self._routes[(port.id, label)] = route
+        return route
 
     def _transmit(self, env: Envelope, dst: str, link: Link, now: float) -> None:
         if link.loss and self.rng.random() < link.loss:
@@ -252,8 +271,9 @@ class Bus:
         self.delivered += 1
         self._ports[dst]._deliver(env._replace(t=self.loop.time()))
 
-    def _refuse(self, port: Port, now: float, code: str, field: str, detail: str) -> None:
+    def _refuse(self, port: Port, code: str, field: str, detail: str) -> None:
         """Log a refused frame with its sender and tell the sender why (the bus never raises)."""
+        now = self.loop.time()
         self.rejected += 1
         if self._record is not None:
             self._record(["reject", now, port.id, code, field, detail])

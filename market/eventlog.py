@@ -112,10 +112,11 @@ def iter_frames(path: Path) -> Iterator[tuple[int, list | None, str | None]]:
 
 def read_log(path: Path) -> LogContents:
     """Read a whole log into memory (small logs, tests); use ``iter_frames`` to stream."""
-    out = LogContents()
+    out = LogContents(valid_bytes=len(MAGIC))
     for offset, record, torn in iter_frames(Path(path)):
         if torn is not None:
             out.torn = torn
+            out.valid_bytes = min(out.valid_bytes, offset)
         else:
             out.records.append(record)
             out.valid_bytes = offset

@@ -1,0 +1,157 @@
+"""Benchmarks of ``llm-market bench``: figures as JSON, each next to a baseline measured in the same process.
+
+Wall-clock time is read here, outside any simulated run, only to time whole runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bus import Bus
+from .kernel import VirtualTimeLoop
+from .wire import Bid, CallForBids
+
+
+def _sealed_rounds_bus(n: int, rounds: int, dim: int = 8) -> float:
+    """Seconds for ``rounds`` sealed-bid rounds through the real bus (MessagePack on every hop)."""
+    loop = VirtualTimeLoop()
+    bus = Bus(loop, np.random.default_rng(0))
+    hub = bus.register("auctioneer")
+    ports = [bus.register(f"p{i}", ("providers",)) for i in range(n)]
+    context = tuple(float(i) / dim for i in range(dim))
+
+    async def provider(port: Any, price: float) -> None:
+        while True:
+            env = await port.recv()
+            port.send("auctioneer", Bid(env.msg.round, price))
+
+    async def auctioneer() -> None:
+        for r in range(rounds):
+            hub.broadcast("providers", CallForBids(r, r, context, 1.0, "user"))
+            best = None
+            for _ in range(n):
+                amount = (await hub.recv()).msg.amount
+                if best is None or amount < best:
+                    best = amount
+
+    async def main() -> float:
+        tasks = [loop.create_task(provider(p, 0.1 + i / n)) for i, p in enumerate(ports)]
+        await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        await auctioneer()
+        dt = time.perf_counter() - t0
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return dt
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def _sealed_rounds_plain(n: int, rounds: int, dim: int = 8) -> float:
+    """The same fan-out/fan-in with dicts through ``asyncio.Queue`` on a stock event loop."""
+    loop = asyncio.new_event_loop()
+    hub: asyncio.Queue = asyncio.Queue()
+    inboxes = [asyncio.Queue() for _ in range(n)]
+    context = [float(i) / dim for i in range(dim)]
+
+    async def provider(inbox: asyncio.Queue, price: float) -> None:
+        while True:
+            msg = await inbox.get()
+            hub.put_nowait({"kind": "bid", "round": msg["round"], "amount": price})
+
+    async def auctioneer() -> None:
+        for r in range(rounds):
+            msg = {"kind": "call_for_bids", "round": r, "query_id": r, "context": context,
+                   "deadline": 1.0, "user": "user"}
+            for q in inboxes:
+                q.put_nowait(msg)
+            best = None
+            for _ in range(n):
+                amount = (await hub.get())["amount"]
+                if best is None or amount < best:
+                    best = amount
+
+    async def main() -> float:
+        tasks = [loop.create_task(provider(q, 0.1 + i / n)) for i, q in enumerate(inboxes)]
+        await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        await auctioneer()
+        dt = time.perf_counter() - t0
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return dt
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def _best_of(fn: Any, repeats: int, *args: Any) -> float:
+    return min(fn(*args) for _ in range(repeats))
+
+
+def bench_bus(quick: bool = False) -> dict[str, Any]:
+    repeats = 2 if quick else 5
+    out: dict[str, Any] = {"benchmark": "bus", "python": sys.version.split()[0]}
+    for n, rounds in ((10, 2000 if quick else 10000), (100, 200 if quick else 1000)):
+        t_bus = _best_of(_sealed_rounds_bus, repeats, n, rounds)
+        t_plain = _best_of(_sealed_rounds_plain, repeats, n, rounds)
+        msgs = 2 * n * rounds  # n deliveries of the call for bids + n bids
+        out[f"n={n}"] = {
+            "rounds": rounds,
+            "bus_rounds_per_s": round(rounds / t_bus),
+            "bus_messages_per_s": round(msgs / t_bus),
+            "plain_asyncio_rounds_per_s": round(rounds / t_plain),
+            "plain_asyncio_messages_per_s": round(msgs / t_plain),
+            "ratio_bus_to_plain": round(t_plain / t_bus, 3),
+        }
+    return out
+
+
+def _peak_rss_mb(rounds: int) -> float:
+    """Peak resident memory of a fresh process running quickstart for ``rounds`` rounds, log on disk."""
+    with tempfile.TemporaryDirectory() as d:
+        code = (
+            "import resource, sys\n"
+            "from market.cli import run_scenario\n"
+            f"run_scenario('quickstart', rounds={rounds}, out=__import__('pathlib').Path({str(Path(d) / 'run')!r}))\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        )
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        return round(int(res.stdout.strip().splitlines()[-1]) / 1024, 1)
+
+
+def bench_memory(quick: bool = False) -> dict[str, Any]:
+    sizes = (1000, 10000) if quick else (10_000, 100_000)
+    return {"benchmark": "memory", "peak_rss_mb": {f"rounds={r}": _peak_rss_mb(r) for r in sizes}}
+
+
+def run(what: str, quick: bool = False) -> dict[str, Any]:
+    if what == "bus":
+        return bench_bus(quick)
+    if what == "memory":
+        return bench_memory(quick)
+    if what == "rosa":
+        from .experiments.bench_mechanisms import bench_rosa
+
+        return bench_rosa(quick)
+    if what == "mosaic":
+        from .experiments.bench_mechanisms import bench_mosaic
+
+        return bench_mosaic(quick)
+    raise ValueError(f"bench: unknown benchmark {what!r}")
+
