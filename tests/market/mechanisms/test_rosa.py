@@ -247,3 +247,20 @@ def test_same_seed_gives_identical_outcomes_and_state_round_trips():
     c = ROSA(TRCMUCB(4, 3), 0.1, CAP)
     c.set_state(a.get_state())
     assert run(a, 10) == run(c, 10)
+
+
+def test_truthful_payments_equal_virtual_costs_in_expectation():
+    # spec T20: with c_cap the top of the U[0,1] support, E[sum_i P_i] = E[phi(c_w)] (u(c_cap) = 0)
+    rng = np.random.default_rng(11)
+    n, mu, rounds = 3, 0.3, 20_000
+    rule = TRCMUCB(n, 2, alpha=0.0, reserve=0.0)
+    rule.learner.theta_hat[:] = [[1.0, 0.5], [0.4, 0.9], [0.7, 0.7]]
+    mech = ROSA(rule, mu, CAP)
+    x = np.array([0.6, 0.8])
+    diff = np.empty(rounds)
+    for t in range(rounds):
+        costs = rng.random(n)
+        out = mech.select(x, costs, rng)
+        phi = 2 * costs[out.winner] if out.winner is not None else 0.0
+        diff[t] = out.payments.sum() - phi
+    assert _z(diff.mean(), 0.0, diff) < 4
