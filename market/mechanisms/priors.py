@@ -234,7 +234,7 @@ class CostPriors:
     """
 
     priors: tuple
-    _uniform_lo: np.ndarray | None = field(init=False, repr=False, compare=False)
+    uniform_c_lo: np.ndarray | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for i, p in enumerate(self.priors):
@@ -243,7 +243,7 @@ class CostPriors:
         lo = None
         if all(type(p) is UniformCost for p in self.priors):
             lo = np.array([p.c_lo for p in self.priors], float)
-        object.__setattr__(self, "_uniform_lo", lo)
+        object.__setattr__(self, "uniform_c_lo", lo)
 
     @classmethod
     def of(cls, priors: "CostPrior | Sequence[CostPrior]", n: int) -> "CostPriors":
@@ -268,8 +268,8 @@ class CostPriors:
 
     def virtual_cost(self, c: np.ndarray) -> np.ndarray:
         """phi_i(c_i) for each provider i. c: (n,) -> (n,)."""
-        if self._uniform_lo is not None:
-            return 2.0 * c - self._uniform_lo
+        if self.uniform_c_lo is not None:
+            return 2.0 * c - self.uniform_c_lo
         return np.array([float(p.virtual_cost(ci)) for p, ci in zip(self.priors, c)])
 
     def virtual_cost_of(self, i: int, c: np.ndarray) -> np.ndarray:

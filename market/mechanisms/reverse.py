@@ -151,7 +151,7 @@ class TRCMUCB:
         self.surplus = surplus
         self.learner = LinUCB(self.n, self.d, ridge=ridge, alpha=alpha, width=width, **oful)
         self.name = "trcm-ucb"
-        self._lo = self.priors._uniform_lo
+        self._lo = self.priors.uniform_c_lo
         # Common case (one uniform prior, no elimination): phi = 2 chi - c_lo with a shared c_lo, which
         # shifts every index equally, so it only enters the reserve test.
         self._shared_lo = (
@@ -508,9 +508,9 @@ def _support(priors: Any, n: int, cost_floor: float | None, cost_cap: float | No
 
 def _rosa_of(rule_cls: type) -> Callable[..., ROSA]:
     def build(n: int, d: int, mu: float, priors: Any = UniformCost(), cost_floor: float | None = None,
-              cost_cap: float | None = None, **rule_params: Any) -> ROSA:
+              cost_cap: float | None = None, clip_bids: bool = False, **rule_params: Any) -> ROSA:
         lo, cap = _support(priors, n, cost_floor, cost_cap)
-        return ROSA(rule_cls(n, d, priors=priors, **rule_params), mu, cap, lo)
+        return ROSA(rule_cls(n, d, priors=priors, **rule_params), mu, cap, lo, clip_bids)
     return build
 
 

@@ -121,10 +121,15 @@ class ROSA:
 
     Coins are drawn inside select, i.e. after the bids are committed (per-coin truthfulness fails by
     design; truthfulness holds in expectation over the coins).
+    clip_bids: bids outside [cost_floor, cost_cap] are refused (False, default) or clipped into it (True);
+    NaN bids of active providers are always refused.
     """
 
-    def __init__(self, rule: AllocationRule, mu: float, cost_cap: float, cost_floor: float = 0.0) -> None:
+    def __init__(
+        self, rule: AllocationRule, mu: float, cost_cap: float, cost_floor: float = 0.0, clip_bids: bool = False
+    ) -> None:
         self.mu = check_mu(mu)
+        self.clip_bids = bool(clip_bids)
         if not (np.isfinite(cost_floor) and np.isfinite(cost_cap) and cost_floor < cost_cap):
             raise MechanismError(
                 f"cost_floor = {cost_floor}, cost_cap = {cost_cap}: expected finite cost_floor < cost_cap"
@@ -148,6 +153,8 @@ class ROSA:
         # A NaN makes the sum NaN (min/max of a list would skip it depending on its position).
         total = sum(listed)
         if active is not None or not (self.cost_floor <= min(listed) and max(listed) <= self.cost_cap and total == total):
+            if self.clip_bids and not np.isnan(bids if active is None else bids[active]).any():
+                bids = np.clip(bids, self.cost_floor, self.cost_cap)
             bids = validate_bids(bids, active, self.cost_floor, self.cost_cap)
         coins = rng.random((2, self.n))
         modified = coins[0] < self.mu

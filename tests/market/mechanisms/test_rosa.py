@@ -264,3 +264,12 @@ def test_truthful_payments_equal_virtual_costs_in_expectation():
         phi = 2 * costs[out.winner] if out.winner is not None else 0.0
         diff[t] = out.payments.sum() - phi
     assert _z(diff.mean(), 0.0, diff) < 4
+
+
+def test_clip_option_clips_out_of_range_bids_but_still_refuses_nan():
+    mech = ROSA(FixedThreshold(0.5), 0.1, CAP, clip_bids=True)
+    rng = np.random.default_rng(12)
+    out = mech.select(np.zeros(1), np.array([-0.3]), rng)
+    assert out.winner == 0 and out.payments[0] >= 0.0 and out.resampled[0] >= 0.0
+    with pytest.raises(MechanismError, match="nan"):
+        mech.select(np.zeros(1), np.array([np.nan]), rng)
