@@ -42,7 +42,8 @@ class Run:
 
     regret: np.ndarray  # (T,)
     paid: np.ndarray  # (T,)
-    changed: np.ndarray  # (T,) bool
+    changed: np.ndarray  # (T,) bool: the winner differs from the winner on the unresampled bids
+    modified: np.ndarray  # (T,) bool: some bid was resampled
 
 
 def instance(setup: Setup, seed: int) -> np.ndarray:
@@ -68,17 +69,19 @@ def simulate(setup: Setup, horizon: int, mu: float, noise: str, seed: int) -> Ru
     got = np.zeros(horizon)
     paid = np.zeros(horizon)
     changed = np.zeros(horizon, dtype=bool)
+    modified = np.zeros(horizon, dtype=bool)
     for t in range(horizon):
         x, bids = contexts[t], costs[t]
         out = mech.select(x, bids, coins)
         w = out.winner
         if out.modified.any():
+            modified[t] = True
             changed[t] = rule.allocate(x, bids, None) != w
         if w is not None:
             got[t] = surplus[t, w]
             paid[t] = out.payments[w]
         mech.update(x, out, float(rewards[t, w]) if w is not None else 0.0)
-    return Run(best - got, paid, changed)
+    return Run(best - got, paid, changed, modified)
 
 
 def fit_slope(horizons: np.ndarray, regret: np.ndarray) -> float:
@@ -103,16 +106,17 @@ def utility_against_bid(
         w = rule.allocate(x, env.random(setup.n), None)
         if w is not None:
             rule.update(x, w, None, quality.sample(w, x, env))
-    taus = np.empty(draws)
+    taus, plain = np.empty(draws), np.empty(draws)
     for m in range(draws):
-        x = env.random(setup.d)
-        chi, _ = resample(env.random(setup.n), mu, CAP, env)
+        x, others = env.random(setup.d), env.random(setup.n)
+        chi, _ = resample(others, mu, CAP, env)
         taus[m] = rule.threshold(x, chi, 0)
+        plain[m] = rule.threshold(x, others, 0)
     out = {}
     for c in costs:
         abar, pay = threshold_expectations(bids[:, None], taus[None, :], mu, CAP)
         rosa_u = (pay - c * abar).mean(axis=1)
-        first_price = ((bids[:, None] - c) * (bids[:, None] <= taus[None, :])).mean(axis=1)
+        first_price = ((bids[:, None] - c) * (bids[:, None] <= plain[None, :])).mean(axis=1)
         out[c] = (rosa_u, first_price)
     return out
 
@@ -157,9 +161,9 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
             r = simulate(setup, sweep_horizon, mu, "gaussian", s)
             served = r.paid[r.paid > 0]
             sweep_rows.append((mu, s, r.regret.sum(), r.paid.mean(), r.paid.std(), served.std() if served.size else 0.0,
-                               r.changed.mean(), 1 - (1 - mu) ** setup.n))
+                               r.changed.mean(), r.modified.mean(), 1 - (1 - mu) ** setup.n))
     _write(out_dir / "rosa_mu_sweep.csv",
-           ("mu", "seed", "regret", "payment_mean", "payment_sd", "winner_payment_sd", "changed_fraction", "bound"),
+           ("mu", "seed", "regret", "payment_mean", "payment_sd", "winner_payment_sd", "changed_fraction", "modified_fraction", "bound"),
            sweep_rows)
     sweep = np.array(sweep_rows, dtype=float)
     by_mu = np.array([sweep[sweep[:, 0] == mu].mean(axis=0) for mu in mus])
@@ -178,7 +182,7 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         "slopes": slopes,
         "regret_by_mu": {float(mu): float(row[2]) for mu, row in zip(mus, by_mu)},
         "payment_sd_by_mu": {float(mu): float(row[4]) for mu, row in zip(mus, by_mu)},
-        "changed_by_mu": {float(mu): (float(row[6]), float(row[7])) for mu, row in zip(mus, by_mu)},
+        "changed_by_mu": {float(mu): (float(row[6]), float(row[7]), float(row[8])) for mu, row in zip(mus, by_mu)},
         "best_bid_by_cost": best_bids,
         "pay_as_bid_best_bid_by_cost": pay_as_bid_best,
     }
@@ -204,6 +208,7 @@ def _plot(out_dir, horizons, curves, slopes, fixed_mu, mus, by_mu, bids, utiliti
     axes[1].set(xlabel="mu", ylabel="payment sd", title="payment spread vs mu")
     axes[1].legend(fontsize=7)
     axes[2].semilogx(mus, by_mu[:, 6], "o-", label="rounds whose winner changed")
+    axes[2].semilogx(mus, by_mu[:, 7], "s-", label="rounds with a resampled bid")
     axes[2].semilogx(mus, 1 - (1 - mus) ** n, "k:", label="1-(1-mu)^n")
     axes[2].set(xlabel="mu", ylabel="fraction", title="effect of resampling")
     axes[2].legend(fontsize=7)
