@@ -53,6 +53,7 @@ def run_scenario(
     config, builder = resolve(scenario, sets)
     world = World(config, config["run"]["seed"], out)
     builder(world, config)
+    world.metrics.extend(scenario_observers(config, world.seed))
     summary = world.run()
     return config, summary, sys.modules[builder.__module__]
 
@@ -82,6 +83,7 @@ def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | 
     """Recompute the summary from a log; returns (footer summary or None, recomputed, torn note)."""
     path = Path(run_dir) / "events.msgpack" if Path(run_dir).is_dir() else Path(run_dir)
     acc = SummaryAccumulator()
+    metrics: list[Any] = []
     footer = None
     torn = None
     for _, record, why in iter_frames(path):
@@ -90,9 +92,28 @@ def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | 
             break
         if record[0] == "footer":
             footer = record[1]
-        else:
-            acc.observe(record)
-    return footer, acc.result(), torn
+            continue
+        if record[0] == "header":
+            metrics = scenario_observers(record[1]["config"], record[1]["seed"])
+        acc.observe(record)
+        for m in metrics:
+            m.observe(record)
+    result = acc.result()
+    if metrics:
+        result["metrics"] = {k: v for m in metrics for k, v in m.result().items()}
+    return footer, result, torn
+
+
+def scenario_observers(config: dict[str, Any], seed: int) -> list[Any]:
+    """The metric observers the run's builder module declares (``observers(config, seed)``), if any."""
+    import importlib
+
+    spec = config.get("scenario", {}).get("builder", "")
+    if ":" not in spec:
+        return []
+    module = importlib.import_module(spec.split(":", 1)[0])
+    make = getattr(module, "observers", None)
+    return list(make(config, seed)) if make else []
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

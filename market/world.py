@@ -59,11 +59,14 @@ class World:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.auctioneer_id = auctioneer_id
         self.summary = SummaryAccumulator()
+        # Scenario metrics computed from the same records (e.g. regret against the hidden truth);
+        # replay rebuilds them from the builder module's ``observers(config, seed)``.
+        self.metrics: list[Any] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.log: EventLogWriter | None = None
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.log = EventLogWriter(self.out_dir / "events.msgpack", observers=[self.summary])
+            self.log = EventLogWriter(self.out_dir / "events.msgpack", observers=[self.summary, self])
             self.log.append(["header", {
                 "schema": LOG_SCHEMA, "package_version": __version__, "config": config, "seed": self.seed,
             }])
@@ -102,6 +105,18 @@ class World:
             self.log.append(rec)
         else:
             self.summary.observe(rec)
+            self.observe(rec)
+
+    def observe(self, rec: list) -> None:
+        for m in self.metrics:
+            m.observe(rec)
+
+    def result(self) -> dict[str, Any]:
+        """The summary, with the scenario's metrics (if any) under ``metrics``."""
+        summary = self.summary.result()
+        if self.metrics:
+            summary["metrics"] = {k: v for m in self.metrics for k, v in m.result().items()}
+        return summary
 
     def _on_transfer(self, t: Transfer) -> None:
         self.record(["xfer", self.now(), t.src, t.dst, t.amount, t.memo])
@@ -111,7 +126,7 @@ class World:
         """Run to the end; returns the summary (also written as the log's footer)."""
         try:
             run_virtual(self._main())
-            summary = self.summary.result()
+            summary = self.result()
             if self.log is not None:
                 self.log.append(["footer", summary])
                 self.log.close()

@@ -6,6 +6,8 @@ and linear context-dependent quality, the Myerson-optimal auction with known qua
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,9 +18,11 @@ from agents.users import ProcurementUser
 from market.auctioneer import ReverseAuctioneer
 from market.config import require
 from market.ledger import to_minor
-from market.mechanisms.priors import UniformCost
+from market.bus import star_graph
+from market.mechanisms.priors import CostPriors, UniformCost
 from market.mechanisms.reverse import build_mechanism
-from market.quality import LinearQuality
+from market.quality import LinearQuality, ReplayQuality, load_llm_prices
+from market.wire import decode
 from market.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -34,50 +38,200 @@ DEFAULTS: dict[str, Any] = {
         "jitter": 0.0,
         "loss": 0.0,
     },
-    "quality": {"noise": "gaussian", "scale": 0.1, "value_scale": 2.0},
-    "costs": {"c_lo": 0.0, "c_cap": 1.0},
+    "quality": {
+        "model": "linear",  # "linear" (theta . x + noise) or "mmlu" (RouteLLM MMLU correctness replay)
+        "noise": "gaussian",
+        "scale": 0.1,
+        "value_scale": 2.0,
+        "value_per_correct": 0.05,  # mmlu: what a correct answer is worth to the user, in $
+        "embedding_dim": 8,  # mmlu: subjects projected to this many dimensions (0 = one-hot)
+    },
+    "costs": {
+        "c_lo": 0.0,
+        "c_cap": 1.0,
+        "prompt_tokens": 400,  # mmlu: a query's size, priced with the models' $/token
+        "answer_tokens": 200,
+        "spread": 0.5,  # mmlu: cost ~ U[(1 - spread) x list price, (1 + spread) x list price]
+    },
     "mechanism": {"name": "myerson", "params": {}},
     "strategies": {"default": "truthful", "overrides": {}},
 }
 
 
-def instance(config: dict[str, Any], seed: int) -> tuple[np.ndarray, UniformCost]:
-    """The market's hidden truth: qualities theta (n, d) with ||theta_i||_1 = value_scale, and the cost prior."""
-    m = config["market"]
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7E7A]))
-    theta = rng.uniform(0.0, 1.0, (m["providers"], m["dim"]))
-    theta *= config["quality"]["value_scale"] / theta.sum(axis=1, keepdims=True)
-    c = config["costs"]
-    return theta, UniformCost(c["c_lo"], c["c_cap"])
+# The two models RouteLLM's MMLU table scores, and their list prices' names in market/data/llm_prices.csv.
+MMLU_PRICE_NAMES = ("together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview")
 
 
-def make_mechanism(spec: dict[str, Any], theta: np.ndarray, prior: UniformCost, rounds: int) -> Any:
-    """The mechanism named in the config. Myerson knows the qualities; learners get (n, d) and
-    ROSA's mu defaults to T^-1/2, the rate that balances learning and resampling regret."""
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """The market's hidden truth: who is good at what, and what serving costs."""
+
+    providers: tuple[str, ...]
+    quality: Any  # LinearQuality or ReplayQuality: .mean(x) (n,), .sample(arm, x, rng)
+    priors: tuple[UniformCost, ...]
+    contexts: Callable[[np.random.Generator], np.ndarray]
+
+    @property
+    def n(self) -> int:
+        return len(self.providers)
+
+
+def instance(config: dict[str, Any], seed: int) -> Instance:
+    """Linear: theta (n, d) with ||theta_i||_1 = value_scale, costs U[c_lo, c_cap], x ~ U[0, 1]^d.
+    MMLU: two real models, contexts are question subjects, costs priced from list prices."""
+    m, q, c = config["market"], config["quality"], config["costs"]
+    if q["model"] == "linear":
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7E7A]))
+        theta = rng.uniform(0.0, 1.0, (m["providers"], m["dim"]))
+        theta *= q["value_scale"] / theta.sum(axis=1, keepdims=True)
+        d = m["dim"]
+        prior = UniformCost(c["c_lo"], c["c_cap"])
+        return Instance(
+            tuple(f"provider-{i}" for i in range(m["providers"])),
+            LinearQuality(theta, noise=q["noise"], scale=q["scale"]),
+            (prior,) * m["providers"],
+            lambda rng: rng.uniform(0.0, 1.0, d),
+        )
+    require(q["model"] == "mmlu", "quality.model", q["model"], "'linear' or 'mmlu'")
+    require(0.0 <= c["spread"] < 1.0, "costs.spread", c["spread"], "a number in [0, 1)")
+    replay = _ScaledReplay(ReplayQuality(dim=q["embedding_dim"] or None), q["value_per_correct"])
+    prices = {row["model"]: row for row in load_llm_prices()}
+    priors = []
+    for name in MMLU_PRICE_NAMES:
+        row = prices[name]
+        list_price = c["prompt_tokens"] * row["input_cost_per_token"] + c["answer_tokens"] * row["output_cost_per_token"]
+        priors.append(UniformCost((1 - c["spread"]) * list_price, (1 + c["spread"]) * list_price))
+    counts = np.array([len(x) for x in replay.replay.correct], dtype=float)
+    weights = counts / counts.sum()
+    embedding = replay.replay.embedding
+    return Instance(
+        tuple(replay.replay.MODELS),
+        replay,
+        tuple(priors),
+        lambda rng: embedding[rng.choice(len(weights), p=weights)],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _ScaledReplay:
+    """Real correctness (0/1) times what a correct answer is worth: rewards in money units."""
+
+    replay: ReplayQuality
+    value: float
+
+    def mean(self, x: np.ndarray) -> np.ndarray:
+        return self.value * self.replay.mean(x)
+
+    def sample(self, arm: int, x: np.ndarray, rng: np.random.Generator) -> float:
+        return self.value * self.replay.sample(arm, x, rng)
+
+
+class RegretMeter:
+    """Virtual-surplus regret against the optimal static mechanism that knows the qualities (spec 1.4).
+
+    Watches log records: contexts from query messages, bids from bid messages, winners from round
+    records. Costs are taken to be the bids, which is exact for truthful providers; with strategic
+    ones it is the regret against their reports. Also the winner's payment mean and spread.
+    """
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self.index = {p: i for i, p in enumerate(inst.providers)}
+        self.priors = CostPriors.of(list(inst.priors), inst.n)
+        self._contexts: dict[int, np.ndarray] = {}
+        self._bids: dict[int, np.ndarray] = {}
+        self.regret = 0.0
+        self.rounds = 0
+        self.oracle_hits = 0
+        self.paid_rounds = 0
+        self._pay_mean = 0.0
+        self._pay_m2 = 0.0
+
+    def observe(self, rec: list) -> None:
+        kind = rec[0]
+        if kind == "msg":
+            if rec[4] == "query":
+                q = decode(rec[5])
+                self._contexts[q.query_id] = np.asarray(q.context)
+            elif rec[4] == "bid" and rec[2] in self.index:
+                b = decode(rec[5])
+                bids = self._bids.setdefault(b.round, np.full(self.inst.n, np.nan))
+                if np.isnan(bids[self.index[rec[2]]]):
+                    bids[self.index[rec[2]]] = b.amount
+        elif kind == "round":
+            _, _, r, qid, winner, payments, _ = rec
+            x = self._contexts.pop(qid, None)
+            bids = self._bids.pop(r, None)
+            if x is None:
+                return
+            self.rounds += 1
+            surplus = self.inst.quality.mean(x) - self.priors.virtual_cost(np.nan_to_num(bids, nan=0.0)) \
+                if bids is not None else np.full(self.inst.n, -np.inf)
+            if bids is not None:
+                surplus[np.isnan(bids)] = -np.inf
+            best = int(np.argmax(surplus))
+            opt = max(0.0, float(surplus[best]))
+            won = self.index.get(winner)
+            alg = float(surplus[won]) if won is not None else 0.0
+            self.regret += opt - alg
+            self.oracle_hits += (won == best) if opt > 0 else (won is None)
+            if won is not None:
+                pay = payments[won] / 1e6
+                self.paid_rounds += 1
+                delta = pay - self._pay_mean
+                self._pay_mean += delta / self.paid_rounds
+                self._pay_m2 += delta * (pay - self._pay_mean)
+
+    def result(self) -> dict[str, float]:
+        k = self.paid_rounds
+        return {
+            "regret": self.regret,
+            "oracle_agreement": self.oracle_hits / self.rounds if self.rounds else 0.0,
+            "payment_mean": self._pay_mean,
+            "payment_std": float(np.sqrt(self._pay_m2 / (k - 1))) if k > 1 else 0.0,
+        }
+
+
+def observers(config: dict[str, Any], seed: int) -> list[Any]:
+    """Metric observers of a run; replay rebuilds them from the logged config and seed."""
+    return [RegretMeter(instance(config, seed))]
+
+
+def make_mechanism(spec: dict[str, Any], inst: Instance, dim: int, rounds: int) -> Any:
+    """The mechanism named in the config. Myerson knows the qualities (linear model only); learners
+    get (n, d) and ROSA's mu defaults to T^-1/2, the rate that balances learning and resampling regret."""
     name, params = spec["name"], dict(spec["params"])
-    n, d = theta.shape
+    priors = list(inst.priors)
     if name == "myerson":
-        return build_mechanism(name, theta=theta, priors=prior, **params)
+        theta = getattr(inst.quality, "theta", None)
+        require(theta is not None, "mechanism.name", name, "a learning mechanism: Myerson needs known linear qualities")
+        return build_mechanism(name, theta=theta, priors=priors, **params)
     if "rosa" in name:
         params.setdefault("mu", 1.0 / np.sqrt(max(rounds, 1)))
-    return build_mechanism(name, n=n, d=d, priors=prior, **params)
+    return build_mechanism(name, n=inst.n, d=dim, priors=priors, **params)
 
 
 def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
     """The run as a table: per provider wins, payments and utility; the user's spend and value."""
     received, paid = summary["received"], summary["paid"]
-    rows = [f"{'provider':<14}{'wins':>7}{'payments':>12}{'costs':>12}{'utility':>12}"]
-    providers = sorted(a for a in summary["balances"] if a.startswith("provider-"))
+    providers = sorted(a for a in summary["balances"] if a not in ("user", "external"))
+    w = max([len("provider")] + [len(p) for p in providers]) + 2
+    rows = [f"{'provider':<{w}}{'wins':>7}{'payments':>12}{'costs':>12}{'utility':>12}"]
     for p in providers:
         pay = received.get(p, {}).get("payment", 0) / 1e6
         cost = paid.get(p, {}).get("serving cost", 0) / 1e6
-        rows.append(f"{p:<14}{summary['wins'].get(p, 0):>7}{pay:>12.3f}{cost:>12.3f}{pay - cost:>12.3f}")
+        rows.append(f"{p:<{w}}{summary['wins'].get(p, 0):>7}{pay:>12.3f}{cost:>12.3f}{pay - cost:>12.3f}")
     spend = paid.get("user", {}).get("payment", 0) / 1e6
     value = summary["feedback"]["reward_sum"]
     rows.append("")
     rows.append(f"user: {summary['rounds']} queries, {summary['rounds'] - summary['unsold']} served, "
                 f"spend {spend:.3f}, value {value:.3f}, utility {value - spend:.3f}")
     rejects = sum(summary["rejects"].values())
+    met = summary.get("metrics")
+    if met:
+        rows.append(f"regret {met['regret']:.3f} (virtual surplus vs the optimal auction that knows the "
+                    f"qualities), oracle choice in {100 * met['oracle_agreement']:.1f}% of rounds")
+        rows.append(f"payment to the winner: mean {met['payment_mean']:.4f}, sd {met['payment_std']:.4f}")
     rows.append(f"market: mechanism {config['mechanism']['name']}, {summary['messages']} messages, "
                 f"{rejects} rejected, {summary['drops']} lost")
     return "\n".join(rows)
@@ -90,36 +244,29 @@ def build(world: World, config: dict[str, Any]) -> None:
     require(config["run"]["rounds"] >= 0, "run.rounds", config["run"]["rounds"], "at least 0")
     require(m["interarrival"] > 0, "market.interarrival", m["interarrival"], "> 0")
     require(m["bid_window"] > 0, "market.bid_window", m["bid_window"], "> 0")
-    theta, prior = instance(config, world.seed)
-    n, d = theta.shape
-    providers = [f"provider-{i}" for i in range(n)]
-    q = config["quality"]
-    quality = LinearQuality(theta, noise=q["noise"], scale=q["scale"])
-
-    mechanism = make_mechanism(config["mechanism"], theta, prior, config["run"]["rounds"])
+    inst = instance(config, world.seed)
+    dim = len(inst.contexts(np.random.default_rng(0)))
+    mechanism = make_mechanism(config["mechanism"], inst, dim, config["run"]["rounds"])
 
     world.ledger.open("user", balance=to_minor(m["user_budget"]))
     auctioneer = ReverseAuctioneer(
-        world.auctioneer_id, mechanism, providers, world.ledger, world.record, world.rng("mechanism"),
+        world.auctioneer_id, mechanism, inst.providers, world.ledger, world.record, world.rng("mechanism"),
         bid_window=m["bid_window"], feedback_timeout=m["feedback_timeout"],
     )
     world.add(auctioneer)
     strategies = config["strategies"]
-    for pid in providers:
+    for pid, prior in zip(inst.providers, inst.priors):
         world.ledger.open(pid, overdraft=None)
         name = strategies["overrides"].get(pid, strategies["default"])
         world.add(Provider(pid, prior, world.wallet(pid), build_strategy(name)))
     world.add(
         ProcurementUser(
-            "user", config["run"]["rounds"], providers, quality.sample,
-            lambda rng: rng.uniform(0.0, 1.0, d),
+            "user", config["run"]["rounds"], inst.providers, inst.quality.sample, inst.contexts,
             interarrival=m["interarrival"],
         ),
         principal=True,
     )
     if m["latency"] or m["jitter"] or m["loss"]:
-        from market.bus import star_graph
-
         world.graph = star_graph(world.auctioneer_id, [a.id for a in world.agents if a.id != world.auctioneer_id],
                                  latency=m["latency"], jitter=m["jitter"], loss=m["loss"])
     world.drain_seconds = m["bid_window"] + 2 * (m["latency"] + m["jitter"])
