@@ -100,9 +100,13 @@ class LinUCB:
 
     def ucb(self, x: np.ndarray) -> np.ndarray:
         """(n,) theta_hat_i . x + radius_i ||x||_{V_i^-1}."""
-        m, w = self._mean_and_width(x)
+        # _mean_and_width inlined: this is the hot path of every auction round.
+        y = (self._rows @ x).reshape(self.n, self.d + 1)
+        lifted = self._lifted
+        lifted[1:] = x
+        w = np.sqrt(y @ lifted)
         w *= self._radius
-        w += m
+        w += y[:, 0]
         return w
 
     def lcb(self, x: np.ndarray) -> np.ndarray:
