@@ -12,6 +12,7 @@ import numpy as np
 
 from market.learning.linucb import LinUCB
 from market.mechanisms.base import MechanismError, ReverseOutcome
+from market.mechanisms.leaky import LeakyROSA
 from market.mechanisms.priors import CostPrior, CostPriors, UniformCost
 from market.mechanisms.rosa import ROSA, resample, validate_bids
 
@@ -514,6 +515,12 @@ def _rosa_of(rule_cls: type) -> Callable[..., ROSA]:
     return build
 
 
+def _leaky_rosa(n: int, d: int, mu: float, priors: Any = UniformCost(), cost_floor: float | None = None,
+                cost_cap: float | None = None, leak_seed: int = 0, **rule_params: Any) -> LeakyROSA:
+    lo, cap = _support(priors, n, cost_floor, cost_cap)
+    return LeakyROSA(TRCMUCB(n, d, priors=priors, **rule_params), mu, cap, lo, leak_seed)
+
+
 def _horizon_of(rule_cls: type) -> Callable[..., HorizonROSA]:
     def build(n: int, d: int, mu: float, priors: Any = UniformCost(), cost_floor: float | None = None,
               cost_cap: float | None = None, **rule_params: Any) -> HorizonROSA:
@@ -546,6 +553,7 @@ MECHANISMS: dict[str, Callable[..., Any]] = {
     "rosa-trcm-ucb": _rosa_of(TRCMUCB),
     "rosa-eps-greedy": _rosa_of(EpsilonGreedyRule),
     "rosa-ucb": _rosa_of(UCBRule),
+    "rosa-leaky": _leaky_rosa,
     "horizon-rosa": _horizon_of(SeparatedElimination),
     "horizon-rosa-linucb": _horizon_of(TRCMUCB),
     "pay-as-bid": _pay_as_bid,
