@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from agents.providers import Provider
-from agents.strategies import build_strategy
+from agents.strategies import BidderFacts, build_strategy
 from agents.users import ProcurementUser
 from market.auctioneer import ReverseAuctioneer
-from market.config import require
+from market.config import ConfigError, require
 from market.ledger import to_minor
 from market.bus import star_graph
 from market.mechanisms.priors import CostPriors, UniformCost
@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
         "spread": 0.5,  # mmlu: cost ~ U[(1 - spread) x list price, (1 + spread) x list price]
     },
     "mechanism": {"name": "myerson", "params": {}},
-    "strategies": {"default": "truthful", "overrides": {}},
+    "strategies": {"default": "truthful", "overrides": {}, "params": {}},
 }
 
 
@@ -237,6 +237,19 @@ def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def provider_strategy(name: str, index: int, mechanism: Any, strategies: dict[str, Any]) -> Any:
+    """Provider ``index``'s strategy ``name`` with parameters ``strategies.params.<name>``, bidding under
+    the mechanism's public rules (bid range, resampling probability)."""
+    facts = BidderFacts(index, mechanism.n, float(mechanism.cost_floor), float(mechanism.cost_cap),
+                        getattr(mechanism, "mu", None))
+    params = strategies["params"].get(name, {})
+    require(isinstance(params, dict), f"strategies.params.{name}", params, "a table of parameters")
+    try:
+        return build_strategy(name, facts, **params)
+    except ValueError as err:
+        raise ConfigError(f"strategies.overrides.provider-{index}: {err}") from None
+
+
 def build(world: World, config: dict[str, Any]) -> None:
     m = config["market"]
     require(m["providers"] >= 1, "market.providers", m["providers"], "at least 1")
@@ -255,10 +268,10 @@ def build(world: World, config: dict[str, Any]) -> None:
     )
     world.add(auctioneer)
     strategies = config["strategies"]
-    for pid, prior in zip(inst.providers, inst.priors):
+    for i, (pid, prior) in enumerate(zip(inst.providers, inst.priors)):
         world.ledger.open(pid, overdraft=None)
         name = strategies["overrides"].get(pid, strategies["default"])
-        world.add(Provider(pid, prior, world.wallet(pid), build_strategy(name)))
+        world.add(Provider(pid, prior, world.wallet(pid), provider_strategy(name, i, mechanism, strategies)))
     world.add(
         ProcurementUser(
             "user", config["run"]["rounds"], inst.providers, inst.quality.sample, inst.contexts,
