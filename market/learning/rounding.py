@@ -17,41 +17,38 @@ _TOL = 1e-9
 
 def _check(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=float)
-    if p.ndim != 1 or np.any(~np.isfinite(p)) or np.any(p < -_TOL) or np.any(p > 1 + _TOL):
-        raise MechanismError(f"p={p!r}: expected a 1-D array of probabilities in [0, 1]")
-    return np.clip(p, 0.0, 1.0)
+    # NaN fails both comparisons, so it is rejected too
+    if p.ndim != 1 or p.size == 0 or not (p.min() >= -_TOL and p.max() <= 1 + _TOL):
+        raise MechanismError(f"p={p!r}: expected a non-empty 1-D array of probabilities in [0, 1]")
+    return p
+
+
+def _snap(v: float) -> float:
+    # values within solver noise of 0 or 1 are integral, so an integral sum stays integral
+    return 0.0 if v < _TOL else 1.0 if v > 1.0 - _TOL else v
 
 
 def dependent_round(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Pairwise pipage rounding. p: (K,). Returns the sorted selected arm indices.
 
-    At most K - 1 pairing steps, each making at least one coordinate integral.
+    At most K - 1 pairing steps, each making at least one coordinate integral. Plain floats:
+    K is small and this runs once per round.
     """
-    q = _check(p).copy()
-    # snap values that differ from an integer by solver noise, so an integral sum stays integral
-    q[q < _TOL] = 0.0
-    q[q > 1 - _TOL] = 1.0
-    frac = np.flatnonzero((q > 0.0) & (q < 1.0))
-    while frac.size >= 2:
+    q = [_snap(min(max(v, 0.0), 1.0)) for v in _check(p).tolist()]
+    frac = [i for i, v in enumerate(q) if 0.0 < v < 1.0]
+    while len(frac) >= 2:
         i, j = frac[0], frac[1]
         a = min(1.0 - q[i], q[j])
         b = min(q[i], 1.0 - q[j])
         if rng.random() < b / (a + b):
-            q[i] += a
-            q[j] -= a
+            q[i], q[j] = _snap(q[i] + a), _snap(q[j] - a)
         else:
-            q[i] -= b
-            q[j] += b
-        for k in (i, j):
-            if q[k] < _TOL:
-                q[k] = 0.0
-            elif q[k] > 1 - _TOL:
-                q[k] = 1.0
-        frac = np.flatnonzero((q > 0.0) & (q < 1.0))
-    if frac.size == 1:
+            q[i], q[j] = _snap(q[i] - b), _snap(q[j] + b)
+        frac = [k for k in frac if 0.0 < q[k] < 1.0]
+    if frac:
         k = frac[0]
         q[k] = 1.0 if rng.random() < q[k] else 0.0
-    return np.flatnonzero(q == 1.0)
+    return np.array([i for i, v in enumerate(q) if v == 1.0], dtype=np.int64)
 
 
 def systematic_round(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -59,11 +56,11 @@ def systematic_round(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     p: (K,). Returns the sorted selected arm indices.
     """
-    q = _check(p)
+    q = np.clip(_check(p), 0.0, 1.0)
     upper = np.cumsum(q)
     lower = upper - q
     u = rng.random()
-    # arm i is chosen when some U + m lies in [lower_i, upper_i): count points below each bound
+    # arm i is chosen when some U + m lies in [lower_i, upper_i): count the points below each end
     hits = np.ceil(upper - u) - np.ceil(lower - u)
     return np.flatnonzero(hits > 0)
 
