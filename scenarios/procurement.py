@@ -237,6 +237,25 @@ def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def metrics(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]:
+    """Figures a sweep can collect: the user's utility, spend, value and served fraction, and each
+    provider's utility (payments minus serving costs) as ``provider_utility.<id>``, in credits."""
+    received, paid = summary["received"], summary["paid"]
+    spend = paid.get("user", {}).get("payment", 0) / 1e6
+    value = summary["feedback"]["reward_sum"]
+    rounds = summary["rounds"]
+    out = {
+        "user_utility": value - spend,
+        "user_spend": spend,
+        "user_value": value,
+        "served_fraction": (rounds - summary["unsold"]) / rounds if rounds else 0.0,
+    }
+    for p in instance(config, config["run"]["seed"]).providers:
+        pay = received.get(p, {}).get("payment", 0) / 1e6
+        out[f"provider_utility.{p}"] = pay - paid.get(p, {}).get("serving cost", 0) / 1e6
+    return out
+
+
 def provider_strategy(name: str, index: int, mechanism: Any, strategies: dict[str, Any]) -> Any:
     """Provider ``index``'s strategy ``name`` with parameters ``strategies.params.<name>``, bidding under
     the mechanism's public rules (bid range, resampling probability)."""
