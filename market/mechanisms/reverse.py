@@ -28,7 +28,7 @@ def _masked(index: np.ndarray, active: np.ndarray | None) -> np.ndarray:
 def _winner(index: np.ndarray, reserve: float) -> int | None:
     """argmax with ties to the lowest provider index (a bid-independent order), or None below reserve."""
     i = int(np.argmax(index))
-    return i if index[i] >= reserve else None
+    return i if index[i] >= reserve and index[i] > _NO_ONE else None
 
 
 def critical_index(index: np.ndarray, i: int, reserve: float) -> float:
@@ -192,7 +192,7 @@ class TRCMUCB:
         if active is not None:
             idx = np.where(active, idx, _NO_ONE)
         i = int(idx.argmax())
-        return i if idx[i] + lo >= self.reserve else None
+        return i if idx[i] + lo >= self.reserve and idx[i] > _NO_ONE else None
 
     def threshold(self, context: np.ndarray, resampled: np.ndarray, i: int, active: np.ndarray | None = None) -> float:
         """Provider i wins iff chi_i <= threshold (analytic, given history and the others' chi); -inf: never."""

@@ -232,3 +232,10 @@ def test_unknown_mechanism_lists_the_known_ones():
         build_mechanism("vickrey-magic")
     with pytest.raises(MechanismError, match="bad parameters"):
         build_mechanism("rosa-trcm-ucb", n=2, d=2, mu=0.1, colour="red")
+
+
+@pytest.mark.parametrize("name", ["rosa-trcm-ucb", "rosa-ucb", "pay-as-bid", "linucb-critical"])
+def test_nobody_wins_when_everyone_abstains_even_without_reserve(name):
+    mech = build_mechanism(name, n=3, d=2, reserve=None, **({"mu": 0.3} if "rosa" in name else {}))
+    out = mech.select(np.ones(2), np.full(3, np.nan), np.random.default_rng(0), np.zeros(3, dtype=bool))
+    assert out.winner is None and not out.payments.any()
