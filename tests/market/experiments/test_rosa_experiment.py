@@ -19,6 +19,14 @@ def test_regret_grows_sublinearly_with_mu_one_over_root_t():
     assert fit_slope(horizons, regret) <= 0.6
 
 
+def test_welfare_benchmark_regret_is_sublinear_too():
+    setup = Setup(n=3, d=3, surplus="welfare")
+    horizons = np.array([200, 600, 2000])
+    regret = np.mean([[simulate(setup, int(T), T ** -0.5, "exponential", s).regret.sum() for T in horizons]
+                      for s in range(2)], axis=0)
+    assert fit_slope(horizons, regret) <= 0.6
+
+
 def test_runs_are_deterministic():
     a = simulate(Setup(n=3, d=2), 200, 0.1, "exponential", 4)
     b = simulate(Setup(n=3, d=2), 200, 0.1, "exponential", 4)
