@@ -317,9 +317,9 @@ class RewardReport(Message):
     rewards: tuple[float, ...]
 
 
-@message("reply_shown", round=ROUND, query_id=ROUND, reply=Field("ints", 0, 2**31 - 1, 256), payment=MONEY)
+@message("reply_shown", round=ROUND, query_id=ROUND, reply=Field("ints", 0, 2**31 - 1, 256), payment=REWARD)
 class ReplyShown(Message):
-    """The reply the platform showed, and (to an advertiser) its payment."""
+    """The reply the platform showed, and (to an advertiser) its payment; negative is a rebate (Rochet rule)."""
 
     round: int
     query_id: int

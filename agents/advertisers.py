@@ -1,0 +1,81 @@
+"""Advertiser agents of the MOSAIC market: a brand with a one-line description and its own prompted LLM.
+
+Reward r_i(y) = τ_i (log pi_i(y|x) − log pi_ref(y|x)) (arXiv 2405.05905, Eq. 18 with Z_i = 1), computed on
+the candidates the platform sends; the report itself comes from a strategy (``agents/ad_strategies.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from market.agent import Agent
+from market.lm.ads import AdInstance
+from market.platform import lm_reply
+from market.wire import Candidates, ReplyShown, RewardReport
+
+from .ad_strategies import AdFeedback, AdStrategy, Truthful
+
+
+class Advertiser(Agent):
+    """Brand ``brand`` of ``instance``'s query; reports on every candidate set of that query."""
+
+    groups = ("advertisers",)
+
+    def __init__(
+        self,
+        agent_id: str,
+        description: str,
+        query_id: int,
+        instance: AdInstance,
+        brand: int,
+        strategy: AdStrategy | None = None,
+        platform: str = "auctioneer",
+    ) -> None:
+        super().__init__(agent_id)
+        if not 0 <= brand < instance.n:
+            raise ValueError(f"brand: got {brand}, expected a brand index in [0, {instance.n})")
+        self.description = description
+        self.query_id = query_id
+        self.instance = instance
+        self.brand = brand
+        self.strategy = strategy if strategy is not None else Truthful()
+        self.platform = platform
+        self._open: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # round -> (true rewards, reported)
+        self.value = 0.0  # Σ true reward of the shown replies
+        self.paid = 0.0
+
+    def rewards(self, replies: Sequence[tuple[int, ...]]) -> np.ndarray:
+        """(M,) true rewards τ_i (log pi_i − log pi_ref) of wire replies."""
+        inst = self.instance
+        ys = [lm_reply(inst, y) for y in replies]
+        own = inst.lm.logprob_many(ys, inst.advertiser_prompt(self.brand))
+        return inst.advertiser_tau[self.brand] * (own - inst.log_ref(ys))
+
+    async def run(self) -> None:
+        while True:
+            env = await self.recv()
+            msg = env.msg
+            if env.src != self.platform:
+                continue
+            if type(msg) is Candidates and msg.query_id == self.query_id:
+                true = self.rewards(msg.replies)
+                reported = np.asarray(self.strategy.report(true, self.rng), dtype=float)
+                self._open[msg.round] = (true, reported)
+                self.send(self.platform, RewardReport(msg.round, tuple(reported.tolist())))
+            elif type(msg) is ReplyShown:
+                opened = self._open.pop(msg.round, None)
+                if opened is None:
+                    continue
+                reward = float(self.rewards([msg.reply])[0])
+                self.value += reward
+                self.paid += msg.payment
+                self.strategy.learn(AdFeedback(msg.round, opened[0], opened[1], reward, msg.payment))
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "strategy": self.strategy.get_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.strategy.set_state(state["strategy"])

@@ -1,0 +1,239 @@
+"""Builder of the advertising market: MOSAIC aggregation auctions (arXiv 2405.05905) over LLM replies.
+
+One user asks the paper's 50 advertising queries; each query has its two advertisers (brand, one-line
+description, own prompted LLM); the platform runs MOSAIC with M candidates from the baseline or the
+context-aware proposal. ``proposal = "both"`` asks every query twice, once per proposal (an A/B test on
+the same queries), and reports the two side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agents.ad_strategies import AD_STRATEGIES, build_ad_strategy
+from agents.ad_users import AdUser
+from agents.advertisers import Advertiser
+from market.agent import stream_key
+from market.bus import star_graph
+from market.config import require
+from market.ledger import to_minor
+from market.lm.ads import AdInstance, catalogue_instance, load_ad_queries, ngram_instance
+from market.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions
+from market.wire import decode
+from market.world import World
+
+DEFAULTS: dict[str, Any] = {
+    "run": {"seed": 0, "rounds": 50},
+    "market": {
+        "queries": 50,
+        "candidates": 20,
+        "tau": 1.0,
+        "proposal": "context",
+        "lm": "catalogue",
+        "interarrival": 1.0,
+        "report_window": 0.5,
+        "feedback_timeout": 60.0,
+        "advertiser_budget": 1.0e4,
+        "max_abs_reward": 1.0e6,
+        "latency": 0.0,
+        "jitter": 0.0,
+        "loss": 0.0,
+    },
+    "mechanism": {"name": "mosaic", "params": {}},
+    "strategies": {"default": "truthful", "overrides": {}},
+}
+
+LMS = ("catalogue", "ngram")
+PLATFORM_ACCOUNT = "platform"
+
+
+def proposals(config: dict[str, Any]) -> tuple[str, ...]:
+    """The proposal of each round, cycled by round number."""
+    p = config["market"]["proposal"]
+    return PROPOSALS if p == "both" else (p,)
+
+
+def instances(config: dict[str, Any], seed: int) -> list[AdInstance]:
+    """The market's hidden truth: one LM per query, built from the run seed and the query's position."""
+    m = config["market"]
+    make = catalogue_instance if m["lm"] == "catalogue" else ngram_instance
+    out = []
+    for k, query in enumerate(load_ad_queries()[: m["queries"]]):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, stream_key("ads-instance"), k]))
+        out.append(make(query, rng, tau=m["tau"]))
+    return out
+
+
+def asked(config: dict[str, Any]) -> list[int]:
+    """Query ids in asking order: cycling through the queries, each asked once per proposal in a row."""
+    q, arms = config["market"]["queries"], len(proposals(config))
+    return [(k // arms) % q for k in range(config["run"]["rounds"] * arms)]
+
+
+class AdsMeter:
+    """Per-proposal metrics from log records, with rewards from the hidden truth (true, not reported).
+
+    Watches candidate sets (platform messages), round records (allocation q, q without each advertiser,
+    ESS, payments, shown index) and the user's feedback (usefulness log pi_ref of the shown reply).
+    Reward gain of i: E_q[r_i] − E_{q_-i}[r_i] on the same candidates (spec ambiguity 8.4, option (i)).
+    """
+
+    KEYS = ("rounds", "revenue", "advertiser_utility", "advertiser_reward", "reward_gain", "usefulness",
+            "mentioned", "ess")
+
+    def __init__(self, config: dict[str, Any], seed: int, platform: str = "auctioneer", user: str = "user") -> None:
+        self.instances = instances(config, seed)
+        self.platform = platform
+        self.user = user
+        self._candidates: dict[int, tuple[tuple[int, ...], ...]] = {}
+        self._arm_of: dict[int, str] = {}
+        self.sums = {arm: dict.fromkeys(self.KEYS, 0.0) for arm in proposals(config)}
+        self.feedback = {arm: 0 for arm in proposals(config)}
+
+    def observe(self, rec: list) -> None:
+        kind = rec[0]
+        if kind == "msg" and rec[2] == self.platform and rec[4] == "candidates":
+            msg = decode(rec[5])
+            self._candidates[msg.round] = msg.replies
+        elif kind == "msg" and rec[2] == self.user and rec[4] == "feedback":
+            fb = decode(rec[5])
+            arm = self._arm_of.pop(fb.round, None)
+            if arm is not None:
+                self.sums[arm]["usefulness"] += fb.reward
+                self.feedback[arm] += 1
+        elif kind == "round":
+            _, _, r, qid, _, payments, extra = rec
+            replies = self._candidates.pop(r, None)
+            if replies is None or extra.get("proposal") not in self.sums:
+                return
+            arm = extra["proposal"]
+            self._arm_of[r] = arm
+            inst = self.instances[qid]
+            ys = [lm_reply(inst, y) for y in replies]
+            rewards = inst.rewards(ys)  # (n, M) true rewards
+            q, q_without = np.asarray(extra["q"]), np.asarray(extra["q_without"])
+            pay = np.asarray(payments, dtype=float) / 1e6
+            expected = rewards @ q
+            s = self.sums[arm]
+            s["rounds"] += 1
+            s["revenue"] += float(pay.sum())
+            s["advertiser_reward"] += float(expected.mean())
+            s["advertiser_utility"] += float((expected - pay).mean())
+            s["reward_gain"] += float((expected - np.einsum("im,im->i", q_without, rewards)).mean())
+            s["mentioned"] += float(reply_mentions(inst, replies[extra["shown"]]).mean())
+            s["ess"] += float(extra["ess"])
+
+    def result(self) -> dict[str, Any]:
+        """Per proposal: totals of revenue, means per round of the rest (per advertiser where it applies)."""
+        out: dict[str, Any] = {}
+        for arm, s in self.sums.items():
+            n = s["rounds"] or 1.0
+            out[arm] = {
+                "rounds": int(s["rounds"]),
+                "revenue": s["revenue"],
+                **{k: s[k] / n for k in self.KEYS if k not in ("rounds", "revenue", "usefulness")},
+                "usefulness": s["usefulness"] / (self.feedback[arm] or 1),
+            }
+        return out
+
+
+def observers(config: dict[str, Any], seed: int) -> list[Any]:
+    """Metric observers of a run; replay rebuilds them from the logged config and seed."""
+    return [AdsMeter(config, seed)]
+
+
+def metrics(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]:
+    """Flat metrics: revenue per round, mean advertiser utility / reward / reward gain per round, mean
+    usefulness, fraction of brands mentioned, ESS; keys suffixed by proposal when both were run."""
+    per_arm = summary["metrics"]
+    both = len(per_arm) > 1
+    out: dict[str, float] = {}
+    for arm, m in per_arm.items():
+        rounds = m["rounds"]
+        row = {
+            "rounds": float(rounds),
+            "revenue_per_round": m["revenue"] / rounds if rounds else 0.0,
+            **{k: m[k] for k in ("advertiser_utility", "advertiser_reward", "reward_gain", "usefulness",
+                                  "mentioned", "ess")},
+        }
+        out.update({(f"{k}_{arm}" if both else k): v for k, v in row.items()})
+    return out
+
+
+def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
+    """The run as a table, one column per proposal."""
+    per_arm = summary["metrics"]
+    arms = list(per_arm)
+    labels = [
+        ("rounds", "rounds", "{:.0f}"),
+        ("revenue", "revenue (total)", "{:.3f}"),
+        ("revenue_per_round", "revenue per round", "{:.4f}"),
+        ("advertiser_utility", "advertiser utility", "{:.4f}"),
+        ("advertiser_reward", "advertiser reward", "{:.4f}"),
+        ("reward_gain", "reward gain", "{:.4f}"),
+        ("usefulness", "usefulness log pi_ref", "{:.4f}"),
+        ("mentioned", "brands mentioned", "{:.3f}"),
+        ("ess", "effective sample size", "{:.2f}"),
+    ]
+    rows = [f"{'':<24}" + "".join(f"{a:>14}" for a in arms)]
+    for key, label, fmt in labels:
+        vals = []
+        for a in arms:
+            m = per_arm[a]
+            v = m["revenue"] / m["rounds"] if key == "revenue_per_round" and m["rounds"] else m.get(key, 0.0)
+            vals.append(fmt.format(v))
+        rows.append(f"{label:<24}" + "".join(f"{v:>14}" for v in vals))
+    mk = config["market"]
+    rejects = sum(summary["rejects"].values())
+    platform = summary["balances"].get(PLATFORM_ACCOUNT, 0) / 1e6
+    rows.append("")
+    rows.append("advertiser figures are means per advertiser per round; rewards are true rewards")
+    rows.append(f"market: {config['mechanism']['name']}, M = {mk['candidates']}, tau = {mk['tau']}, "
+                f"{mk['lm']} LM, platform balance {platform:.3f}, {summary['messages']} messages, "
+                f"{rejects} rejected, {summary['drops']} lost")
+    return "\n".join(rows)
+
+
+def build(world: World, config: dict[str, Any]) -> None:
+    m = config["market"]
+    n_queries = len(load_ad_queries())
+    require(1 <= m["queries"] <= n_queries, "market.queries", m["queries"], f"an integer in [1, {n_queries}]")
+    require(m["candidates"] >= 1, "market.candidates", m["candidates"], "M >= 1")
+    require(m["tau"] > 0, "market.tau", m["tau"], "> 0")
+    require(m["proposal"] in (*PROPOSALS, "both"), "market.proposal", m["proposal"],
+            f"one of {[*PROPOSALS, 'both']}")
+    require(m["lm"] in LMS, "market.lm", m["lm"], f"one of {list(LMS)}")
+    require(config["mechanism"]["name"] in REWARD_AUCTIONS, "mechanism.name", config["mechanism"]["name"],
+            f"one of {list(REWARD_AUCTIONS)}")
+    require(config["run"]["rounds"] >= 0, "run.rounds", config["run"]["rounds"], "at least 0")
+    require(m["interarrival"] > 0, "market.interarrival", m["interarrival"], "> 0")
+    require(m["report_window"] > 0, "market.report_window", m["report_window"], "> 0")
+    require(m["advertiser_budget"] >= 0, "market.advertiser_budget", m["advertiser_budget"], ">= 0")
+    insts = instances(config, world.seed)
+    queries = load_ad_queries()[: m["queries"]]
+    names = [list(q.advertisers) for q in queries]
+
+    world.ledger.open(PLATFORM_ACCOUNT, overdraft=None)  # Rochet payments can be rebates
+    world.add(AdPlatform(
+        world.auctioneer_id, config["mechanism"]["name"], insts, names, world.ledger, world.record,
+        world.rng("mechanism"), candidates=m["candidates"], proposals=proposals(config),
+        report_window=m["report_window"], feedback_timeout=m["feedback_timeout"], account=PLATFORM_ACCOUNT,
+        max_abs_reward=m["max_abs_reward"], params=dict(config["mechanism"]["params"]),
+    ))
+    strategies = config["strategies"]
+    for key, name in [("strategies.default", strategies["default"]), *(
+            (f"strategies.overrides.{a}", s) for a, s in strategies["overrides"].items())]:
+        require(name in AD_STRATEGIES, key, name, f"one of {sorted(AD_STRATEGIES)}")
+    for k, (query, inst) in enumerate(zip(queries, insts)):
+        for i, (name, description) in enumerate(zip(query.advertisers, query.descriptions)):
+            world.ledger.open(name, balance=to_minor(m["advertiser_budget"]))
+            strategy = build_ad_strategy(strategies["overrides"].get(name, strategies["default"]))
+            world.add(Advertiser(name, description, k, inst, i, strategy, platform=world.auctioneer_id))
+    world.add(AdUser("user", asked(config), insts, interarrival=m["interarrival"],
+                     platform=world.auctioneer_id), principal=True)
+    if m["latency"] or m["jitter"] or m["loss"]:
+        world.graph = star_graph(world.auctioneer_id, [a.id for a in world.agents if a.id != world.auctioneer_id],
+                                 latency=m["latency"], jitter=m["jitter"], loss=m["loss"])
+    world.drain_seconds = m["report_window"] + 2 * (m["latency"] + m["jitter"])
