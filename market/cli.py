@@ -183,6 +183,28 @@ def _cmd_repro(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- sweep / report --------------------------------------------------------------------------
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    configure_logging(getattr(args, "log_format", None) or "console", True)  # progress is the output
+    result = run_sweep(Path(args.spec), Path(args.out), engine=args.engine, workers=args.workers,
+                       address=args.address)
+    print(f"sweep: {result.done} tasks done, {result.failed} failed, {result.skipped} already finished; "
+          f"results in {Path(args.out) / 'results'}")
+    return 1 if result.failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import report
+
+    path = report(Path(args.dir))
+    print(f"report in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llm-market", description=__doc__)
     p.add_argument("--log-format", choices=["console", "json"], default="console")
@@ -206,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=_cmd_list)
 
     b = sub.add_parser("bench", help="benchmarks, printed as JSON")
-    b.add_argument("what", choices=["bus", "rosa", "mosaic"])
+    b.add_argument("what", choices=["bus", "rosa", "mosaic", "sweep"])
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
     b.set_defaults(func=_cmd_bench)
 
@@ -215,6 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out")
     e.add_argument("--quick", action="store_true")
     e.set_defaults(func=_cmd_repro)
+
+    sw = sub.add_parser("sweep", help="run a scenario over a grid of parameters x seeds")
+    sw.add_argument("spec", help="sweep file (TOML: [sweep], [fixed], [grid], [zip])")
+    sw.add_argument("--out", required=True, help="sweep directory; a re-run skips finished tasks")
+    sw.add_argument("--engine", choices=["local", "ray"], default="local")
+    sw.add_argument("--workers", type=int, help="parallel tasks (default: number of CPUs)")
+    sw.add_argument("--address", help="Ray cluster address (default: start a local Ray for the run)")
+    sw.set_defaults(func=_cmd_sweep)
+
+    rep = sub.add_parser("report", help="plots and a Markdown summary of a run or sweep directory")
+    rep.add_argument("dir")
+    rep.set_defaults(func=_cmd_report)
     return p
 
 
