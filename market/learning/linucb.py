@@ -54,6 +54,7 @@ class LinUCB:
         self._block = np.zeros((self.n, self.d + 1, self.d))
         self._rows = self._block.reshape(self.n * (self.d + 1), self.d)
         self._lifted = np.zeros(self.d + 1)
+        self._alpha_sq = self.alpha**2
         self.theta_hat = self._block[:, 0, :]
         self.v_inv = self._block[:, 1:, :]
         self.v_inv[:] = np.eye(self.d) / self.ridge
@@ -102,10 +103,14 @@ class LinUCB:
         """(n,) theta_hat_i . x + radius_i ||x||_{V_i^-1}."""
         # _mean_and_width inlined: this is the hot path of every auction round.
         y = (self._rows @ x).reshape(self.n, self.d + 1)
-        lifted = self._lifted
-        lifted[1:] = x
-        w = np.sqrt(y @ lifted)
-        w *= self._radius
+        if self.width == "constant":
+            # alpha^2 folded into the lifted context: sqrt(V^-1 x . alpha^2 x) = alpha ||x||_{V^-1}
+            np.multiply(x, self._alpha_sq, out=self._lifted[1:])
+            w = np.sqrt(y @ self._lifted)
+        else:
+            self._lifted[1:] = x
+            w = np.sqrt(y @ self._lifted)
+            w *= self._radius
         w += y[:, 0]
         return w
 
