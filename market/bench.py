@@ -6,6 +6,7 @@ Wall-clock time is read here, outside any simulated run, only to time whole runs
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -140,7 +141,46 @@ def bench_memory(quick: bool = False) -> dict[str, Any]:
     return {"benchmark": "memory", "peak_rss_mb": {f"rounds={r}": _peak_rss_mb(r) for r in sizes}}
 
 
+SWEEP_BENCH_SPEC = """
+[sweep]
+scenario = "quickstart"
+seeds = {seeds}
+metrics = ["user_utility"]
+[fixed]
+"run.rounds" = {rounds}
+[grid]
+"mechanism.name" = ["myerson", "pay-as-bid"]
+"""
+
+
+def bench_sweep(quick: bool = False) -> dict[str, Any]:
+    """The same CPU-bound sweep (quickstart runs) with 1 and with 2 local workers, from a cold start
+    (spawning the pool included), each into a fresh directory."""
+    from .sweep import run_sweep
+
+    seeds, rounds = (4, 600) if quick else (8, 1500)
+    seconds = {}
+    with tempfile.TemporaryDirectory() as d:
+        spec = Path(d) / "bench_sweep.toml"
+        spec.write_text(SWEEP_BENCH_SPEC.format(seeds=seeds, rounds=rounds))
+        for workers in (1, 2):
+            t0 = time.perf_counter()
+            result = run_sweep(spec, Path(d) / f"workers-{workers}", workers=workers)
+            seconds[workers] = time.perf_counter() - t0
+            if result.failed or result.done != 2 * seeds:
+                raise RuntimeError(f"bench sweep: {result} with {workers} workers")
+    return {
+        "benchmark": "sweep", "tasks": 2 * seeds, "rounds_per_task": rounds,
+        "seconds_1_worker": round(seconds[1], 2), "seconds_2_workers": round(seconds[2], 2),
+        "speedup_2_to_1": round(seconds[1] / seconds[2], 2),
+        # other processes competing for the cores lower the speed-up; this says how busy they were
+        "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
 def run(what: str, quick: bool = False) -> dict[str, Any]:
+    if what == "sweep":
+        return bench_sweep(quick)
     if what == "bus":
         return bench_bus(quick)
     if what == "memory":
