@@ -1,0 +1,63 @@
+"""Advertiser and user agents of the ads market: Eq. 18 rewards from their own LLM, truthful reports,
+the strategy registry, and the user's usefulness feedback log pi_ref of the shown reply."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.ad_strategies import AD_STRATEGIES, AdFeedback, Truthful, build_ad_strategy
+from agents.advertisers import Advertiser
+from market.cli import run_scenario
+from market.eventlog import read_log
+from market.lm.ads import catalogue_instance, load_ad_queries, ngram_instance
+from market.platform import lm_reply, wire_reply
+from market.wire import decode
+from scenarios.ads import instances
+
+
+@pytest.mark.parametrize("make", [catalogue_instance, ngram_instance])
+def test_reward_is_tau_times_log_ratio_of_own_llm_to_reference(make):
+    q = load_ad_queries()[4]
+    inst = make(q, np.random.default_rng(2), advertiser_tau=0.7)
+    replies = inst.lm.replies()
+    table = inst.reward_table()
+    for i in range(inst.n):
+        adv = Advertiser(q.advertisers[i], q.descriptions[i], 4, inst, i)
+        got = adv.rewards([wire_reply(y) for y in replies])
+        own = inst.lm.log_probs(inst.advertiser_prompt(i)) - inst.lm.log_probs(inst.ref_prompt)
+        assert np.allclose(got, 0.7 * own, atol=1e-12)
+        assert np.allclose(got, table[i], atol=1e-12)
+
+
+def test_brand_out_of_range_is_refused():
+    q = load_ad_queries()[0]
+    with pytest.raises(ValueError, match=r"brand: got 2, expected a brand index in \[0, 2\)"):
+        Advertiser("x", "d", 0, catalogue_instance(q, np.random.default_rng(0)), 2)
+
+
+def test_truthful_strategy_reports_true_rewards_and_registry_names_it():
+    true = np.array([0.5, -1.0, 2.0])
+    assert np.array_equal(Truthful().report(true, np.random.default_rng(0)), true)
+    assert isinstance(build_ad_strategy("truthful"), Truthful) and "truthful" in AD_STRATEGIES
+    with pytest.raises(ValueError, match="unknown advertiser strategy 'shady'"):
+        build_ad_strategy("shady")
+    fb = AdFeedback(0, true, true, reward=1.5, payment=0.25)
+    assert fb.utility == 1.25
+
+
+def test_user_feedback_is_the_usefulness_of_the_shown_reply(tmp_path):
+    config, summary, _ = run_scenario("ads", overrides=["market.queries=5", "run.rounds=5"], out=tmp_path)
+    records = read_log(tmp_path / "events.msgpack").records
+    insts = instances(config, config["run"]["seed"])
+    shown = {decode(r[5]).round: decode(r[5]) for r in records if r[0] == "msg" and r[4] == "reply_shown"
+             and r[3] == "user"}
+    feedback = [decode(r[5]) for r in records if r[0] == "msg" and r[4] == "feedback"]
+    assert len(feedback) == 5
+    for fb in feedback:
+        msg = shown[fb.round]
+        inst = insts[msg.query_id]
+        assert fb.reward == pytest.approx(float(inst.log_ref([lm_reply(inst, msg.reply)])[0]), abs=1e-12)
+    total = sum(fb.reward for fb in feedback)
+    assert summary["feedback"]["reward_sum"] == pytest.approx(total)
+    assert summary["metrics"]["context"]["usefulness"] == pytest.approx(total / 5)
