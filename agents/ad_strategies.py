@@ -63,7 +63,101 @@ class Truthful:
         pass
 
 
-AD_STRATEGIES: dict[str, Callable[..., AdStrategy]] = {"truthful": Truthful}
+class Exaggerate(Truthful):
+    """Reports alpha x its true rewards (alpha > 1 exaggerates, alpha < 1 understates)."""
+
+    name = "exaggerate"
+
+    def __init__(self, alpha: float = 2.0) -> None:
+        if not (np.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"alpha = {alpha!r}: expected a finite factor >= 0")
+        self.alpha = float(alpha)
+
+    def report(self, true_rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.alpha * np.asarray(true_rewards, dtype=float)
+
+
+class AddConstant(Truthful):
+    """Reports its true rewards plus c on every candidate (payoff-equivalent under MOSAIC, spec 3.2)."""
+
+    name = "add-constant"
+
+    def __init__(self, c: float = 1.0) -> None:
+        if not np.isfinite(c):
+            raise ValueError(f"c = {c!r}: expected a finite number")
+        self.c = float(c)
+
+    def report(self, true_rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(true_rewards, dtype=float) + self.c
+
+
+class AlphaLearner(Truthful):
+    """EXP3 over a grid of exaggeration factors, on importance-weighted realised utility / scale.
+
+    Its coins are split off the advertiser's generator without advancing it (common random numbers).
+    ``alpha`` is the factor it currently prefers.
+    """
+
+    name = "alpha-learner"
+
+    def __init__(self, grid: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0), eta: float = 0.05,
+                 gamma: float = 0.1, scale: float = 1.0) -> None:
+        self.grid = np.asarray(grid, dtype=float)
+        if self.grid.ndim != 1 or self.grid.size < 1 or not (eta > 0 and 0 <= gamma < 1 and scale > 0):
+            raise ValueError(f"grid = {list(grid)!r}, eta = {eta!r}, gamma = {gamma!r}, scale = {scale!r}: expected "
+                             "a non-empty grid, eta > 0, gamma in [0, 1), scale > 0")
+        self.eta, self.gamma, self.scale = float(eta), float(gamma), float(scale)
+        self.log_weights = np.zeros(self.grid.size)
+        self.p = np.full(self.grid.size, 1.0 / self.grid.size)
+        self.arm = 0
+        self._rng: np.random.Generator | None = None
+
+    def report(self, true_rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self._rng is None:
+            self._rng = rng.spawn(1)[0]
+        w = np.exp(self.log_weights - self.log_weights.max())
+        self.p = (1 - self.gamma) * w / w.sum() + self.gamma / self.grid.size
+        cdf = np.cumsum(self.p)
+        self.arm = int(min(np.searchsorted(cdf, self._rng.random() * cdf[-1], side="right"), self.grid.size - 1))
+        return self.grid[self.arm] * np.asarray(true_rewards, dtype=float)
+
+    def learn(self, feedback: AdFeedback) -> None:
+        self.log_weights[self.arm] += self.eta * (feedback.utility / self.scale) / self.p[self.arm]
+
+    @property
+    def alpha(self) -> float:
+        return float(self.grid[int(np.argmax(self.log_weights))])
+
+    def get_state(self) -> dict[str, Any]:
+        return {"log_weights": self.log_weights.copy(), "arm": self.arm}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.log_weights = np.array(state["log_weights"], dtype=float)
+        self.arm = int(state["arm"])
+
+
+class DescriptionPull(Truthful):
+    """Reports truthfully but writes its description (context) to pull the context-aware proposal towards
+    its brand: the proposal's logit bonus for its brand is ``pull`` x the usual context gain. Descriptions
+    are outside MOSAIC's theorem (spec 1.4, check 22), so this gain need not be zero. Only an engine that
+    builds the proposal from ``context_pull`` (the floor-1 deviation engine) models the description.
+    """
+
+    name = "description-pull"
+
+    def __init__(self, pull: float = 2.0) -> None:
+        if not (np.isfinite(pull) and pull >= 0):
+            raise ValueError(f"pull = {pull!r}: expected a finite weight >= 0")
+        self.context_pull = float(pull)
+
+
+AD_STRATEGIES: dict[str, Callable[..., AdStrategy]] = {
+    "truthful": Truthful,
+    "exaggerate": Exaggerate,
+    "add-constant": AddConstant,
+    "alpha-learner": AlphaLearner,
+    "description-pull": DescriptionPull,
+}
 
 
 def build_ad_strategy(name: str, **params: Any) -> AdStrategy:
