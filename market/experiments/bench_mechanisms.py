@@ -88,3 +88,84 @@ def bench_mosaic(quick: bool = False) -> dict[str, Any]:
             "ratio_bus_to_direct": round(t_direct / t_market, 3),
         },
     }
+
+
+def _procurement_seconds(rounds: int, direct: bool) -> float:
+    """Wall seconds for ``rounds`` ROSA + TRCM-UCB procurement rounds at n = 10, d = 8: the whole market
+    (auctioneer, providers, user, bus, ledger), or the same cost draws, select and update calls directly."""
+    from market.config import resolve
+    from market.world import World
+    from scenarios.procurement import instance, make_mechanism
+
+    config, builder = resolve("procurement", ["market.providers=10", "market.dim=8", f"run.rounds={rounds}"])
+    if not direct:
+        world = World(config, 0)
+        builder(world, config)
+        t0 = time.perf_counter()
+        world.run()
+        return time.perf_counter() - t0
+    inst = instance(config, 0)
+    mech = make_mechanism(config["mechanism"], inst, 8, rounds)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        x = inst.contexts(rng)
+        bids = inst.priors[0].sample(rng, inst.n)
+        out = mech.select(x, bids, rng)
+        if out.winner is not None:
+            mech.update(x, out, inst.quality.sample(out.winner, x, rng))
+    return time.perf_counter() - t0
+
+
+def bench_rosa(quick: bool = False) -> dict[str, Any]:
+    """ROSA + TRCM-UCB select + update at n = 10, d = 8 vs a bare NumPy LinUCB argmax; and complete
+    procurement rounds per second through the bus vs the same mechanism calls without the market."""
+    from market.mechanisms.priors import UniformCost
+    from market.mechanisms.reverse import build_mechanism
+
+    n, d = 10, 8
+    rng = np.random.default_rng(0)
+    mech = build_mechanism("rosa-trcm-ucb", n=n, d=d, mu=0.01, priors=UniformCost(0.0, 1.0))
+    xs = rng.uniform(0.0, 1.0, (256, d))
+    bids = rng.uniform(0.0, 1.0, (256, n))
+    coins = np.random.default_rng(1)
+    k = [0]
+
+    def select_update() -> None:
+        i = k[0] = (k[0] + 1) & 255
+        out = mech.select(xs[i], bids[i], coins)
+        if out.winner is not None:
+            mech.update(xs[i], out, 0.5)
+
+    a_inv = np.broadcast_to(np.eye(d), (n, d, d)).copy()
+    theta = rng.normal(size=(n, d))
+
+    def bare_linucb() -> int:
+        i = k[0] = (k[0] + 1) & 255
+        x = xs[i]
+        ax = a_inv @ x
+        return int(np.argmax(theta @ x + np.sqrt(ax @ x) - 2.0 * bids[i]))
+
+    calls, repeats = (3000, 3) if quick else (20000, 5)
+    t_mech = _per_call_us(select_update, calls, repeats)
+    t_bare = _per_call_us(bare_linucb, calls, repeats)
+    rounds = 500 if quick else 3000
+    t_market = min(_procurement_seconds(rounds, False) for _ in range(2 if quick else 3))
+    t_direct = min(_procurement_seconds(rounds, True) for _ in range(2 if quick else 3))
+    return {
+        "benchmark": "rosa",
+        "python": sys.version.split()[0],
+        "select_update_n10_d8": {
+            "rosa_trcm_ucb_us": round(t_mech, 2),
+            "baseline": "bare NumPy LinUCB scoring + argmax (no resampling, no payments, no update)",
+            "baseline_us": round(t_bare, 2),
+            "ratio_mechanism_to_bare": round(t_mech / t_bare, 2),
+        },
+        "market_n10_d8": {
+            "rounds": rounds,
+            "rounds_per_s_through_bus": round(rounds / t_market),
+            "baseline": "the same context, cost, select and update calls without agents or bus",
+            "baseline_rounds_per_s": round(rounds / t_direct),
+            "ratio_bus_to_direct": round(t_direct / t_market, 3),
+        },
+    }
