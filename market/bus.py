@@ -3,7 +3,10 @@
 An agent only ever holds its own ``Port``: the sender of every frame is the port's id, never a
 field of the frame, so no agent can speak for another. Sealed kinds (bids, reward reports) may
 only go to the auctioneer. Links come from a networkx graph whose edges carry ``latency``,
-``jitter`` and ``loss``; the random draws come from the bus's own generator.
+``jitter``, ``loss``, ``duplicate`` and ``reorder`` (see ``market/faults.py``); partitions cut a node
+or an edge for a while; every random draw comes from the bus's own generator, and only frames on
+links with faults pay for them. A duplicated frame is recognised at the receiving port by its
+(sender, seq) and dropped; frames to a dead agent are dropped with reason "dead".
 """
 
 from __future__ import annotations
@@ -35,12 +38,28 @@ class Envelope(NamedTuple):
 
 
 class Link(NamedTuple):
+    """A route's fault parameters: delays add up along the path, probabilities compound."""
+
     latency: float
     jitter: float
     loss: float
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    reorder_delay: float = 0.0
+    cuts: tuple[tuple[float, float], ...] = ()  # [start, end) windows in which the route is partitioned
+
+
+class Partition(NamedTuple):
+    """A node (``node``) or an edge (``edge``, a pair) cut off from ``start`` to ``end`` simulated seconds."""
+
+    start: float
+    end: float
+    node: str | None = None
+    edge: tuple[str, str] | None = None
 
 
 _PERFECT = Link(0.0, 0.0, 0.0)
+_DEAD_ONLY = Link(0.0, 0.0, 0.0)  # a perfect link to a dead agent: takes the slow path that checks
 
 
 def star_graph(hub: str, spokes: Iterable[str], **link: float) -> nx.Graph:
@@ -55,7 +74,7 @@ def star_graph(hub: str, spokes: Iterable[str], **link: float) -> nx.Graph:
 class Port:
     """An agent's only handle on the bus: sends as ``self.id``, receives its own inbox."""
 
-    __slots__ = ("id", "_bus", "_inbox", "_waiter", "_seq", "_loop")
+    __slots__ = ("id", "_bus", "_inbox", "_waiter", "_seq", "_loop", "_seen", "dead")
 
     def __init__(self, bus: Bus, agent_id: str) -> None:
         self.id = agent_id
@@ -64,6 +83,10 @@ class Port:
         self._waiter: asyncio.Future | None = None
         self._seq = 0
         self._loop = bus.loop
+        # sender -> ((send time, seq) in arrival order, {seq}) of frames that came over faulty
+        # links, kept as long as a duplicate of them could still arrive
+        self._seen: dict[str, tuple[deque, set]] = {}
+        self.dead = False
 
     def send(self, dst: str, msg: Message) -> bool:
         """Send ``msg`` to agent ``dst``; False if the bus refused it (the reason comes back as an Error)."""
@@ -84,10 +107,14 @@ class Port:
     def pending(self) -> int:
         return len(self._inbox)
 
-    async def recv(self, timeout: float | None = None) -> Envelope:
-        """Next envelope; raises ``TimeoutError`` after ``timeout`` simulated seconds without one."""
+    async def recv(self, timeout: float | None = None, *, until: float | None = None) -> Envelope:
+        """Next envelope; raises ``TimeoutError`` after ``timeout`` simulated seconds without one
+        (or at the simulated time ``until``: an absolute deadline needs no float subtraction)."""
         if not self._inbox:
-            await self._wait(timeout)
+            if until is not None:
+                await self._wait_until(until)
+            else:
+                await self._wait(timeout)
         return self._inbox.popleft()
 
     def recv_nowait(self) -> Envelope | None:
@@ -108,6 +135,33 @@ class Port:
             self._waiter = None
             if handle is not None:
                 handle.cancel()
+
+    async def _wait_until(self, when: float) -> None:
+        if when <= self._loop.time():
+            raise TimeoutError
+        fut = self._loop.create_future()
+        self._waiter = fut
+        handle = self._loop.call_at(when, _expire, fut)
+        try:
+            await fut
+        finally:
+            self._waiter = None
+            handle.cancel()
+
+    def _is_duplicate(self, env: Envelope, now: float) -> bool:
+        """Has this (sender, seq) come before? Forgets frames too old to have a copy still in flight."""
+        seen = self._seen.get(env.src)
+        if seen is None:
+            seen = self._seen[env.src] = (deque(), set())
+        order, seqs = seen
+        if env.seq in seqs:
+            return True
+        horizon = now - self._bus.max_delay
+        while order and order[0][0] < horizon:
+            seqs.discard(order.popleft()[1])
+        order.append((env.t, env.seq))
+        seqs.add(env.seq)
+        return False
 
     def _deliver(self, env: Envelope) -> None:
         self._inbox.append(env)
@@ -132,12 +186,16 @@ class Bus:
         auctioneer: str = "auctioneer",
         graph: nx.Graph | None = None,
         record: Callable[[list], None] | None = None,
+        partitions: Iterable[Partition] = (),
     ) -> None:
         self.loop = loop
         self.rng = rng
         self.auctioneer = auctioneer
         self.graph = graph
+        self.partitions = tuple(partitions)
         self._record = record
+        self.max_delay = 0.0  # longest delay any faulty link can give a frame (bounds dedupe memory)
+        self.in_flight = 0  # frames scheduled to arrive later
         self._ports: dict[str, Port] = {}
         self._groups: dict[str, tuple[str, ...]] = {}
         self._links: dict[tuple[str, str], Link] = {}
@@ -189,18 +247,29 @@ class Bus:
             path = nx.shortest_path(g, src, dst, weight="latency")
         except nx.NetworkXNoPath:
             raise BusError(f"link: no route from {src!r} to {dst!r} in the link graph") from None
-        latency = jitter = 0.0
-        keep = 1.0
+        latency = jitter = reorder_delay = 0.0
+        keep = single = in_order = 1.0
         for a, b in zip(path, path[1:]):
             e = g.edges[a, b]
             latency += float(e.get("latency", 0.0))
             jitter += float(e.get("jitter", 0.0))
             keep *= 1.0 - float(e.get("loss", 0.0))
-        if latency < 0 or jitter < 0 or not 0.0 <= keep <= 1.0:
-            raise BusError(f"link: bad parameters on the route {src!r} -> {dst!r}: {latency=}, {jitter=}")
-        if latency == 0.0 and jitter == 0.0 and keep == 1.0:
+            single *= 1.0 - float(e.get("duplicate", 0.0))
+            in_order *= 1.0 - float(e.get("reorder", 0.0))
+            reorder_delay = max(reorder_delay, float(e.get("reorder_delay", 0.0)))
+        if min(latency, jitter, reorder_delay) < 0 or not all(0.0 <= p <= 1.0 for p in (keep, single, in_order)):
+            raise BusError(f"link: bad parameters on the route {src!r} -> {dst!r}: {latency=}, {jitter=}, "
+                           f"loss={1 - keep}, duplicate={1 - single}, reorder={1 - in_order}")
+        on_path = set(path)
+        edges = {frozenset(e) for e in zip(path, path[1:])}
+        cuts = tuple(sorted((p.start, p.end) for p in self.partitions
+                            if (p.node is not None and p.node in on_path)
+                            or (p.edge is not None and frozenset(p.edge) in edges)))
+        if latency == jitter == 0.0 and keep == single == in_order == 1.0 and not cuts:
             return _PERFECT
-        return Link(latency, jitter, 1.0 - keep)
+        link = Link(latency, jitter, 1.0 - keep, 1.0 - single, 1.0 - in_order, reorder_delay, cuts)
+        self.max_delay = max(self.max_delay, latency + jitter + reorder_delay)
+        return link
 
     # -- sending ---------------------------------------------------------------------------
     def _send(self, port: Port, dsts: tuple[str, ...], data: bytes, dst_label: str) -> bool:
@@ -247,29 +316,54 @@ class Bus:
             if dst == port.id:
                 continue
             link = self.link(port.id, dst)
-            route.append((ports[dst], None if link is _PERFECT else link))
+            if link is _PERFECT:
+                link = _DEAD_ONLY if ports[dst].dead else None
+            route.append((ports[dst], link))
         route = tuple(route)
         self._routes[(port.id, label)] = route
         return route
 
     def _transmit(self, env: Envelope, dst: str, link: Link, now: float) -> None:
+        """One frame over a faulty link: partition, loss, delay, reordering, duplication, in this order."""
+        for start, end in link.cuts:
+            if start <= now < end:
+                self._drop(env, dst, "partition", now)
+                return
         if link.loss and self.rng.random() < link.loss:
-            self.dropped += 1
-            if self._record is not None:
-                self._record(["drop", now, env.src, dst, env.msg.kind, "loss"])
+            self._drop(env, dst, "loss", now)
             return
-        delay = link.latency
-        if link.jitter:
-            delay += link.jitter * self.rng.random()
-        if delay <= 0.0:
-            self.delivered += 1
-            self._ports[dst]._deliver(env)
-            return
-        self.loop.call_at(now + delay, self._arrive, dst, env)
+        copies = 2 if link.duplicate and self.rng.random() < link.duplicate else 1
+        for _ in range(copies):
+            delay = link.latency
+            if link.jitter:
+                delay += link.jitter * self.rng.random()
+            if link.reorder and self.rng.random() < link.reorder:
+                delay += link.reorder_delay * self.rng.random()  # held back: later frames overtake it
+            if delay <= 0.0:
+                self._arrive(dst, env)
+            else:
+                self.in_flight += 1
+                self.loop.call_at(now + delay, self._land, dst, env)
+
+    def _land(self, dst: str, env: Envelope) -> None:
+        self.in_flight -= 1
+        self._arrive(dst, env._replace(t=self.loop.time()))
 
     def _arrive(self, dst: str, env: Envelope) -> None:
-        self.delivered += 1
-        self._ports[dst]._deliver(env._replace(t=self.loop.time()))
+        port = self._ports[dst]
+        now = self.loop.time()
+        if port.dead:
+            self._drop(env, dst, "dead", now)
+        elif port._is_duplicate(env, now):
+            self._drop(env, dst, "duplicate", now)
+        else:
+            self.delivered += 1
+            port._deliver(env)
+
+    def _drop(self, env: Envelope, dst: str, reason: str, now: float) -> None:
+        self.dropped += 1
+        if self._record is not None:
+            self._record(["drop", now, env.src, dst, env.msg.kind, reason])
 
     def _refuse(self, port: Port, code: str, field: str, detail: str) -> None:
         """Log a refused frame with its sender and tell the sender why (the bus never raises)."""
@@ -279,6 +373,43 @@ class Bus:
             self._record(["reject", now, port.id, code, field, detail])
         reply = Error(code, field[:128], detail[:1024])
         port._deliver(Envelope(BUS_ID, now, reply, 0))
+
+    # -- crashes, quiescence, checkpoints ---------------------------------------------------
+    def kill(self, agent_id: str) -> None:
+        """The agent is dead: what waits in its inbox and whatever arrives until ``revive`` is dropped."""
+        port = self._ports[agent_id]
+        port.dead = True
+        now = self.loop.time()
+        while port._inbox:
+            self._drop(port._inbox.popleft(), agent_id, "dead", now)
+        self._routes.clear()
+
+    def revive(self, agent_id: str) -> None:
+        self._ports[agent_id].dead = False
+        self._routes.clear()
+
+    def quiescent(self) -> bool:
+        """Nothing in flight and every inbox empty: the market's state is its agents' states."""
+        return self.in_flight == 0 and not any(p._inbox for p in self._ports.values())
+
+    def get_state(self) -> dict:
+        """The bus at a quiescent point: its generator, counters, each port's sequence and dedupe memory."""
+        return {
+            "rng": self.rng.bit_generator.state,
+            "counters": [self.sent, self.delivered, self.rejected, self.dropped],
+            "ports": {pid: [p._seq, p.dead, {src: list(order) for src, (order, _) in p._seen.items()}]
+                      for pid, p in self._ports.items()},
+        }
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.sent, self.delivered, self.rejected, self.dropped = state["counters"]
+        for pid, (seq, dead, seen) in state["ports"].items():
+            port = self._ports[pid]
+            port._seq, port.dead = seq, dead
+            port._seen = {src: (deque((t, q) for t, q in order), {q for _, q in order})
+                          for src, order in seen.items()}
+        self._routes.clear()
 
     def inject(self, dst: str, msg: Message, src: str = BUS_ID) -> None:
         """Deliver a message from the runtime itself (e.g. Stop); not for agents."""
