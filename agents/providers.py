@@ -57,8 +57,10 @@ class Provider(Agent):
                 self.strategy.learn(BidFeedback(msg.round, msg.won, msg.payment, cost, bid))
 
     def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "strategy": self.strategy.get_state()}
+        return {**super().get_state(), "strategy": self.strategy.get_state(),
+                "open": {r: list(v) for r, v in self._open.items()}}
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.strategy.set_state(state["strategy"])
+        self._open = {int(r): tuple(v) for r, v in state["open"].items()}

@@ -39,6 +39,7 @@ class ProcurementUser(Agent):
         self.answer_timeout = float(answer_timeout)
         self.auctioneer = auctioneer
         self.sent = 0
+        self.next_at = 0.0  # when the next query goes out
         # query id -> (context, give-up time), until answered, unsold, or given up on
         self._contexts: dict[int, tuple[np.ndarray, float]] = {}
         self._expected: dict[int, tuple[int, str]] = {}  # query id -> (round, provider)
@@ -46,26 +47,27 @@ class ProcurementUser(Agent):
         self.unanswered = 0
 
     async def run(self) -> None:
-        next_at = self.now()
+        # Everything the loop needs is in attributes (the state a checkpoint saves), so a task
+        # started afresh on restored state behaves as the one that was running.
         while self.sent < self.queries or self._contexts:
             now = self.now()
-            if self.sent < self.queries and now >= next_at:
+            if self.sent < self.queries and now >= self.next_at:
                 x = self.contexts(self.rng)
                 self._contexts[self.sent] = (x, now + self.answer_timeout)
                 self.send(self.auctioneer, Query(self.sent, tuple(x.tolist())))
                 self.sent += 1
-                next_at += self.interarrival
+                self.next_at += self.interarrival
                 continue
             # Queries are answered in order, so the oldest one gives up first.
             give_up = next(iter(self._contexts.values()))[1] if self._contexts else None
             if give_up is not None and give_up <= now:
                 self._give_up(now)
                 continue
-            wake = next_at if self.sent < self.queries else give_up
+            wake = self.next_at if self.sent < self.queries else give_up
             if give_up is not None and give_up < wake:
                 wake = give_up
             try:
-                env = await self.recv(wake - now)
+                env = await self.port.recv(until=wake)
             except TimeoutError:
                 continue
             self._handle(env.src, env.msg)
@@ -93,3 +95,17 @@ class ProcurementUser(Agent):
             self.send(self.auctioneer, Feedback(msg.round, r))
         elif type(msg) is Error:
             self.errors += 1
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            **super().get_state(), "sent": self.sent, "next_at": self.next_at, "errors": self.errors,
+            "unanswered": self.unanswered, "contexts": {q: [x, t] for q, (x, t) in self._contexts.items()},
+            "expected": {q: list(e) for q, e in self._expected.items()},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.sent, self.next_at = state["sent"], state["next_at"]
+        self.errors, self.unanswered = state["errors"], state["unanswered"]
+        self._contexts = {int(q): (np.asarray(x, float), t) for q, (x, t) in state["contexts"].items()}
+        self._expected = {int(q): (r, p) for q, (r, p) in state["expected"].items()}

@@ -36,6 +36,7 @@ class Agent:
         self.port: Port | None = None
         self.rng: np.random.Generator | None = None
         self._task: asyncio.Task | None = None
+        self.finished = False  # run() returned by itself (not stopped, not crashed)
 
     # -- wiring (done by the world) ---------------------------------------------------------
     def attach(self, port: Port, rng: np.random.Generator) -> None:
@@ -49,6 +50,7 @@ class Agent:
     async def _main(self) -> None:
         try:
             await self.run()
+            self.finished = True
         finally:
             self.on_stop()
 
@@ -66,8 +68,8 @@ class Agent:
     def broadcast(self, group: str, msg: Message) -> bool:
         return self.port.broadcast(group, msg)
 
-    async def recv(self, timeout: float | None = None) -> Envelope:
-        return await self.port.recv(timeout)
+    async def recv(self, timeout: float | None = None, *, until: float | None = None) -> Envelope:
+        return await self.port.recv(timeout, until=until)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -86,7 +88,9 @@ class Agent:
 
     # -- checkpoints -----------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        """The agent's state for a checkpoint; subclasses extend it."""
+        """The agent's state for a checkpoint; subclasses extend it. Checkpoints are taken while
+        every task waits, and a restored agent starts ``run`` afresh: so ``run`` must keep in
+        attributes (covered here) whatever it needs to carry on, not in local variables."""
         return {"rng": self.rng.bit_generator.state if self.rng is not None else None}
 
     def set_state(self, state: dict[str, Any]) -> None:

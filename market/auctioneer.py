@@ -4,7 +4,10 @@ For each user query it calls for bids, collects them until the deadline (or unti
 has bid), runs the mechanism's ``select`` on the committed bids, tells winner and losers, settles
 payments through the ledger, and passes the user's reward back to the mechanism's ``update``.
 A missing bid is an abstention; late, duplicate, malformed or out-of-range bids are refused with
-an error to the sender and a log record, and the round goes on.
+an error to the sender and a log record, and the round goes on. Under network faults a lost or
+late bid is an abstention too; a user's feedback that never comes (lost, or the user crashed)
+leaves the learner unchanged and is logged as an "expire" record. Each sender has a token bucket
+in simulated time: frames beyond it are refused ("rate_limited") before anything reads them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +61,9 @@ class ReverseAuctioneer(Agent):
         bid_window: float = 1.0,
         feedback_timeout: float = 60.0,
         group: str = "providers",
+        users: Sequence[str] | None = None,
+        rate_limit: float = 0.0,
+        rate_burst: float = 0.0,
     ) -> None:
         super().__init__(agent_id)
         if mechanism.n != len(providers):
@@ -77,20 +84,55 @@ class ReverseAuctioneer(Agent):
         self._awaiting: dict[int, _AwaitingFeedback] = {}
         self._current: _OpenRound | None = None
         self.feedback_missing = 0
+        self.users = frozenset(users) if users is not None else None
+        if rate_limit < 0 or (rate_limit > 0 and rate_burst < 1):
+            raise MechanismError(f"rate_limit: got rate {rate_limit!r}, burst {rate_burst!r}; expected rate >= 0 "
+                                 "(0 = no limit) and, with a rate, a burst of at least 1 frame")
+        self.rate_limit = float(rate_limit)
+        self.rate_burst = float(rate_burst)
+        self._buckets: dict[str, list[float]] = {}  # sender -> [tokens, time of last refill]
+        # Called between rounds (nothing open, nothing queued) with the number of closed rounds:
+        # the world uses it to checkpoint at quiescent points.
+        self.idle: Callable[[int], None] | None = None
 
     async def run(self) -> None:
         while True:
+            if not self._queue and self.idle is not None:
+                self.idle(self._next_round)
             env = self._queue.popleft() if self._queue else await self.recv()
             self._dispatch(env)
             if self._current is not None:
                 await self._collect()
                 self._close()
 
+    def on_stop(self) -> None:
+        self._expire_feedback(every=True)
+
     # -- dispatch of anything that arrives --------------------------------------------------
+    def _admit(self, src: str) -> bool:
+        """Take a token from ``src``'s bucket (refilled at ``rate_limit`` per simulated second)."""
+        now = self.now()
+        bucket = self._buckets.get(src)
+        if bucket is None:
+            bucket = self._buckets[src] = [self.rate_burst, now]
+        else:
+            bucket[0] = min(self.rate_burst, bucket[0] + (now - bucket[1]) * self.rate_limit)
+            bucket[1] = now
+        if bucket[0] < 1.0:
+            return False
+        bucket[0] -= 1.0
+        return True
+
     def _dispatch(self, env: Envelope) -> None:
         msg = env.msg
+        if self.rate_limit and env.src != BUS_ID and not self._admit(env.src):
+            self._refuse(env.src, "rate_limited", "src",
+                         f"more than {self.rate_limit:g} frames/s (burst {self.rate_burst:g}) from {env.src!r}")
+            return
         if type(msg) is Query:
-            if self._current is not None:
+            if self.users is not None and env.src not in self.users:
+                self._refuse(env.src, "unknown_agent", "src", f"{env.src!r} is not a user of this market")
+            elif self._current is not None:
                 self._queue.append(env)
             else:
                 self._open(env.src, msg)
@@ -118,12 +160,9 @@ class ReverseAuctioneer(Agent):
     async def _collect(self) -> None:
         cur = self._current
         n = len(self.providers)
-        while cur.received < n:
-            timeout = cur.deadline - self.now()
-            if timeout <= 0:
-                return
+        while cur.received < n and cur.deadline > self.now():
             try:
-                env = await self.recv(timeout)
+                env = await self.port.recv(until=cur.deadline)
             except TimeoutError:
                 return
             self._dispatch(env)
@@ -192,15 +231,41 @@ class ReverseAuctioneer(Agent):
             del self._awaiting[fb.round]
             self.mechanism.update(pending.context, pending.outcome, fb.reward)
 
-    def _expire_feedback(self) -> None:
-        """Feedback that never came leaves the learner unchanged; it is counted."""
+    def _expire_feedback(self, *, every: bool = False) -> None:
+        """Feedback that never came leaves the learner unchanged; it is counted and logged."""
         now = self.now()
-        stale = [r for r, p in self._awaiting.items() if p.expires < now]
+        stale = [r for r, p in self._awaiting.items() if every or p.expires < now]
         for r in stale:
-            del self._awaiting[r]
+            user = self._awaiting.pop(r).user
             self.feedback_missing += 1
+            self.record(["expire", now, r, user, "feedback"])
 
     def _refuse(self, src: str, code: str, field: str, detail: str, *, reply: bool = True) -> None:
         self.record(["reject", self.now(), src, code, field, detail])
         if reply and src != BUS_ID:
             self.send(src, Error(code, field, detail[:1024]))
+
+    # -- checkpoints (taken between rounds: no round open, nothing queued) -------------------
+    def get_state(self) -> dict[str, Any]:
+        awaiting = {r: [p.user, p.context, p.expires, p.outcome.winner, p.outcome.payments,
+                        p.outcome.resampled, p.outcome.modified] for r, p in self._awaiting.items()}
+        return {
+            **super().get_state(), "next_round": self._next_round, "feedback_missing": self.feedback_missing,
+            "awaiting": awaiting, "buckets": self._buckets, "mechanism": self.mechanism.get_state(),
+            "mechanism_rng": self.mechanism_rng.bit_generator.state,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self._next_round = state["next_round"]
+        self.feedback_missing = state["feedback_missing"]
+        self._awaiting = {
+            int(r): _AwaitingFeedback(user, np.asarray(x, float), expires, ReverseOutcome(
+                winner, np.asarray(pay, float), np.asarray(res, float), np.asarray(mod, bool)))
+            for r, (user, x, expires, winner, pay, res, mod) in state["awaiting"].items()
+        }
+        self._buckets = {src: list(b) for src, b in state["buckets"].items()}
+        self.mechanism.set_state(state["mechanism"])
+        self.mechanism_rng.bit_generator.state = state["mechanism_rng"]
+        self._queue.clear()
+        self._current = None

@@ -22,13 +22,17 @@ _FRAME = struct.Struct("<II")
 
 # header   ["header", {schema, package_version, config, seed}]
 # msg      ["msg", t, src, dst, kind, frame_bytes]        one per message sent on the bus
-# drop     ["drop", t, src, dst, kind, reason]            a delivery the network lost
+# drop     ["drop", t, src, dst, kind, reason]            a delivery that did not happen: "loss",
+#                                                         "partition", "duplicate" (recognised), "dead"
 # xfer     ["xfer", t, src, dst, amount_minor, memo]      one per ledger transfer
 # round    ["round", t, round, query_id, winner, payments_minor, extra]
 # reject   ["reject", t, offender, code, field, detail]  refused input, with who sent it
+# expire   ["expire", t, round, party, what]             something awaited never came (e.g. feedback)
+# fault    ["fault", t, agent, event]                     a scheduled "crash" or "restart" of an agent
 # ckpt     ["ckpt", t, state]                             periodic checkpoint of the whole market
 # footer   ["footer", summary]
-RECORD_TYPES = ("header", "msg", "drop", "xfer", "round", "reject", "ckpt", "footer")
+RECORD_TYPES = ("header", "msg", "drop", "xfer", "round", "reject", "expire", "fault", "ckpt", "footer")
+_KNOWN = frozenset(RECORD_TYPES)
 
 
 class EventLogError(ValueError):
@@ -106,6 +110,11 @@ def iter_frames(path: Path) -> Iterator[tuple[int, list | None, str | None]]:
                 record = up.unpack()
             except Exception as exc:
                 raise EventLogError(f"{path}: undecodable frame at byte {offset}: {exc}") from None
+            if type(record) is not list or not record or type(record[0]) is not str or record[0] not in _KNOWN \
+                    or up.tell() != length:
+                shown = repr(record)[:60]
+                raise EventLogError(f"{path}: frame at byte {offset}: got {shown}, expected one record "
+                                    f"[type, ...] with type in {RECORD_TYPES}")
             offset += _FRAME.size + length
             yield offset, record, None
 

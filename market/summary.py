@@ -23,7 +23,10 @@ class SummaryAccumulator:
         self.paid: dict[str, Counter] = defaultdict(Counter)
         self.messages: Counter = Counter()
         self.rejects: Counter = Counter()
-        self.drops = 0
+        self.drops: Counter = Counter()  # reason -> count
+        self.rejects_by: Counter = Counter()  # offender -> count
+        self.feedback_missing = 0
+        self.faults: Counter = Counter()  # "crash" / "restart" -> count
         self.wins: Counter = Counter()
         self.rounds = 0
         self.unsold = 0
@@ -52,8 +55,13 @@ class SummaryAccumulator:
                 self.unsold += 1
         elif kind == "reject":
             self.rejects[record[3]] += 1
+            self.rejects_by[record[2]] += 1
         elif kind == "drop":
-            self.drops += 1
+            self.drops[record[5]] += 1
+        elif kind == "expire":
+            self.feedback_missing += record[4] == "feedback"
+        elif kind == "fault":
+            self.faults[record[3]] += 1
         else:
             return
         t = record[1]
@@ -69,10 +77,38 @@ class SummaryAccumulator:
             "messages": sum(self.messages.values()),
             "messages_by_kind": dict(sorted(self.messages.items())),
             "rejects": dict(sorted(self.rejects.items())),
-            "drops": self.drops,
-            "feedback": {"count": self.feedback_count, "reward_sum": self.feedback_sum},
+            "rejects_by_offender": dict(sorted(self.rejects_by.items())),
+            "drops": sum(self.drops.values()),
+            "drops_by_reason": dict(sorted(self.drops.items())),
+            "faults": dict(sorted(self.faults.items())),
+            "feedback": {"count": self.feedback_count, "reward_sum": self.feedback_sum,
+                         "missing": self.feedback_missing},
             "balances": {a: self.balances.get(a, 0) for a in accounts},
             "received": {a: dict(sorted(c.items())) for a, c in sorted(self.received.items())},
             "paid": {a: dict(sorted(c.items())) for a, c in sorted(self.paid.items())},
             "sim_seconds": self.t_end,
         }
+
+    def get_state(self) -> dict[str, Any]:
+        """Every counter and sum, as plain dicts, for a checkpoint."""
+        state: dict[str, Any] = {}
+        for name, v in vars(self).items():
+            if name in _NESTED:
+                state[name] = {a: dict(c) for a, c in v.items()}
+            else:
+                state[name] = dict(v) if isinstance(v, dict) else v
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for name, v in state.items():
+            if name in _NESTED:
+                setattr(self, name, defaultdict(Counter, {a: Counter(c) for a, c in v.items()}))
+            elif name == "balances":
+                self.balances = defaultdict(int, v)
+            elif isinstance(getattr(self, name), Counter):
+                setattr(self, name, Counter(v))
+            else:
+                setattr(self, name, v)
+
+
+_NESTED = ("received", "paid")
