@@ -58,8 +58,37 @@ def run_scenario(
     return config, summary, sys.modules[builder.__module__]
 
 
+def resume_scenario(run_dir: Path, scenario: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Continue a killed run from the last checkpoint in its log (from the start if it has none):
+    the log is cut after that checkpoint and appended to; returns (config, summary, builder module)."""
+    from .checkpoint import last_checkpoint
+    from .config import load_builder
+
+    point = last_checkpoint(Path(run_dir) / "events.msgpack")
+    logged = point.config["scenario"]["name"]
+    if scenario is not None and scenario != logged:
+        raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")
+    builder, _ = load_builder(point.config["scenario"]["builder"])
+    world = World(point.config, point.seed, Path(run_dir), resume=point)
+    builder(world, point.config)
+    world.metrics.extend(scenario_observers(point.config, world.seed))
+    summary = world.run()
+    return point.config, summary, sys.modules[builder.__module__]
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     config, builder = resolve(args.scenario, [])  # early check of the scenario name
+    if args.resume:
+        if args.set or args.seed is not None or args.rounds is not None or args.out:
+            raise ConfigError("--resume: got it with --seed/--rounds/--set/--out, expected it alone: "
+                              "a resumed run keeps the config in its log")
+        wall = time.perf_counter()
+        config, summary, module = resume_scenario(Path(args.resume), config["scenario"]["name"])
+        describe = getattr(module, "describe", None)
+        print(describe(summary, config) if describe else json.dumps(summary, indent=2))
+        print(f"resumed; simulated time {summary['sim_seconds']:.1f} s   wall time "
+              f"{time.perf_counter() - wall:.2f} s   run dir {args.resume}")
+        return 0
     name = config["scenario"]["name"]
     seed = args.seed if args.seed is not None else config["run"]["seed"]
     out = Path(args.out) if args.out else Path("runs") / f"{name}-seed{seed}"
@@ -217,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rounds", type=int)
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     r.add_argument("--out", help="run directory (default runs/NAME-seedN)")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     r.add_argument("--log-format", choices=["console", "json"], default=argparse.SUPPRESS)
     r.set_defaults(func=_cmd_run)
 

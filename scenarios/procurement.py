@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from agents.hostile import add_hostiles
 from agents.providers import Provider
 from agents.strategies import BidderFacts, build_strategy
 from agents.users import ProcurementUser
 from market.auctioneer import ReverseAuctioneer
 from market.config import ConfigError, require
+from market.faults import DEFAULTS as FAULT_DEFAULTS
+from market.faults import check_agents, link_graph, max_route_delay, parse_faults
 from market.ledger import to_minor
-from market.bus import star_graph
 from market.mechanisms.priors import CostPriors, UniformCost
 from market.mechanisms.reverse import build_mechanism
 from market.quality import LinearQuality, ReplayQuality, load_llm_prices
@@ -26,13 +28,15 @@ from market.wire import decode
 from market.world import World
 
 DEFAULTS: dict[str, Any] = {
-    "run": {"seed": 0, "rounds": 1000},
+    "run": {"seed": 0, "rounds": 1000, "checkpoint_every": 100},  # checkpoint every K rounds (0 = never)
     "market": {
         "providers": 5,
         "dim": 8,
         "interarrival": 1.0,
         "bid_window": 0.5,
         "feedback_timeout": 60.0,
+        "rate_limit": 100.0,  # frames per simulated second the auctioneer takes from one sender (0 = no limit)
+        "rate_burst": 200.0,
         "user_budget": 1.0e6,
         "latency": 0.0,
         "jitter": 0.0,
@@ -55,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "mechanism": {"name": "myerson", "params": {}},
     "strategies": {"default": "truthful", "overrides": {}, "params": {}},
+    "faults": dict(FAULT_DEFAULTS),  # market/faults.py: link faults, partitions, crashes
+    "hostile": {"agents": [], "period": 10.0, "flood": 200},  # agents/hostile.py
 }
 
 
@@ -284,6 +290,7 @@ def build(world: World, config: dict[str, Any]) -> None:
     auctioneer = ReverseAuctioneer(
         world.auctioneer_id, mechanism, inst.providers, world.ledger, world.record, world.rng("mechanism"),
         bid_window=m["bid_window"], feedback_timeout=m["feedback_timeout"],
+        users=("user",), rate_limit=m["rate_limit"], rate_burst=m["rate_burst"],
     )
     world.add(auctioneer)
     strategies = config["strategies"]
@@ -298,7 +305,13 @@ def build(world: World, config: dict[str, Any]) -> None:
         ),
         principal=True,
     )
-    if m["latency"] or m["jitter"] or m["loss"]:
-        world.graph = star_graph(world.auctioneer_id, [a.id for a in world.agents if a.id != world.auctioneer_id],
-                                 latency=m["latency"], jitter=m["jitter"], loss=m["loss"])
-    world.drain_seconds = m["bid_window"] + 2 * (m["latency"] + m["jitter"])
+    add_hostiles(world, config["hostile"], inst.providers)
+    faults = parse_faults(config["faults"])
+    spokes = [a.id for a in world.agents if a.id != world.auctioneer_id]
+    check_agents(faults, [world.auctioneer_id, *spokes], world.auctioneer_id)
+    base = {"latency": m["latency"], "jitter": m["jitter"], "loss": m["loss"]}
+    if any(base.values()) or faults.network:
+        world.graph = link_graph(faults, world.auctioneer_id, spokes, base)
+        world.partitions = faults.partitions
+    world.crashes = faults.crashes
+    world.drain_seconds = m["bid_window"] + max_route_delay(world.graph)
