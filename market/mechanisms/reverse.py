@@ -49,15 +49,18 @@ class MyersonRule:
 
     theta: (n, d) known quality vectors. Deterministic and monotone; the critical bid is
     tau_i = phi_i^-1(theta_i . x - max(reserve, max_{j != i} index_j)), capped at c_cap.
+    reserve None: the query is always served (no "select nobody" outcome).
     """
 
-    def __init__(self, theta: np.ndarray, priors: CostPrior | Sequence[CostPrior], reserve: float = 0.0) -> None:
+    def __init__(
+        self, theta: np.ndarray, priors: CostPrior | Sequence[CostPrior], reserve: float | None = 0.0
+    ) -> None:
         self.theta = np.asarray(theta, float)
         if self.theta.ndim != 2:
             raise MechanismError(f"theta: shape {self.theta.shape}, expected (n, d)")
         self.n, self.d = self.theta.shape
         self.priors = CostPriors.of(priors, self.n)
-        self.reserve = float(reserve)
+        self.reserve = _NO_ONE if reserve is None else float(reserve)
         self.name = "myerson"
 
     def index(self, context: np.ndarray, bids: np.ndarray, active: np.ndarray | None) -> np.ndarray:
@@ -85,7 +88,9 @@ class MyersonRule:
 class Myerson:
     """The Myerson-optimal static reverse auction as a mechanism: truthful, pays the winner its critical bid."""
 
-    def __init__(self, theta: np.ndarray, priors: CostPrior | Sequence[CostPrior], reserve: float = 0.0) -> None:
+    def __init__(
+        self, theta: np.ndarray, priors: CostPrior | Sequence[CostPrior], reserve: float | None = 0.0
+    ) -> None:
         self.rule = MyersonRule(theta, priors, reserve)
         self.n = self.rule.n
         self.name = "myerson"

@@ -107,7 +107,7 @@ def test_known_theta_and_zero_width_give_the_myerson_allocation(n, seed, reserve
     theta = 2 * rng.random((n, 3))
     rule = TRCMUCB(n, 3, alpha=0.0, reserve=reserve)
     rule.learner.theta_hat[:] = theta
-    myerson = MyersonRule(theta, UniformCost(), reserve=-np.inf if reserve is None else reserve)
+    myerson = MyersonRule(theta, UniformCost(), reserve=reserve)
     for _ in range(20):
         x, chi = rng.random(3), rng.random(n)
         assert rule.allocate(x, chi, None) == myerson.allocate(x, chi, None)
