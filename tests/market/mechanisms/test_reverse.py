@@ -209,6 +209,18 @@ def test_pay_as_bid_rewards_overbidding():
     assert utility(0.5) > utility(cost) == 0.0
 
 
+def _assert_same_state(a, b):
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            _assert_same_state(a[key], b[key])
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert a == b
+
+
 @pytest.mark.parametrize("name", sorted(MECHANISMS))
 def test_every_registered_mechanism_runs_and_round_trips_its_state(name):
     rng = np.random.default_rng(5)
@@ -227,6 +239,10 @@ def test_every_registered_mechanism_runs_and_round_trips_its_state(name):
         out = mech.select(x, bids, rng, active)
         assert out.winner != 2 and out.payments[2] == 0.0
         mech.update(x, out, float(rng.random()))
+    before = mech.get_state()
+    mech.select(rng.random(d), bids, rng, active)
+    if name != "rosa-leaky":  # its public-coin round counter advances per select by design
+        _assert_same_state(before, mech.get_state())  # select never changes learner state
     twin = build_mechanism(name, **params)
     twin.set_state(mech.get_state())
     x = rng.random(d)
