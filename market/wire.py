@@ -327,6 +327,34 @@ class ReplyShown(Message):
     payment: float
 
 
+@message("answer_request", round=ROUND, query_id=ROUND)
+class AnswerRequest(Message):
+    """A user asks a provider directly for its answer to question ``query_id`` at its posted price."""
+
+    round: int
+    query_id: int
+
+
+@message("posted_answer", round=ROUND, query_id=ROUND, correct=FLAG, cost=MONEY)
+class PostedAnswer(Message):
+    """A provider's answer (right or wrong) and its bill for the call, in credits."""
+
+    round: int
+    query_id: int
+    correct: bool
+    cost: float
+
+
+@message("scored_answer", round=ROUND, query_id=ROUND, score=REWARD, cost=MONEY)
+class ScoredAnswer(Message):
+    """A model's answer with its graded quality (e.g. a summary's score) and its bill, in credits."""
+
+    round: int
+    query_id: int
+    score: float
+    cost: float
+
+
 def encode(msg: Message) -> bytes:
     """MessagePack bytes of a message: ``[SCHEMA_VERSION, kind, *fields]``."""
     return _ENCODERS[type(msg)](msg)
