@@ -43,6 +43,8 @@ class ProcurementUser(Agent):
         # query id -> (context, give-up time), until answered, unsold, or given up on
         self._contexts: dict[int, tuple[np.ndarray, float]] = {}
         self._expected: dict[int, tuple[int, str]] = {}  # query id -> (round, provider)
+        # Answers that overtook their Served notice on a jittery network: query id -> (round, provider)
+        self._early: dict[int, tuple[int, str]] = {}
         self.errors = 0
         self.unanswered = 0
 
@@ -77,30 +79,40 @@ class ProcurementUser(Agent):
         for qid in [q for q, (_, t) in self._contexts.items() if t <= now]:
             del self._contexts[qid]
             self._expected.pop(qid, None)
+            self._early.pop(qid, None)
             self.unanswered += 1
 
     def _handle(self, src: str, msg: Any) -> None:
         if type(msg) is Served and src == self.auctioneer:
+            early = self._early.pop(msg.query_id, None)
             if not msg.provider:
                 self._contexts.pop(msg.query_id, None)
+            elif early == (msg.round, msg.provider):
+                self._rate(msg.query_id, msg.round, msg.provider)
             else:
                 self._expected[msg.query_id] = (msg.round, msg.provider)
         elif type(msg) is Answer:
             expected = self._expected.get(msg.query_id)
-            if expected is None or expected != (msg.round, src):
-                return  # not an answer we are waiting for
-            del self._expected[msg.query_id]
-            x, _ = self._contexts.pop(msg.query_id)
-            r = float(self.reward(self.index[src], x, self.rng))
-            self.send(self.auctioneer, Feedback(msg.round, r))
+            if expected is None and msg.query_id in self._contexts and src in self.index:
+                # kept, not trusted: it counts only if the auctioneer's Served names this round and provider
+                self._early[msg.query_id] = (msg.round, src)
+            elif expected == (msg.round, src):
+                del self._expected[msg.query_id]
+                self._rate(msg.query_id, msg.round, src)
         elif type(msg) is Error:
             self.errors += 1
+
+    def _rate(self, query_id: int, round: int, provider: str) -> None:
+        x, _ = self._contexts.pop(query_id)
+        r = float(self.reward(self.index[provider], x, self.rng))
+        self.send(self.auctioneer, Feedback(round, r))
 
     def get_state(self) -> dict[str, Any]:
         return {
             **super().get_state(), "sent": self.sent, "next_at": self.next_at, "errors": self.errors,
             "unanswered": self.unanswered, "contexts": {q: [x, t] for q, (x, t) in self._contexts.items()},
             "expected": {q: list(e) for q, e in self._expected.items()},
+            "early": {q: list(e) for q, e in self._early.items()},
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -109,3 +121,4 @@ class ProcurementUser(Agent):
         self.errors, self.unanswered = state["errors"], state["unanswered"]
         self._contexts = {int(q): (np.asarray(x, float), t) for q, (x, t) in state["contexts"].items()}
         self._expected = {int(q): (r, p) for q, (r, p) in state["expected"].items()}
+        self._early = {int(q): (r, p) for q, (r, p) in state["early"].items()}

@@ -208,7 +208,8 @@ class ReverseAuctioneer(Agent):
         self.record([
             "round", now, cur.round, cur.query_id, winner_id, pay_minor,
             {"resampled": [float(x) for x in outcome.resampled],
-             "modified": [bool(m) for m in outcome.modified]},
+             "modified": [bool(m) for m in outcome.modified],
+             "present": [bool(b) for b in cur.present]},  # whose bids arrived in time: the others abstained
         ])
         bidders = tuple(p for p, ok in zip(self.providers, cur.present) if ok and p != winner_id)
         if bidders:
