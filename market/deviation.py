@@ -27,13 +27,16 @@ TRACE_POINTS = 20
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """One run's outcome. utilities: total utility (payments - costs) per provider id; user: value - spend;
-    trace: (TRACE_POINTS,) the first deviator's preferred multiplier along the run (fast engine only, else empty)."""
+    """One run's outcome. utilities: total utility per participant id (providers: payments - costs;
+    advertisers: expected reward - payment); user: value - spend (ads: expected log pi_ref of the reply);
+    platform: revenue kept by the platform (ads); trace: (TRACE_POINTS,) the first deviator's preferred
+    multiplier or factor along the run (floor-1 engines only, else empty)."""
 
     utilities: dict[str, float]
     user: float
     rounds: int
     trace: tuple[float, ...] = ()
+    platform: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,7 @@ class Verdict:
     verdict: str
     others: float
     user: float
+    platform: float
     seeds: int
     rounds: int
     gains: tuple[float, ...] = field(repr=False, default=())
@@ -162,9 +166,114 @@ def play_market(scenario: str, overrides: Sequence[str], seed: int, rounds: int,
     return RunResult(utilities, float(user), int(summary["rounds"]))
 
 
-def _play(task: tuple[str, str, tuple[str, ...], int, int, str | None]) -> RunResult:
-    engine, scenario, overrides, seed, rounds, watch = task
-    return (play_fast if engine == "fast" else play_market)(scenario, overrides, seed, rounds, watch)
+def play_horizon(strategy: str, seed: int, rounds: int, providers: int = 5, dim: int = 8) -> RunResult:
+    """Reading H through HorizonROSA (separated elimination, mu = T^-1/2): each provider draws one cost
+    U[0, 1] for the horizon and bids once; provider-0 plays ``strategy``, the others are truthful.
+
+    The procurement scenario draws a cost per query, which one bid per horizon cannot follow, hence this
+    floor-1 loop; the instance is drawn like the scenario's (theta rows with L1 norm 2, U[0, 1]^d contexts,
+    Gaussian noise 0.1). A learner gets a single decision here, so only static strategies are meaningful.
+    """
+    from agents.strategies import BidderFacts, build_strategy
+    from market.agent import derive_rng
+    from market.mechanisms.reverse import build_mechanism
+
+    world = derive_rng(seed, "horizon-instance")
+    theta = world.uniform(0.0, 1.0, (providers, dim))
+    theta *= 2.0 / theta.sum(axis=1, keepdims=True)
+    costs = world.uniform(0.0, 1.0, providers)
+    contexts = world.uniform(0.0, 1.0, (rounds, dim))
+    rewards = contexts @ theta.T + 0.1 * world.standard_normal((rounds, providers))
+    mu = 1.0 / np.sqrt(max(rounds, 2))
+    mechanism = build_mechanism("horizon-rosa", n=providers, d=dim, mu=mu)
+    bids = costs.copy()
+    facts = BidderFacts(0, providers, mechanism.cost_floor, mechanism.cost_cap, mu)
+    bids[0] = build_strategy(strategy, facts).bid(costs[0], contexts[0], derive_rng(seed, "provider-0"))
+    mech_rng = derive_rng(seed, "mechanism")
+    utilities, user = np.zeros(providers), 0.0
+    for t in range(rounds):
+        outcome = mechanism.select(contexts[t], bids, mech_rng)
+        if outcome.winner is not None:
+            w = outcome.winner
+            utilities[w] += outcome.payments[w] - costs[w]
+            user += rewards[t, w] - outcome.payments[w]
+            mechanism.update(contexts[t], outcome, float(rewards[t, w]))
+    return RunResult({f"provider-{i}": float(u) for i, u in enumerate(utilities)}, float(user), rounds)
+
+
+AD_MECHANISMS = ("mosaic", "mosaic-rochet", "mosaic-nopay", "token-auction")
+
+
+def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: Sequence[str] = ()) -> RunResult:
+    """The ads scenario's instances as a floor-1 loop: round t asks query t mod Q; advertiser 0 of each query
+    plays ``strategy``, the others are truthful.
+
+    MOSAIC variants: M candidates from the context-aware proposal (catalogue LM), where a description-pull
+    advertiser's brand gets its ``context_pull`` x the context gain; utilities are interim, E_q[r_i] - p_i.
+    token-auction (Duetting et al.): per round a step with n = 2 agents' next-token laws (Dirichlet(1) over
+    8 tokens) and values v ~ U[0.5, 2]; the strategy reports a bid for v (negative bids become 0); utility
+    v_i (-1/2 ||q - p_i||_1) - z_i. user: E_q[log pi_ref] (MOSAIC) or 0; platform: revenue.
+    """
+    from agents.ad_strategies import AdFeedback, build_ad_strategy
+    from market.agent import derive_rng
+    from market.mechanisms.aggregation import AGGREGATIONS, sample_shown
+    from market.mechanisms.token_auction import token_auction
+    from scenarios.ads import instances
+
+    if mechanism not in AD_MECHANISMS:
+        raise ConfigError(f"mechanism: got {mechanism!r}, expected one of {AD_MECHANISMS}")
+    deviant = build_ad_strategy(strategy)
+    dev_rng, draws = derive_rng(seed, "advertiser-0"), derive_rng(seed, "mechanism")
+    trace_at = set(np.linspace(0, rounds - 1, TRACE_POINTS).astype(int).tolist()) if hasattr(deviant, "alpha") else set()
+    trace: list[float] = []
+    if mechanism == "token-auction":
+        utilities, revenue = np.zeros(2), 0.0
+        for t in range(rounds):
+            p = draws.dirichlet(np.ones(8), 2)
+            v = draws.uniform(0.5, 2.0, 2)
+            bids = v.copy()
+            bids[0] = max(float(deviant.report(v[:1], dev_rng)[0]), 0.0)
+            step = token_auction(p, bids)
+            u = v * (-0.5 * np.abs(step.q[None, :] - p).sum(axis=1)) - step.payments
+            utilities += u
+            revenue += float(step.payments.sum())
+            deviant.learn(AdFeedback(t, v[:1], bids[:1], float(u[0] + step.payments[0]), float(step.payments[0])))
+            if t in trace_at:
+                trace.append(float(deviant.alpha))
+        return RunResult({"advertiser-0": float(utilities[0]), "advertiser-1": float(utilities[1])}, 0.0, rounds,
+                         tuple(trace), revenue)
+    config = resolve("ads", list(overrides))[0]
+    m = config["market"]
+    insts = instances(config, seed)
+    auction = AGGREGATIONS[mechanism]
+    pull = float(getattr(deviant, "context_pull", 1.0))
+    utilities, user, revenue = np.zeros(insts[0].n), 0.0, 0.0
+    for t in range(rounds):
+        inst = insts[t % len(insts)]
+        lm = inst.proposal_lm
+        log_con = lm.log_probs(inst.proposal_prompt(True)) + (pull - 1.0) * lm.context_gain * lm.mentions()[:, 0]
+        log_con -= np.logaddexp.reduce(log_con)
+        cdf = np.cumsum(np.exp(log_con))
+        idx = np.minimum(np.searchsorted(cdf, (1.0 - draws.random(m["candidates"])) * cdf[-1]), cdf.size - 1)
+        replies = idx.tolist()
+        true = inst.rewards(replies)
+        reports = true.copy()
+        reports[0] = deviant.report(true[0], dev_rng)
+        log_ref = inst.log_ref(replies)
+        out = auction(reports, log_ref, log_con[idx], tau=inst.tau)
+        utilities += true @ out.q - out.payments
+        user += float(out.q @ log_ref)
+        revenue += float(out.payments.sum())
+        shown = sample_shown(out.q, draws)
+        deviant.learn(AdFeedback(t, true[0], reports[0], float(true[0, shown]), float(out.payments[0])))
+        if t in trace_at:
+            trace.append(float(deviant.alpha))
+    return RunResult({f"advertiser-{i}": float(u) for i, u in enumerate(utilities)}, user, rounds, tuple(trace), revenue)
+
+
+def _play(task: tuple) -> RunResult:
+    engine, *args = task
+    return {"fast": play_fast, "market": play_market, "horizon": play_horizon, "ads": play_ads}[engine](*args)
 
 
 def run_tasks(tasks: Sequence[tuple], workers: int) -> list[RunResult]:
@@ -179,17 +288,19 @@ def judge(twins: Sequence[RunResult], deviations: Sequence[RunResult], deviators
           bootstrap_seed: int = 0) -> Verdict:
     """The deviators' per-round gain over their truthful twins, seed by seed, with a bootstrap CI;
     plus the other providers' and the user's mean per-round change."""
-    gains, others, users = [], [], []
+    gains, others, users, platforms = [], [], [], []
     for twin, dev in zip(twins, deviations):
         per = max(dev.rounds, 1)
         gains.append(sum(dev.utilities[d] - twin.utilities[d] for d in deviators) / per)
         others.append(sum(dev.utilities[p] - twin.utilities[p] for p in dev.utilities if p not in deviators) / per)
         users.append((dev.user - twin.user) / per)
+        platforms.append((dev.platform - twin.platform) / per)
     low, high = bootstrap_ci(gains, bootstrap_seed)
     traces = [d.trace for d in deviations if d.trace]
     trace = tuple(np.mean(traces, axis=0).tolist()) if traces else ()
     return Verdict(float(np.mean(gains)), low, high, classify(low, high), float(np.mean(others)),
-                   float(np.mean(users)), len(gains), deviations[0].rounds, tuple(gains), trace)
+                   float(np.mean(users)), float(np.mean(platforms)), len(gains), deviations[0].rounds,
+                   tuple(gains), trace)
 
 
 def deviate(

@@ -1,0 +1,177 @@
+"""The verdict table: is cheating profitable? Mechanisms x deviating strategies, each cell the deviator's
+mean per-round gain over its truthful twin (common random numbers) with a bootstrap 95% CI and a verdict.
+
+Procurement cells run the quickstart market in the fast engine (``market.deviation.play_fast``), horizon
+ROSA and the ad auctions their floor-1 loops (``play_horizon``, ``play_ads``). One process pool runs all.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from market.deviation import (
+    Verdict, deviators_for, judge, profile_overrides, run_tasks,
+)
+
+SCENARIO = "quickstart"
+MU = 0.1  # ROSA's resampling probability in every ROSA cell, so quick and full runs share it
+LEARNERS = ("hedge", "exp3", "ucb", "gradient")
+PROVIDER_STRATEGIES = ("shade", "underbid", *LEARNERS, "ring")
+AD_STRATEGIES = ("exaggerate", "add-constant", "alpha-learner", "description-pull")
+
+# (label, engine, mechanism name, strategies)
+ROWS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("ROSA + TRCM-UCB", "fast", "rosa-trcm-ucb", (*PROVIDER_STRATEGIES, "coin-predictor")),
+    ("leaky ROSA (public coins)", "fast", "rosa-leaky", ("shade", "coin-predictor")),
+    ("horizon ROSA", "horizon", "horizon-rosa", ("shade", "underbid")),
+    ("pay-as-bid", "fast", "pay-as-bid", PROVIDER_STRATEGIES),
+    ("first-price UCB", "fast", "first-price-ucb", PROVIDER_STRATEGIES),
+    ("MOSAIC (offset)", "ads", "mosaic", AD_STRATEGIES),
+    ("Rochet without offset", "ads", "mosaic-rochet", AD_STRATEGIES),
+    ("no payments", "ads", "mosaic-nopay", AD_STRATEGIES),
+    ("token auction", "ads", "token-auction", ("exaggerate", "add-constant", "alpha-learner")),
+)
+
+SIZES = {
+    "full": {"seeds": 30, "rounds": 1000, "ad_rounds": 200},
+    "quick": {"seeds": 10, "rounds": 300, "ad_rounds": 100},
+}
+
+COLUMNS = ("mechanism", "strategy", "gain", "ci_low", "ci_high", "verdict", "seeds", "rounds",
+           "others", "user", "platform", "final_multiplier")
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    mechanism: str
+    strategy: str
+    verdict: Verdict
+
+
+def _task(engine: str, mechanism: str, strategy: str, seed: int, size: dict[str, int]) -> tuple:
+    if engine == "horizon":
+        return ("horizon", strategy, seed, size["rounds"])
+    if engine == "ads":
+        return ("ads", mechanism, strategy, seed, size["ad_rounds"])
+    sets = [f"mechanism.name={mechanism}"] + ([f"mechanism.params.mu={MU}"] if "rosa" in mechanism else [])
+    if strategy != "truthful":
+        sets += profile_overrides(strategy, deviators_for(strategy, None, 5))
+    return ("fast", SCENARIO, tuple(sets), seed, size["rounds"], "provider-0")
+
+
+def table(size: dict[str, int], workers: int) -> list[Cell]:
+    """Every cell of ROWS at ``size``; each row's truthful twin is run once per seed and shared."""
+    tasks, index = [], {}
+    for label, engine, mechanism, strategies in ROWS:
+        for strategy in ("truthful", *strategies):
+            for seed in range(size["seeds"]):
+                index[(label, strategy, seed)] = len(tasks)
+                tasks.append(_task(engine, mechanism, strategy, seed, size))
+    results = run_tasks(tasks, workers)
+    cells = []
+    for label, engine, mechanism, strategies in ROWS:
+        twins = [results[index[(label, "truthful", s)]] for s in range(size["seeds"])]
+        for strategy in strategies:
+            devs = [results[index[(label, strategy, s)]] for s in range(size["seeds"])]
+            deviators = (["advertiser-0"] if engine == "ads"
+                         else list(deviators_for(strategy, None, 5)))
+            cells.append(Cell(label, strategy, judge(twins, devs, deviators)))
+    return cells
+
+
+def write_csv(cells: list[Cell], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for c in cells:
+            v = c.verdict
+            final = f"{v.trace[-1]:.3f}" if v.trace else ""
+            w.writerow([c.mechanism, c.strategy, f"{v.gain:.6f}", f"{v.ci_low:.6f}", f"{v.ci_high:.6f}", v.verdict,
+                        v.seeds, v.rounds, f"{v.others:.6f}", f"{v.user:.6f}", f"{v.platform:.6f}", final])
+
+
+def format_table(cells: list[Cell]) -> str:
+    rows = [f"{'mechanism':<27}{'strategy':<18}{'gain':>10}  {'95% CI':<22}{'verdict':<28}{'seeds':>6}{'rounds':>7}"]
+    for c in cells:
+        v = c.verdict
+        ci = f"[{v.ci_low:+.4f}, {v.ci_high:+.4f}]"
+        rows.append(f"{c.mechanism:<27}{c.strategy:<18}{v.gain:>+10.4f}  {ci:<22}{v.verdict:<28}{v.seeds:>6}{v.rounds:>7}")
+    return "\n".join(rows)
+
+
+def plot_heat_map(cells: list[Cell], path: Path) -> None:
+    """Mechanisms x strategies; colour = gain / CI half-width (beyond +-1 the CI excludes 0), text = gain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mechs = list(dict.fromkeys(c.mechanism for c in cells))
+    strats = list(dict.fromkeys(c.strategy for c in cells))
+    z = np.full((len(mechs), len(strats)), np.nan)
+    fig, ax = plt.subplots(figsize=(1.3 * len(strats) + 3, 0.6 * len(mechs) + 1.5))
+    for c in cells:
+        v = c.verdict
+        i, j = mechs.index(c.mechanism), strats.index(c.strategy)
+        half = max((v.ci_high - v.ci_low) / 2, 1e-12)
+        z[i, j] = np.clip(v.gain / half, -3, 3)
+        ax.text(j, i, f"{v.gain:+.3g}", ha="center", va="center", fontsize=7)
+    im = ax.imshow(z, cmap="RdBu_r", vmin=-3, vmax=3, aspect="auto")
+    ax.set_xticks(range(len(strats)), strats, rotation=35, ha="right")
+    ax.set_yticks(range(len(mechs)), mechs)
+    fig.colorbar(im, ax=ax, label="gain / CI half-width (red: profitable, blue: loses)")
+    ax.set_title("Deviator's per-round gain over its truthful twin")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_multipliers(cells: list[Cell], path: Path) -> None:
+    """Learned multiplier (or exaggeration factor) over the run, averaged over seeds, per mechanism."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    learned = [c for c in cells if c.verdict.trace and c.strategy in (*LEARNERS, "alpha-learner")]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for c in learned:
+        t = np.linspace(0, 1, len(c.verdict.trace))
+        ax.plot(t, c.verdict.trace, label=f"{c.mechanism}: {c.strategy}", lw=1.2)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("fraction of the run")
+    ax.set_ylabel("preferred multiplier (1 = truthful)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(out_dir: Path, quick: bool = False, workers: int | None = None) -> dict[str, Any]:
+    """Compute the table; write verdicts.csv, verdicts.png, multipliers.png and egta.csv into out_dir."""
+    from market import egta
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    size = SIZES["quick" if quick else "full"]
+    workers = workers or os.cpu_count() or 1
+    wall = time.perf_counter()
+    cells = table(size, workers)
+    write_csv(cells, out_dir / "verdicts.csv")
+    plot_heat_map(cells, out_dir / "verdicts.png")
+    plot_multipliers(cells, out_dir / "multipliers.png")
+    games = egta.verdict_games(quick, workers)
+    egta.write_csv(games, out_dir / "egta.csv")
+    wall = time.perf_counter() - wall
+    print(format_table(cells))
+    print()
+    print(egta.format_games(games))
+    return {"cells": len(cells), "sizes": size, "wall_seconds": round(wall, 1), "workers": workers,
+            "profitable": sum(c.verdict.verdict == "profitable" for c in cells)}
