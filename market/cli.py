@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -212,6 +213,37 @@ def _cmd_repro(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- deviate / verdicts ----------------------------------------------------------------------
+
+
+def _cmd_deviate(args: argparse.Namespace) -> int:
+    from . import deviation
+
+    wall = time.perf_counter()
+    verdicts = {
+        name: deviation.deviate(args.scenario, name, deviator=args.deviator, seeds=args.seeds, rounds=args.rounds,
+                                overrides=args.set, engine=args.engine, workers=args.workers or os.cpu_count() or 1)
+        for name in args.strategy
+    }
+    print(deviation.format_verdicts(verdicts))
+    first = next(iter(verdicts.values()))
+    print(f"{first.seeds} seeds x {first.rounds} rounds per profile, engine {args.engine}, "
+          f"wall time {time.perf_counter() - wall:.1f} s")
+    if args.out:
+        deviation.write_outputs(verdicts, Path(args.out))
+        print(f"table and plots in {args.out}")
+    return 0
+
+
+def _cmd_verdicts(args: argparse.Namespace) -> int:
+    from .experiments import verdicts
+
+    result = verdicts.run(Path(args.out), quick=args.quick, workers=args.workers)
+    print(json.dumps(result, indent=2))
+    print(f"verdicts.csv, verdicts.png, multipliers.png and egta.csv in {args.out}")
+    return 0
+
+
 # -- sweep / report --------------------------------------------------------------------------
 
 
@@ -267,6 +299,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out")
     e.add_argument("--quick", action="store_true")
     e.set_defaults(func=_cmd_repro)
+
+    dv = sub.add_parser("deviate", help="a strategy's gain over its truthful twin, with a bootstrap CI")
+    dv.add_argument("scenario", help="built-in scenario name or path to a TOML file")
+    dv.add_argument("--strategy", action="append", required=True, help="deviating strategy (repeatable)")
+    dv.add_argument("--deviator", help="provider id that deviates (default provider-0)")
+    dv.add_argument("--seeds", type=int, default=20)
+    dv.add_argument("--rounds", type=int, default=1000)
+    dv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    dv.add_argument("--engine", choices=["fast", "market"], default="fast",
+                    help="fast: the same objects in a plain loop; market: the real runtime")
+    dv.add_argument("--workers", type=int, help="processes over seeds (default: number of CPUs)")
+    dv.add_argument("--out", help="write deviation.csv, gains.png, multipliers.png here")
+    dv.set_defaults(func=_cmd_deviate)
+
+    vd = sub.add_parser("verdicts", help="the verdict table: mechanisms x strategies (CSV + PNG)")
+    vd.add_argument("--out", required=True)
+    vd.add_argument("--quick", action="store_true", help="fewer seeds and rounds (same clear-cut verdicts)")
+    vd.add_argument("--workers", type=int, help="processes (default: number of CPUs)")
+    vd.set_defaults(func=_cmd_verdicts)
 
     sw = sub.add_parser("sweep", help="run a scenario over a grid of parameters x seeds")
     sw.add_argument("spec", help="sweep file (TOML: [sweep], [fixed], [grid], [zip])")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -166,13 +167,15 @@ def play_market(scenario: str, overrides: Sequence[str], seed: int, rounds: int,
     return RunResult(utilities, float(user), int(summary["rounds"]))
 
 
-def play_horizon(strategy: str, seed: int, rounds: int, providers: int = 5, dim: int = 8) -> RunResult:
-    """Reading H through HorizonROSA (separated elimination, mu = T^-1/2): each provider draws one cost
+def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, providers: int = 5, dim: int = 8) -> RunResult:
+    """Reading H through HorizonROSA (separated elimination): each provider draws one cost
     U[0, 1] for the horizon and bids once; provider-0 plays ``strategy``, the others are truthful.
 
     The procurement scenario draws a cost per query, which one bid per horizon cannot follow, hence this
     floor-1 loop; the instance is drawn like the scenario's (theta rows with L1 norm 2, U[0, 1]^d contexts,
     Gaussian noise 0.1). A learner gets a single decision here, so only static strategies are meaningful.
+    mu is large by default because the horizon draws one coin per provider: the rare resampled horizons
+    carry the bonus that makes shading unprofitable, and a few dozen seeds must contain some of them.
     """
     from agents.strategies import BidderFacts, build_strategy
     from market.agent import derive_rng
@@ -184,7 +187,6 @@ def play_horizon(strategy: str, seed: int, rounds: int, providers: int = 5, dim:
     costs = world.uniform(0.0, 1.0, providers)
     contexts = world.uniform(0.0, 1.0, (rounds, dim))
     rewards = contexts @ theta.T + 0.1 * world.standard_normal((rounds, providers))
-    mu = 1.0 / np.sqrt(max(rounds, 2))
     mechanism = build_mechanism("horizon-rosa", n=providers, d=dim, mu=mu)
     bids = costs.copy()
     facts = BidderFacts(0, providers, mechanism.cost_floor, mechanism.cost_cap, mu)
@@ -319,10 +321,72 @@ def deviate(
         raise ConfigError(f"--engine: got {engine!r}, expected one of {ENGINES}")
     if seeds < 2:
         raise ConfigError(f"--seeds: got {seeds}, expected at least 2 (a confidence interval needs them)")
-    providers = resolve(scenario, list(overrides))[0]["market"]["providers"]
-    devs = deviators_for(strategy, deviator, providers)
+    config = resolve(scenario, list(overrides))[0]
+    if config["scenario"]["builder"].startswith("scenarios.ads:"):
+        # the ad market runs in its floor-1 loop, with advertiser 0 of every query deviating
+        mechanism = config["mechanism"]["name"]
+        tasks = [("ads", mechanism, name, seed, rounds, tuple(overrides))
+                 for seed in range(seeds) for name in ("truthful", strategy)]
+        results = run_tasks(tasks, workers)
+        return judge(results[0::2], results[1::2], ["advertiser-0"])
+    devs = deviators_for(strategy, deviator, config["market"]["providers"])
     twin_sets = tuple(overrides)
     dev_sets = (*overrides, *profile_overrides(strategy, devs))
     tasks = [(engine, scenario, s, seed, rounds, devs[0]) for seed in range(seeds) for s in (twin_sets, dev_sets)]
     results = run_tasks(tasks, workers)
     return judge(results[0::2], results[1::2], devs)
+
+
+def write_outputs(verdicts: dict[str, Verdict], out_dir: Path) -> None:
+    """deviation.csv (one row per strategy), gains.png (gain with its CI) and, for learners,
+    multipliers.png (the preferred multiplier along the run, averaged over seeds)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "deviation.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["strategy", "gain", "ci_low", "ci_high", "verdict", "others", "user", "platform", "seeds",
+                    "rounds", "final_multiplier"])
+        for name, v in verdicts.items():
+            w.writerow([name, f"{v.gain:.6f}", f"{v.ci_low:.6f}", f"{v.ci_high:.6f}", v.verdict, f"{v.others:.6f}",
+                        f"{v.user:.6f}", f"{v.platform:.6f}", v.seeds, v.rounds, f"{v.trace[-1]:.3f}" if v.trace else ""])
+    names = list(verdicts)
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 4))
+    gains = np.array([verdicts[k].gain for k in names])
+    err = np.array([[verdicts[k].gain - verdicts[k].ci_low for k in names],
+                    [verdicts[k].ci_high - verdicts[k].gain for k in names]])
+    ax.bar(range(len(names)), gains, yerr=err, capsize=4, color="tab:gray")
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel("deviator's gain per round (95% CI)")
+    fig.tight_layout()
+    fig.savefig(out_dir / "gains.png", dpi=120)
+    plt.close(fig)
+    traced = {k: v.trace for k, v in verdicts.items() if v.trace}
+    if traced:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for k, trace in traced.items():
+            ax.plot(np.linspace(0, 1, len(trace)), trace, label=k)
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_xlabel("fraction of the run")
+        ax.set_ylabel("preferred multiplier (1 = truthful)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / "multipliers.png", dpi=120)
+        plt.close(fig)
+
+
+def format_verdicts(verdicts: dict[str, Verdict]) -> str:
+    rows = [f"{'strategy':<18}{'gain':>10}  {'95% CI':<22}{'verdict':<28}{'others':>9}{'user':>9}{'platform':>9}"
+            f"{'multiplier':>11}"]
+    for name, v in verdicts.items():
+        ci = f"[{v.ci_low:+.4f}, {v.ci_high:+.4f}]"
+        mult = f"{v.trace[-1]:.2f}" if v.trace else "-"
+        rows.append(f"{name:<18}{v.gain:>+10.4f}  {ci:<22}{v.verdict:<28}{v.others:>+9.4f}{v.user:>+9.4f}"
+                    f"{v.platform:>+9.4f}{mult:>11}")
+    return "\n".join(rows)
