@@ -58,7 +58,12 @@ def fractional_optimum(
     """Best distribution q over subsets with sum_S q_S C(S) <= rho. mu, cost: (K,)."""
     masks = candidate_subsets(mu.size, max_arms, reward_model)
     rewards = expected_reward(masks, mu, reward_model, weights)
-    costs = masks.astype(float) @ cost
+    return mixture_optimum(masks, rewards, masks.astype(float) @ cost, budget)
+
+
+def mixture_optimum(masks: np.ndarray, rewards: np.ndarray, costs: np.ndarray, budget: float) -> SubsetOptimum:
+    """Best distribution over the subsets masks (m, K) with rewards, costs (m,) and expected cost <= rho;
+    rewards need not come from independent arms (e.g. a joint-correctness replay)."""
     if not np.isfinite(budget):
         best = int(np.argmax(rewards))
         w = np.zeros(len(masks))
