@@ -261,8 +261,8 @@ class ReverseAuctioneer(Agent):
         self._next_round = state["next_round"]
         self.feedback_missing = state["feedback_missing"]
         self._awaiting = {
-            int(r): _AwaitingFeedback(user, np.asarray(x, float), expires, ReverseOutcome(
-                winner, np.asarray(pay, float), np.asarray(res, float), np.asarray(mod, bool)))
+            int(r): _AwaitingFeedback(user, np.asarray(x, float), ReverseOutcome(
+                winner, np.asarray(pay, float), np.asarray(res, float), np.asarray(mod, bool)), expires)
             for r, (user, x, expires, winner, pay, res, mod) in state["awaiting"].items()
         }
         self._buckets = {src: list(b) for src, b in state["buckets"].items()}
