@@ -70,7 +70,7 @@ def play_game(mechanism: str, strategies: Sequence[str], seeds: int, rounds: int
 
 def verdict_games(quick: bool, workers: int) -> list[Game]:
     """The games shown with the verdict table: truthful / shade / underbid under ROSA and pay-as-bid."""
-    seeds, rounds = (8, 200) if quick else (20, 500)
+    seeds, rounds = (20, 200) if quick else (40, 500)
     strategies = ("truthful", "shade", "underbid")
     return [play_game(m, strategies, seeds, rounds, workers, overrides=extra)
             for m, extra in (("rosa-trcm-ucb", ("mechanism.params.mu=0.1",)), ("pay-as-bid", ()))]
