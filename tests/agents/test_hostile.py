@@ -108,7 +108,7 @@ def test_malformed_frames_never_reach_the_auctioneer(runs):
     assert not [r for r in records if r[0] == "msg" and r[2] == "hostile-garbler"]
 
 
-def test_hostile_runs_replay_and_conserve_money(tmp_path_factory):
+def test_hostile_runs_replay_and_conserve_money(runs, tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
     path = next(base.glob("hostile*")) / "all"
     footer, recomputed, torn = replay(path)
