@@ -119,3 +119,59 @@ def test_messages_are_frozen_and_slotted():
     assert not hasattr(b, "__dict__")
     c = CallForBids(0, 0, (0.5, 0.25), 1.0, "user")
     assert decode(encode(c)).context == (0.5, 0.25)
+
+
+def test_a_hundred_thousand_random_or_mutated_frames_raise_only_wire_error():
+    """Seeded generator: valid frames of every kind, then bit flips, truncations, splices, random
+    bytes and type-confused MessagePack; decode returns a message or raises WireError, nothing else."""
+    import numpy as np
+
+    rng = np.random.default_rng(20240601)
+    seeds = [encode(m) for m in (
+        Bid(3, 0.25), CallForBids(1, 2, (0.1, 0.2, 0.3), 4.0, "user"),
+        *[KINDS[k](*[_sample(spec, rng) for _, spec in KINDS[k].fields]) for k in sorted(KINDS)],
+    )]
+    junk_values = [None, True, -1, 2**64 - 1, 1.5, float("nan"), float("inf"), "x" * 200, b"\x00" * 9, [], {}, [1.0]]
+    decoded = refused = 0
+    for i in range(100_000):
+        base = bytearray(seeds[i % len(seeds)])
+        how = i % 6
+        if how == 0:
+            for _ in range(int(rng.integers(1, 4))):
+                base[int(rng.integers(len(base)))] ^= 1 << int(rng.integers(8))
+        elif how == 1:
+            base = base[: int(rng.integers(len(base)))]
+        elif how == 2:
+            other = seeds[int(rng.integers(len(seeds)))]
+            base = base[: int(rng.integers(len(base) + 1))] + other[int(rng.integers(len(other))):]
+        elif how == 3:
+            base = bytearray(rng.bytes(int(rng.integers(0, 64))))
+        elif how == 4:
+            obj = msgpack.unpackb(bytes(base), use_list=True)
+            obj[int(rng.integers(len(obj)))] = junk_values[int(rng.integers(len(junk_values)))]
+            base = bytearray(msgpack.packb(obj, use_bin_type=True))
+        else:
+            base[int(rng.integers(len(base) + 1)):0] = rng.bytes(int(rng.integers(1, 8)))
+        try:
+            decode(bytes(base))
+            decoded += 1
+        except WireError:
+            refused += 1
+    assert decoded + refused == 100_000 and refused > 50_000
+
+
+def _sample(spec: Field, rng):
+    t = spec.type
+    if t == "int":
+        return int(rng.integers(0, 1000))
+    if t == "float":
+        return float(max(spec.lo, min(spec.hi, rng.uniform(0, 10))))
+    if t == "bool":
+        return bool(rng.integers(2))
+    if t == "text":
+        return "abc"
+    if t == "vector":
+        return tuple(rng.uniform(0, 1, 4).tolist())
+    if t == "ints":
+        return (1, 2, 3)
+    return ((1, 2), (3,))
