@@ -187,6 +187,10 @@ class World:
         while not all(self._principal_done(a) for a in principals):
             self._change.clear()
             await self._change.wait()
+            for a in self.agents:  # a failed agent ends the run now, not when the principals are done
+                t = a._task
+                if a not in principals and t.done() and not t.cancelled() and t.exception() is not None:
+                    raise RuntimeError(f"agent {a.id!r} failed: {t.exception()!r}") from t.exception()
         self._draining = True
         if self.drain_seconds:
             await asyncio.sleep(self.drain_seconds)
