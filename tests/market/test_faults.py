@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import msgpack
 import numpy as np
 import pytest
 
 from market.bus import Bus, Partition
+from market.checkpoint import pack_state
 from market.cli import replay, run_scenario
 from market.config import ConfigError
 from market.eventlog import read_log
@@ -247,3 +249,21 @@ def test_under_20pc_loss_and_100ms_jitter_every_query_is_accounted_for_and_regre
     r_clean, r_lossy = regret(tmp_path / "clean").sum(), regret(tmp_path / "lossy").sum()
     assert r_clean == pytest.approx(clean["metrics"]["regret"])  # the same figure as the scenario's own meter
     assert r_lossy <= 2.0 * r_clean, (r_lossy, r_clean)
+
+
+def test_feedback_that_never_arrives_leaves_the_learner_unchanged_and_is_counted():
+    from market.config import resolve
+    from market.world import World
+
+    config, builder = resolve("quickstart", ['mechanism.name="rosa-trcm-ucb"', "run.rounds=40"])
+    world = World(config, 0)
+    builder(world, config)
+    user = next(a for a in world.agents if a.id == "user")
+    auctioneer = next(a for a in world.agents if a.id == "auctioneer")
+    user._rate = lambda query_id, round, provider: user._contexts.pop(query_id)  # rates nothing
+    before = auctioneer.mechanism.get_state()
+    summary = world.run()
+    after = auctioneer.mechanism.get_state()
+    served = summary["rounds"] - summary["unsold"]
+    assert served > 30 and summary["feedback"] == {"count": 0, "reward_sum": 0.0, "missing": served}
+    assert msgpack.packb(pack_state(before)) == msgpack.packb(pack_state(after))
