@@ -259,7 +259,8 @@ def tasks(spec: SweepSpec) -> Iterator[Task]:
     for point in spec.points():
         for i in range(spec.seeds):
             seed = task_seed(spec.root_seed, i)
-            identity = json.dumps([spec.scenario, spec.fixed, point, seed, spec.metrics], sort_keys=True)
+            fixed = sorted(spec.fixed, key=lambda kv: kv[0])  # the order of [fixed] does not matter
+            identity = json.dumps([spec.scenario, fixed, point, seed, spec.metrics], sort_keys=True)
             digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
             yield Task(f"{digest}-seed{i}", spec.scenario, spec.fixed, point, i, seed, spec.metrics)
 
