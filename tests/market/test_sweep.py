@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from market import sweep
 from market.cli import main
 from market.config import ConfigError
 from market.sweep import load_spec, parse_spec, run_sweep, task_seed, tasks
@@ -184,3 +185,46 @@ def test_cli_refuses_a_bad_spec_with_exit_code_2(tmp_path, capsys):
 def test_shipped_example_spec_is_valid():
     spec = load_spec(Path(__file__).parents[2] / "scenarios" / "quickstart_sweep.toml")
     assert spec.swept_keys and sum(1 for _ in tasks(spec)) <= 64
+
+
+class CountingEngine:
+    """Runs tasks in this process when waited on, and records how many were ever in flight at once."""
+
+    most_in_flight = 0
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def submit(self, task):
+        return task
+
+    def wait(self, pending):
+        CountingEngine.most_in_flight = max(CountingEngine.most_in_flight, len(pending))
+        task = min(pending, key=lambda t: t.name)
+        return [sweep.run_task(task)], pending - {task}
+
+    def close(self) -> None:
+        pass
+
+
+def test_in_flight_tasks_stay_within_a_window_of_twice_the_workers(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "LocalEngine", CountingEngine)
+    spec = write_spec(tmp_path, """
+[sweep]
+scenario = "quickstart"
+seeds = 10
+metrics = ["rounds"]
+[fixed]
+"run.rounds" = 3
+[grid]
+"market.providers" = [2, 3]
+""")
+    result = run_sweep(spec, tmp_path / "out", workers=3)
+    assert result.done == 20
+    assert CountingEngine.most_in_flight == 6
+
+
+def test_ray_engine_without_ray_installed_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes ``import ray`` raise ImportError
+    with pytest.raises(ConfigError, match="Ray is not installed"):
+        sweep.RayEngine(2, None)
