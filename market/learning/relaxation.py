@@ -140,10 +140,12 @@ def _continuous_greedy(
         raise MechanismError(f"greedy_steps={steps}: expected >= 1")
     mu = np.clip(mu, 0.0, 1.0)
     p = np.zeros(mu.size)
+    skip_self = np.eye(mu.size, dtype=bool)
     for _ in range(steps):
         miss = 1.0 - p * mu
-        # d/dp_i of 1 - prod(1 - p_j mu_j) = mu_i prod_{j != i}(1 - p_j mu_j); form without division
-        others = np.array([np.prod(np.delete(miss, i)) for i in range(mu.size)])
+        # d/dp_i of 1 - prod(1 - p_j mu_j) = mu_i prod_{j != i}(1 - p_j mu_j); form without division:
+        # row i holds miss with a 1 in place of miss_i
+        others = np.where(skip_self, 1.0, miss[None, :]).prod(axis=1)
         direction = linear_lp(mu * others, cost, max_arms, budget, solver=solver)
         p = p + direction / steps
     p = np.clip(p, 0.0, 1.0)

@@ -41,14 +41,16 @@ def test_without_detection_and_slope_it_equals_ucb1_under_a_shared_rng():
 
 
 def test_detection_falls_within_a_window_after_the_converging_point():
-    # slope 0.0015, tau* = 500, sigma = 0.03, w = 100, gamma = 0.1: a (w + 1) = 0.15 > gamma
+    # slope 0.0015, tau* = 500, sigma = 0.03, w = 100, gamma = 0.1: a (w + 1) = 0.15 > gamma.
+    # Pulls after tau* + w cannot help the median into [tau*, tau* + w]: a seed without a detection
+    # by then counts as never detecting, which can only raise the median, so stopping there is as strict
     tau, w, seeds = 500, 100, 40
     first, early = [], 0
     for seed in range(seeds):
         env = PiecewiseLinearArms(np.array([0.9]), np.array([0.0015]), np.array([float(tau)]), noise=0.03)
         learner = TIUCB(1, window=w, gamma=0.1)
         rng = np.random.default_rng(seed)
-        for _ in range(1100):
+        for _ in range(tau + w):
             y, _ = env.pull(0, rng)
             learner.update(0, y)
         pulls = [d[1] for d in learner.detections]
