@@ -7,11 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog
 from scipy import stats
 
 from market.cli import main, run_scenario
 from market.config import ConfigError
 from market.report import mean_ci, report
+
+@pytest.fixture(autouse=True)
+def default_logging():
+    """``main`` points structlog at this test's captured stderr; later tests must not write to it."""
+    yield
+    structlog.reset_defaults()
+
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

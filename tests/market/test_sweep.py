@@ -11,11 +11,19 @@ import time
 from pathlib import Path
 
 import pytest
+import structlog
 
 from market import sweep
 from market.cli import main
 from market.config import ConfigError
 from market.sweep import load_spec, parse_spec, run_sweep, task_seed, tasks
+
+@pytest.fixture(autouse=True)
+def default_logging():
+    """``main`` points structlog at this test's captured stderr; later tests must not write to it."""
+    yield
+    structlog.reset_defaults()
+
 
 SPEC = """
 [sweep]
