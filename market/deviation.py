@@ -324,6 +324,8 @@ def deviate(
     config = resolve(scenario, list(overrides))[0]
     if config["scenario"]["builder"].startswith("scenarios.ads:"):
         # the ad market runs in its floor-1 loop, with advertiser 0 of every query deviating
+        if deviator not in (None, "advertiser-0"):
+            raise ConfigError(f"--deviator: got {deviator!r}; in the ad market advertiser-0 (of every query) deviates")
         mechanism = config["mechanism"]["name"]
         tasks = [("ads", mechanism, name, seed, rounds, tuple(overrides))
                  for seed in range(seeds) for name in ("truthful", strategy)]
