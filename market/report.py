@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from .config import ConfigError, load_builder, merge  # noqa: E402
+from .config import ConfigError, load_builder, load_toml, merge  # noqa: E402
 
 
 def mean_ci(samples: Any, level: float = 0.95, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
@@ -61,8 +61,18 @@ def report(directory: Path) -> Path:
 
 
 def load_results(directory: Path) -> tuple[list[str], dict[str, dict[str, list[float]]], dict[str, list]]:
-    """Result files grouped by grid point: (swept keys, point -> metric -> values over seeds, point -> pairs)."""
+    """Result files grouped by grid point: (swept keys, point -> metric -> values over seeds, point -> pairs).
+
+    With the sweep's ``sweep.toml`` present, only its tasks count: results left by an earlier version of
+    the spec (other metrics, other fixed keys) in the same directory are not mixed in.
+    """
+    from .sweep import parse_spec, tasks
+
     files = sorted((Path(directory) / "results").glob("*.json"))
+    spec_path = Path(directory) / "sweep.toml"
+    if spec_path.is_file():
+        current = {t.name for t in tasks(parse_spec(load_toml(spec_path)))}
+        files = [f for f in files if f.stem in current]
     if not files:
         raise ConfigError(f"report: no result files in {Path(directory) / 'results'}")
     keys: list[str] = []
@@ -96,6 +106,7 @@ def _file_name(metric: str) -> str:
 
 def _sweep_report(d: Path) -> Path:
     keys, values, points = load_results(d)
+    runs = sum(max(len(v) for v in values[pid].values()) for pid in points)
     order = sorted(points, key=lambda pid: [_order(v) for _, v in points[pid]])
     metrics = sorted({m for pid in values for m in values[pid]})
     x_key, rest = keys[0], keys[1:]
@@ -138,7 +149,7 @@ def _sweep_report(d: Path) -> Path:
 
     failed = len(list((d / "failed").glob("*.json"))) if (d / "failed").is_dir() else 0
     lines = [f"# Sweep report: {d.name}", "",
-             f"{len(list((d / 'results').glob('*.json')))} runs over {len(order)} grid points; "
+             f"{runs} runs over {len(order)} grid points; "
              f"{failed} failed tasks (see failed/). Cells: mean ± half-width of the 95% CI over seeds.", "",
              "| " + " | ".join(keys + ["seeds"] + metrics) + " |",
              "|" + "---|" * (len(keys) + 1 + len(metrics))]

@@ -92,3 +92,27 @@ def test_run_report_lists_summary_and_scenario_metrics(tmp_path):
 def test_report_refuses_a_directory_that_is_neither_run_nor_sweep(tmp_path):
     with pytest.raises(ConfigError, match="neither a sweep directory"):
         report(tmp_path)
+
+
+def test_sweep_report_counts_only_the_tasks_of_the_current_spec(tmp_path):
+    from market.sweep import run_sweep
+
+    text = """
+[sweep]
+scenario = "quickstart"
+seeds = 2
+metrics = [{metrics}]
+[fixed]
+"run.rounds" = 10
+[grid]
+"market.providers" = [2]
+"""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text.format(metrics='"rounds"'))
+    run_sweep(spec, tmp_path / "out", workers=1)
+    spec.write_text(text.format(metrics='"rounds", "user_spend"'))  # a new metric: every task runs again
+    again = run_sweep(spec, tmp_path / "out", workers=1)
+    assert (again.done, again.skipped) == (2, 0)
+    assert len(list((tmp_path / "out" / "results").glob("*.json"))) == 4
+    md = report(tmp_path / "out").read_text()
+    assert "2 runs over 1 grid points" in md and "| 2 | 2 | 10 ± 0 |" in md
