@@ -53,7 +53,7 @@ class _Opaque:
 
 def test_kit_finds_and_shrinks_the_pay_as_bid_counterexample():
     with pytest.raises(TruthfulnessViolation) as err:
-        search_truthful_in_expectation(pay_as_bid, examples=10, draws=1, grid=np.linspace(0, 1, 21))
+        search_truthful_in_expectation(pay_as_bid, examples=60, draws=1, grid=np.linspace(0, 1, 21))
     message = str(err.value)
     assert "ReverseInstance(" in message and "instead of the cost" in message
 
