@@ -3,7 +3,7 @@
 An agent only ever holds its own ``Port``: the sender of every frame is the port's id, never a
 field of the frame, so no agent can speak for another. Sealed kinds (bids, reward reports) may
 only go to the auctioneer. Links come from a networkx graph whose edges carry ``latency``,
-``jitter``, ``loss``, ``duplicate`` and ``reorder`` (see ``market/faults.py``); partitions cut a node
+``jitter``, ``loss``, ``duplicate``, ``reorder`` and ``copies`` (see ``market/faults.py``); partitions cut a node
 or an edge for a while; every random draw comes from the bus's own generator, and only frames on
 links with faults pay for them. A duplicated frame is recognised at the receiving port by its
 (sender, seq) and dropped; frames to a dead agent are dropped with reason "dead".
@@ -47,6 +47,7 @@ class Link(NamedTuple):
     reorder: float = 0.0
     reorder_delay: float = 0.0
     cuts: tuple[tuple[float, float], ...] = ()  # [start, end) windows in which the route is partitioned
+    copies: int = 1  # each frame is transmitted this many times (forward error correction on lossy links)
 
 
 class Partition(NamedTuple):
@@ -249,8 +250,10 @@ class Bus:
             raise BusError(f"link: no route from {src!r} to {dst!r} in the link graph") from None
         latency = jitter = reorder_delay = 0.0
         keep = single = in_order = 1.0
+        copies = 1
         for a, b in zip(path, path[1:]):
             e = g.edges[a, b]
+            copies = max(copies, int(e.get("copies", 1)))
             latency += float(e.get("latency", 0.0))
             jitter += float(e.get("jitter", 0.0))
             keep *= 1.0 - float(e.get("loss", 0.0))
@@ -267,7 +270,7 @@ class Bus:
                             or (p.edge is not None and frozenset(p.edge) in edges)))
         if latency == jitter == 0.0 and keep == single == in_order == 1.0 and not cuts:
             return _PERFECT
-        link = Link(latency, jitter, 1.0 - keep, 1.0 - single, 1.0 - in_order, reorder_delay, cuts)
+        link = Link(latency, jitter, 1.0 - keep, 1.0 - single, 1.0 - in_order, reorder_delay, cuts, copies)
         self.max_delay = max(self.max_delay, latency + jitter + reorder_delay)
         return link
 
@@ -324,11 +327,17 @@ class Bus:
         return route
 
     def _transmit(self, env: Envelope, dst: str, link: Link, now: float) -> None:
-        """One frame over a faulty link: partition, loss, delay, reordering, duplication, in this order."""
+        """One frame over a faulty link: partition, then for each transmitted copy loss, delay,
+        reordering and duplication, in this order. Copies that get through twice are dropped at the
+        receiving port by their sequence number, like network duplicates."""
         for start, end in link.cuts:
             if start <= now < end:
                 self._drop(env, dst, "partition", now)
                 return
+        for _ in range(link.copies):
+            self._transmit_copy(env, dst, link, now)
+
+    def _transmit_copy(self, env: Envelope, dst: str, link: Link, now: float) -> None:
         if link.loss and self.rng.random() < link.loss:
             self._drop(env, dst, "loss", now)
             return

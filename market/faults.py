@@ -16,13 +16,14 @@ import networkx as nx
 from .bus import Partition
 from .config import ConfigError
 
-LINK_KEYS = ("loss", "latency", "jitter", "duplicate", "reorder", "reorder_delay")
+LINK_KEYS = ("loss", "latency", "jitter", "duplicate", "reorder", "reorder_delay", "copies")
 PROBABILITIES = ("loss", "duplicate", "reorder")
+MAX_COPIES = 8  # ``copies``: how many times each frame is transmitted (the market's answer to loss)
 RESTORE = ("last", "reset")
 
 # The keys a builder puts under DEFAULTS["faults"]: all off.
 DEFAULTS: dict[str, Any] = {
-    **{k: 0.0 for k in LINK_KEYS}, "links": [], "partitions": [], "crashes": [],
+    **{k: 0.0 for k in LINK_KEYS}, "copies": 1, "links": [], "partitions": [], "crashes": [],
 }
 
 
@@ -50,7 +51,7 @@ class FaultModel:
     @property
     def network(self) -> bool:
         """Does any link misbehave (so the bus needs a link graph)?"""
-        return any(self.link.values()) or bool(self.edges) or bool(self.partitions)
+        return any(v for k, v in self.link.items() if k != "copies") or bool(self.edges) or bool(self.partitions)
 
 
 def _number(key: str, v: Any, lo: float = 0.0, hi: float = math.inf) -> float:
@@ -64,7 +65,12 @@ def _link_params(key: str, table: dict[str, Any]) -> dict[str, float]:
     for k, v in table.items():
         if k not in LINK_KEYS:
             raise ConfigError(f"{key}.{k}: unknown key; known: {list(LINK_KEYS)}")
-        out[k] = _number(f"{key}.{k}", v, 0.0, 1.0 if k in PROBABILITIES else math.inf)
+        if k == "copies":
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_COPIES:
+                raise ConfigError(f"{key}.copies: got {v!r}, expected an integer in [1, {MAX_COPIES}]")
+            out[k] = v
+        else:
+            out[k] = _number(f"{key}.{k}", v, 0.0, 1.0 if k in PROBABILITIES else math.inf)
     return out
 
 
@@ -144,6 +150,9 @@ def link_graph(model: FaultModel, hub: str, spokes: list[str], base: dict[str, f
         faults = {**model.link, **overrides.get(frozenset((a, b)), {})}
         attrs = {}
         for k in LINK_KEYS:
+            if k == "copies":
+                attrs[k] = max(int(base.get(k, 1)), int(faults.get(k, 1)))
+                continue
             x, y = float(base.get(k, 0.0)), faults.get(k, 0.0)
             attrs[k] = 1.0 - (1.0 - x) * (1.0 - y) if k in PROBABILITIES else (max(x, y) if k == "reorder_delay" else x + y)
         g.add_edge(a, b, **attrs)

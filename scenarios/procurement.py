@@ -19,7 +19,7 @@ from agents.users import ProcurementUser
 from market.auctioneer import ReverseAuctioneer
 from market.config import ConfigError, require
 from market.faults import DEFAULTS as FAULT_DEFAULTS
-from market.faults import check_agents, link_graph, max_route_delay, parse_faults
+from market.faults import MAX_COPIES, check_agents, link_graph, max_route_delay, parse_faults
 from market.ledger import to_minor
 from market.mechanisms.priors import CostPriors, UniformCost
 from market.mechanisms.reverse import build_mechanism
@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
         "latency": 0.0,
         "jitter": 0.0,
         "loss": 0.0,
+        "copies": 1,  # transmissions of each frame on lossy links; receivers drop extras by sequence number
     },
     "quality": {
         "model": "linear",  # "linear" (theta . x + noise) or "mmlu" (RouteLLM MMLU correctness replay)
@@ -282,6 +283,7 @@ def build(world: World, config: dict[str, Any]) -> None:
     require(config["run"]["rounds"] >= 0, "run.rounds", config["run"]["rounds"], "at least 0")
     require(m["interarrival"] > 0, "market.interarrival", m["interarrival"], "> 0")
     require(m["bid_window"] > 0, "market.bid_window", m["bid_window"], "> 0")
+    require(1 <= m["copies"] <= MAX_COPIES, "market.copies", m["copies"], f"an integer in [1, {MAX_COPIES}]")
     inst = instance(config, world.seed)
     dim = len(inst.contexts(np.random.default_rng(0)))
     mechanism = make_mechanism(config["mechanism"], inst, dim, config["run"]["rounds"])
@@ -309,8 +311,8 @@ def build(world: World, config: dict[str, Any]) -> None:
     faults = parse_faults(config["faults"])
     spokes = [a.id for a in world.agents if a.id != world.auctioneer_id]
     check_agents(faults, [world.auctioneer_id, *spokes], world.auctioneer_id)
-    base = {"latency": m["latency"], "jitter": m["jitter"], "loss": m["loss"]}
-    if any(base.values()) or faults.network:
+    base = {"latency": m["latency"], "jitter": m["jitter"], "loss": m["loss"], "copies": m["copies"]}
+    if m["latency"] or m["jitter"] or m["loss"] or faults.network:
         world.graph = link_graph(faults, world.auctioneer_id, spokes, base)
         world.partitions = faults.partitions
     world.crashes = faults.crashes
