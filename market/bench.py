@@ -153,6 +153,20 @@ metrics = ["user_utility"]
 """
 
 
+def _parallel_ceiling(loops: int) -> float:
+    """What 2 processes get from this machine: the time of one pure-Python loop alone, doubled, over the
+    wall time of two copies run at once (2.0 on two free cores; less when the cores are shared)."""
+    code = f"x = 0\nfor i in range({loops}):\n    x += i\n"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    alone = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pair = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    for proc in pair:
+        proc.wait()
+    return 2 * alone / (time.perf_counter() - t0)
+
+
 def bench_sweep(quick: bool = False) -> dict[str, Any]:
     """The same CPU-bound sweep (quickstart runs) with 1 and with 2 local workers, from a cold start
     (spawning the pool included), each into a fresh directory."""
@@ -169,10 +183,12 @@ def bench_sweep(quick: bool = False) -> dict[str, Any]:
             seconds[workers] = time.perf_counter() - t0
             if result.failed or result.done != 2 * seeds:
                 raise RuntimeError(f"bench sweep: {result} with {workers} workers")
+    ceiling = _parallel_ceiling(10_000_000 if quick else 30_000_000)
     return {
         "benchmark": "sweep", "tasks": 2 * seeds, "rounds_per_task": rounds,
         "seconds_1_worker": round(seconds[1], 2), "seconds_2_workers": round(seconds[2], 2),
         "speedup_2_to_1": round(seconds[1] / seconds[2], 2),
+        "machine_parallel_ceiling": round(ceiling, 2),  # two independent processes, same measure
         # other processes competing for the cores lower the speed-up; this says how busy they were
         "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
     }
