@@ -1,10 +1,6 @@
 """Sweeps: one scenario run over a grid of parameters x seeds, on a process pool or a Ray cluster.
-
-A task's seed is the ``seed_index``-th child of ``SeedSequence(root_seed)``: it depends on (root seed,
-seed index) only, never on the grid position, so adding grid points or seeds changes no existing task,
-and every grid point sees the same seeds (common random numbers across points). Each task writes one
-result file, atomically, whose name fixes everything the result depends on; a re-run skips the files
-that exist, so a killed sweep resumes where it stopped and failed tasks are retried.
+Each task writes one result file, named after everything its result depends on; a re-run skips the
+files that exist, so a killed sweep resumes where it stopped and failed tasks are retried.
 """
 
 from __future__ import annotations
@@ -96,7 +92,11 @@ class SweepResult:
 
 
 def task_seed(root_seed: int, seed_index: int) -> int:
-    """The run seed of seed index ``seed_index``: the child ``SeedSequence(root_seed).spawn(...)[i]``."""
+    """The run seed of seed index ``seed_index``: the child ``SeedSequence(root_seed).spawn(...)[i]``.
+
+    It depends on (root seed, seed index) only, never on the grid position, so adding grid points or
+    seeds changes no existing task, and every grid point sees the same seeds (common random numbers).
+    """
     return int(np.random.SeedSequence(root_seed, spawn_key=(seed_index,)).generate_state(1)[0])
 
 
