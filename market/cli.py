@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=_cmd_list)
 
     b = sub.add_parser("bench", help="benchmarks, printed as JSON")
-    b.add_argument("what", choices=["bus", "rosa", "mosaic", "sweep"])
+    b.add_argument("what", choices=["bus", "rosa", "mosaic", "memory", "sweep"])
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
     b.set_defaults(func=_cmd_bench)
 

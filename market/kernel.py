@@ -8,6 +8,7 @@ the CPU time its work needs. Nothing here reads the wall clock.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import selectors
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
@@ -74,7 +75,20 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 
 def run(main: Coroutine[Any, Any, T], *, start: float = 0.0) -> T:
-    """Run ``main`` to completion on a fresh virtual-time loop and close the loop."""
+    """Run ``main`` to completion on a fresh virtual-time loop and close the loop.
+
+    Called where a loop already runs in this thread (a Jupyter kernel, an async test), the run
+    gets a thread of its own: one thread cannot run two loops at once.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run_here(main, start)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_run_here, main, start).result()
+
+
+def _run_here(main: Coroutine[Any, Any, T], start: float) -> T:
     loop = VirtualTimeLoop(start)
     try:
         asyncio.set_event_loop(loop)

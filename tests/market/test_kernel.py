@@ -66,3 +66,21 @@ def test_a_simulated_day_of_market_runs_in_seconds():
     assert summary["sim_seconds"] >= 86_313.0  # the last query at 999 x 86.4 s
     assert summary["rounds"] == 1000
     assert time.process_time() - t0 < 30.0
+
+
+async def test_a_run_started_inside_a_running_loop_gets_its_own_thread():
+    """As in a Jupyter kernel: the caller's loop is running, the simulation still runs (and is the same)."""
+    from market.cli import run_scenario
+
+    _, inside, _ = run_scenario("quickstart", seed=4, rounds=50)
+    assert inside["rounds"] == 50
+    assert inside == run_scenario_outside(4)
+
+
+def run_scenario_outside(seed):
+    import concurrent.futures
+
+    from market.cli import run_scenario
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: run_scenario("quickstart", seed=seed, rounds=50)[1]).result()
