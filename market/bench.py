@@ -172,7 +172,7 @@ def bench_sweep(quick: bool = False) -> dict[str, Any]:
     (spawning the pool included), each into a fresh directory."""
     from .sweep import run_sweep
 
-    seeds, rounds = (4, 600) if quick else (8, 1500)
+    seeds, rounds = (4, 600) if quick else (8, 3000)
     seconds = {}
     with tempfile.TemporaryDirectory() as d:
         spec = Path(d) / "bench_sweep.toml"
