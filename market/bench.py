@@ -21,6 +21,26 @@ from .kernel import VirtualTimeLoop
 from .wire import Bid, CallForBids
 
 
+def _timed_rounds(loop: asyncio.AbstractEventLoop, providers: list[Any], auctioneer: Any) -> float:
+    """Start the provider coroutines, time the auctioneer's rounds, then stop everyone and close the loop."""
+
+    async def main() -> float:
+        tasks = [loop.create_task(p) for p in providers]
+        await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        await auctioneer
+        dt = time.perf_counter() - t0
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return dt
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
 def _sealed_rounds_bus(n: int, rounds: int, dim: int = 8) -> float:
     """Seconds for ``rounds`` sealed-bid rounds through the real bus (MessagePack on every hop)."""
     loop = VirtualTimeLoop()
@@ -43,21 +63,7 @@ def _sealed_rounds_bus(n: int, rounds: int, dim: int = 8) -> float:
                 if best is None or amount < best:
                     best = amount
 
-    async def main() -> float:
-        tasks = [loop.create_task(provider(p, 0.1 + i / n)) for i, p in enumerate(ports)]
-        await asyncio.sleep(0)
-        t0 = time.perf_counter()
-        await auctioneer()
-        dt = time.perf_counter() - t0
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return dt
-
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.close()
+    return _timed_rounds(loop, [provider(p, 0.1 + i / n) for i, p in enumerate(ports)], auctioneer())
 
 
 def _sealed_rounds_plain(n: int, rounds: int, dim: int = 8) -> float:
@@ -84,21 +90,7 @@ def _sealed_rounds_plain(n: int, rounds: int, dim: int = 8) -> float:
                 if best is None or amount < best:
                     best = amount
 
-    async def main() -> float:
-        tasks = [loop.create_task(provider(q, 0.1 + i / n)) for i, q in enumerate(inboxes)]
-        await asyncio.sleep(0)
-        t0 = time.perf_counter()
-        await auctioneer()
-        dt = time.perf_counter() - t0
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return dt
-
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.close()
+    return _timed_rounds(loop, [provider(q, 0.1 + i / n) for i, q in enumerate(inboxes)], auctioneer())
 
 
 def _best_of(fn: Any, repeats: int, *args: Any) -> float:

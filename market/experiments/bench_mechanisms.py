@@ -14,6 +14,19 @@ import numpy as np
 from market.mechanisms.aggregation import mosaic, sample_shown
 
 
+def _through_bus(seconds: Any, rounds: int, repeats: int, unit: str, baseline: str) -> dict[str, Any]:
+    """Rounds per second of ``seconds(rounds, direct=False)`` (the market) against ``direct=True``."""
+    t_market = min(seconds(rounds, False) for _ in range(repeats))
+    t_direct = min(seconds(rounds, True) for _ in range(repeats))
+    return {
+        "rounds": rounds,
+        f"{unit}_per_s_through_bus": round(rounds / t_market),
+        "baseline": baseline,
+        f"baseline_{unit}_per_s": round(rounds / t_direct),
+        "ratio_bus_to_direct": round(t_direct / t_market, 3),
+    }
+
+
 def _per_call_us(fn: Any, calls: int, repeats: int) -> float:
     """Best-of-``repeats`` microseconds per call of ``fn()``."""
     best = float("inf")
@@ -68,9 +81,8 @@ def bench_mosaic(quick: bool = False) -> dict[str, Any]:
 
     t_mosaic = _per_call_us(lambda: mosaic(rewards, log_ref, log_gen, 5.0), calls, repeats)
     t_softmax = _per_call_us(softmax, calls, repeats)
-    rounds = 200 if quick else 2000
-    t_market = min(_market_seconds(rounds, False) for _ in range(2 if quick else 3))
-    t_direct = min(_market_seconds(rounds, True) for _ in range(2 if quick else 3))
+    market = _through_bus(_market_seconds, 200 if quick else 2000, 2 if quick else 3, "auctions",
+                          "the same candidate sampling, reward scoring and MOSAIC calls without agents or bus")
     return {
         "benchmark": "mosaic",
         "python": sys.version.split()[0],
@@ -80,13 +92,7 @@ def bench_mosaic(quick: bool = False) -> dict[str, Any]:
             "baseline_us": round(t_softmax, 2),
             "ratio_mosaic_to_softmax": round(t_mosaic / t_softmax, 2),
         },
-        "market_ngram_n2_M20": {
-            "rounds": rounds,
-            "auctions_per_s_through_bus": round(rounds / t_market),
-            "baseline": "the same candidate sampling, reward scoring and MOSAIC calls without agents or bus",
-            "baseline_auctions_per_s": round(rounds / t_direct),
-            "ratio_bus_to_direct": round(t_direct / t_market, 3),
-        },
+        "market_ngram_n2_M20": market,
     }
 
 
@@ -149,9 +155,8 @@ def bench_rosa(quick: bool = False) -> dict[str, Any]:
     calls, repeats = (3000, 3) if quick else (20000, 5)
     t_mech = _per_call_us(select_update, calls, repeats)
     t_bare = _per_call_us(bare_linucb, calls, repeats)
-    rounds = 500 if quick else 3000
-    t_market = min(_procurement_seconds(rounds, False) for _ in range(2 if quick else 3))
-    t_direct = min(_procurement_seconds(rounds, True) for _ in range(2 if quick else 3))
+    market = _through_bus(_procurement_seconds, 500 if quick else 3000, 2 if quick else 3, "rounds",
+                          "the same context, cost, select and update calls without agents or bus")
     return {
         "benchmark": "rosa",
         "python": sys.version.split()[0],
@@ -161,11 +166,5 @@ def bench_rosa(quick: bool = False) -> dict[str, Any]:
             "baseline_us": round(t_bare, 2),
             "ratio_mechanism_to_bare": round(t_mech / t_bare, 2),
         },
-        "market_n10_d8": {
-            "rounds": rounds,
-            "rounds_per_s_through_bus": round(rounds / t_market),
-            "baseline": "the same context, cost, select and update calls without agents or bus",
-            "baseline_rounds_per_s": round(rounds / t_direct),
-            "ratio_bus_to_direct": round(t_direct / t_market, 3),
-        },
+        "market_n10_d8": market,
     }
