@@ -129,7 +129,8 @@ def plot_heat_map(cells: list[Cell], path: Path) -> None:
         i, j = mechs.index(c.mechanism), strats.index(c.strategy)
         half = max((v.ci_high - v.ci_low) / 2, 1e-12)
         z[i, j] = np.clip(v.gain / half, -3, 3)
-        ax.text(j, i, f"{v.gain:+.3g}", ha="center", va="center", fontsize=7)
+        ax.text(j, i, f"{v.gain:+.3g}", ha="center", va="center", fontsize=7,
+                color="white" if abs(z[i, j]) > 2 else "black")  # legible on the saturated cells
     im = ax.imshow(z, cmap="RdBu_r", vmin=-3, vmax=3, aspect="auto")
     ax.set_xticks(range(len(strats)), strats, rotation=35, ha="right")
     ax.set_yticks(range(len(mechs)), mechs)
