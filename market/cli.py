@@ -173,11 +173,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from market.mechanisms.aggregation import AGGREGATIONS
     from market.mechanisms.reverse import MECHANISMS
 
+    files = {name: load_toml(path) for name, path in sorted(scenario_files().items())}
     print("scenarios:")
-    for name, path in sorted(scenario_files().items()):
-        raw = load_toml(path)
-        spec = raw.get("scenario", {})
-        print(f"  {name:<20} {spec.get('description', '')}")
+    for name, raw in files.items():
+        if "scenario" in raw:
+            print(f"  {name:<20} {raw['scenario'].get('description', '')}")
+    print("sweeps (llm-market sweep scenarios/NAME.toml):")
+    for name, raw in files.items():
+        if "sweep" in raw:
+            print(f"  {name:<20} {raw['sweep'].get('scenario', '')} over {sorted(raw.get('grid', {}))}")
     print("mechanisms (reverse auctions):")
     for name in sorted(MECHANISMS):
         print(f"  {name}")

@@ -89,3 +89,5 @@ def test_list_names_scenarios_mechanisms_and_strategies(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "quickstart" in out and "myerson" in out and "truthful" in out
+    scenarios, sweeps = out.split("sweeps")[0], out.split("sweeps")[1].split("mechanisms")[0]
+    assert "quickstart_sweep" not in scenarios and "quickstart_sweep" in sweeps
