@@ -93,16 +93,21 @@ def _sealed_rounds_plain(n: int, rounds: int, dim: int = 8) -> float:
     return _timed_rounds(loop, [provider(q, 0.1 + i / n) for i, q in enumerate(inboxes)], auctioneer())
 
 
-def _best_of(fn: Any, repeats: int, *args: Any) -> float:
-    return min(fn(*args) for _ in range(repeats))
+def _interleaved_best(fns: tuple[Any, ...], repeats: int, *args: Any) -> list[float]:
+    """Best-of-``repeats`` seconds of each function, runs interleaved so that both sides of a ratio
+    see the same spells of a noisy machine."""
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], fn(*args))
+    return best
 
 
 def bench_bus(quick: bool = False) -> dict[str, Any]:
     repeats = 2 if quick else 5
     out: dict[str, Any] = {"benchmark": "bus", "python": sys.version.split()[0]}
     for n, rounds in ((10, 2000 if quick else 10000), (100, 200 if quick else 1000)):
-        t_bus = _best_of(_sealed_rounds_bus, repeats, n, rounds)
-        t_plain = _best_of(_sealed_rounds_plain, repeats, n, rounds)
+        t_bus, t_plain = _interleaved_best((_sealed_rounds_bus, _sealed_rounds_plain), repeats, n, rounds)
         msgs = 2 * n * rounds  # n deliveries of the call for bids + n bids
         out[f"n={n}"] = {
             "rounds": rounds,

@@ -114,8 +114,15 @@ class Port:
         if not self._inbox:
             if until is not None:
                 await self._wait_until(until)
-            else:
+            elif timeout is not None:
                 await self._wait(timeout)
+            else:
+                # the common case, inlined: it runs once per message an agent waits for
+                fut = self._waiter = self._loop.create_future()
+                try:
+                    await fut
+                finally:
+                    self._waiter = None
         return self._inbox.popleft()
 
     def recv_nowait(self) -> Envelope | None:
