@@ -85,44 +85,6 @@ class MyersonRule:
         pass
 
 
-class Myerson:
-    """The Myerson-optimal static reverse auction as a mechanism: truthful, pays the winner its critical bid."""
-
-    def __init__(
-        self, theta: np.ndarray, priors: CostPrior | Sequence[CostPrior], reserve: float | None = 0.0
-    ) -> None:
-        self.rule = MyersonRule(theta, priors, reserve)
-        self.n = self.rule.n
-        self.name = "myerson"
-        lo, cap = self.rule.priors.c_lo, self.rule.priors.c_cap
-        self.cost_floor, self.cost_cap = float(lo.min()), float(cap.max())
-        self._no_modification = np.zeros(self.n, dtype=bool)
-
-    def select(
-        self,
-        context: np.ndarray,
-        bids: np.ndarray,
-        rng: np.random.Generator,
-        active: np.ndarray | None = None,
-    ) -> ReverseOutcome:
-        bids = validate_bids(bids, active, self.cost_floor, self.cost_cap)
-        idx = self.rule.index(context, bids, active)
-        winner = _winner(idx, self.rule.reserve)
-        pay = np.zeros(self.n)
-        if winner is not None:
-            pay[winner] = self.rule.threshold(context, bids, winner, active)
-        return ReverseOutcome(winner, pay, bids, self._no_modification.copy())
-
-    def update(self, context: np.ndarray, outcome: ReverseOutcome, reward: float) -> None:
-        """Known qualities: nothing to learn."""
-
-    def get_state(self) -> dict[str, Any]:
-        return {}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        pass
-
-
 class TRCMUCB:
     """TRCM-UCB per-round rule (spec 2.2): winner argmax_i UCB_i(x) - phi_i(chi_i) over the active set.
 
@@ -503,6 +465,17 @@ class CriticalBid(PayAsBid):
         if outcome.winner is not None:
             outcome.payments[outcome.winner] = self.rule.threshold(context, outcome.resampled, outcome.winner, active)
         return outcome
+
+
+class Myerson(CriticalBid):
+    """The Myerson-optimal static reverse auction as a mechanism: truthful, pays the winner its critical bid."""
+
+    def __init__(
+        self, theta: np.ndarray, priors: CostPrior | Sequence[CostPrior], reserve: float | None = 0.0
+    ) -> None:
+        rule = MyersonRule(theta, priors, reserve)
+        super().__init__(rule, float(rule.priors.c_cap.max()), float(rule.priors.c_lo.min()))
+        self.name = "myerson"
 
 
 def _support(priors: Any, n: int, cost_floor: float | None, cost_cap: float | None) -> tuple[float, float]:
