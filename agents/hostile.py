@@ -48,7 +48,7 @@ class Hostile(Agent):
             self.overhear(env)
 
     def attack(self) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement attack()")
 
     def overhear(self, env: Envelope) -> None:
         """What the agent does with a frame it received (most just count it)."""

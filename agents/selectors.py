@@ -104,10 +104,10 @@ class _ChoosingUser(Agent):
         return got
 
     def choose(self) -> np.ndarray:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement choose()")
 
     def learn(self, arms: np.ndarray, answers: dict[int, Any]) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement learn(arms, answers)")
 
 
 class SubsetBuyer(_ChoosingUser):

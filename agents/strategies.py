@@ -126,7 +126,7 @@ class _GridLearner(_Randomised):
         self.arm = 0
 
     def choose(self, rng: np.random.Generator) -> int:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement choose(rng)")
 
     def bid(self, cost: float, context: np.ndarray, rng: np.random.Generator) -> float:
         self.arm = self.choose(self.coins(rng))

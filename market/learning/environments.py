@@ -158,7 +158,7 @@ class IncreasingArms:
         self.pulls = np.zeros(self.n_arms, dtype=np.int64)
 
     def curve(self, arm: int, n: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement curve(arm, n)")
 
     def pull(self, arm: int, rng: np.random.Generator) -> tuple[float, float]:
         """Pull arm once. Returns (observed reward, expected reward mu_arm(n))."""
