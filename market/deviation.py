@@ -31,13 +31,16 @@ class RunResult:
     """One run's outcome. utilities: total utility per participant id (providers: payments - costs;
     advertisers: expected reward - payment); user: value - spend (ads: expected log pi_ref of the reply);
     platform: revenue kept by the platform (ads); trace: (TRACE_POINTS,) the first deviator's preferred
-    multiplier or factor along the run (floor-1 engines only, else empty)."""
+    multiplier or factor along the run (floor-1 engines only, else empty); spend: the user's payments and
+    served: the queries it was served (procurement)."""
 
     utilities: dict[str, float]
     user: float
     rounds: int
     trace: tuple[float, ...] = ()
     platform: float = 0.0
+    spend: float = 0.0
+    served: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,54 +106,77 @@ def build_world(scenario: str, overrides: Sequence[str], seed: int, rounds: int)
     return world
 
 
-def play_fast(scenario: str, overrides: Sequence[str], seed: int, rounds: int, watch: str | None = None) -> RunResult:
-    """The scenario's world, run as a plain loop: same mechanism, strategies, priors, quality and streams.
+class FastMarket:
+    """The scenario's world without the bus: same mechanism, strategies, priors, quality and streams.
 
-    It mirrors a run without link faults in which every provider bids in every round: the user draws a
+    ``round(t)`` plays one round as a run without link faults in which every provider bids: the user draws a
     context, each provider draws its cost and bids, the mechanism selects, everyone learns, the winner's
-    answer is rewarded and the mechanism updates. Money stays in floats (the ledger rounds to micro-credits).
+    answer is rewarded and the mechanism updates (``learn=False`` freezes strategies and mechanism).
     """
-    world = build_world(scenario, overrides, seed, rounds)
-    m = world.config.get("market", {})
-    if m.get("latency") or m.get("jitter") or m.get("loss"):
-        raise ConfigError("engine fast: market.latency/jitter/loss must be 0 (the fast engine has no bus)")
-    auctioneer = next(a for a in world.agents if isinstance(a, ReverseAuctioneer))
-    user = next(a for a in world.agents if isinstance(a, ProcurementUser))
-    by_id = {a.id: a for a in world.agents if isinstance(a, Provider)}
-    providers = [by_id[p] for p in auctioneer.providers]
-    rngs = [world.rng(p.id) for p in providers]
-    user_rng, mech_rng = world.rng(user.id), auctioneer.mechanism_rng
-    mechanism, lo, hi = auctioneer.mechanism, auctioneer.lo, auctioneer.hi
-    n = len(providers)
-    utilities, value, spend = np.zeros(n), 0.0, 0.0
-    watched = next((p.strategy for p in providers if p.id == watch), None)
-    marks = set(np.linspace(0, user.queries - 1, TRACE_POINTS).astype(int).tolist()) if watched is not None else set()
-    trace = []
-    for t in range(user.queries):
-        x = np.asarray(user.contexts(user_rng), dtype=float)
-        costs = np.empty(n)
-        bids = np.empty(n)
-        for i, p in enumerate(providers):
-            costs[i] = float(p.prior.sample(rngs[i], 1)[0])
-            bids[i] = float(p.strategy.bid(costs[i], x, rngs[i]))
-        present = (bids >= lo) & (bids <= hi)
-        outcome = mechanism.select(x, bids, mech_rng, present) if present.any() else None
+
+    def __init__(self, scenario: str, overrides: Sequence[str], seed: int, rounds: int) -> None:
+        world = build_world(scenario, overrides, seed, rounds)
+        m = world.config.get("market", {})
+        if m.get("latency") or m.get("jitter") or m.get("loss"):
+            raise ConfigError("engine fast: market.latency/jitter/loss must be 0 (the fast engine has no bus)")
+        self.world = world
+        self.auctioneer = next(a for a in world.agents if isinstance(a, ReverseAuctioneer))
+        self.user = next(a for a in world.agents if isinstance(a, ProcurementUser))
+        by_id = {a.id: a for a in world.agents if isinstance(a, Provider)}
+        self.providers = [by_id[p] for p in self.auctioneer.providers]
+        self.rngs = [world.rng(p.id) for p in self.providers]
+        self.user_rng, self.mech_rng = world.rng(self.user.id), self.auctioneer.mechanism_rng
+        self.mechanism = self.auctioneer.mechanism
+        self.lo, self.hi = self.auctioneer.lo, self.auctioneer.hi
+        self.n = len(self.providers)
+
+    def draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(context, costs, bids) of the next round, each provider bidding through its strategy."""
+        x = np.asarray(self.user.contexts(self.user_rng), dtype=float)
+        costs, bids = np.empty(self.n), np.empty(self.n)
+        for i, p in enumerate(self.providers):
+            costs[i] = float(p.prior.sample(self.rngs[i], 1)[0])
+            bids[i] = float(p.strategy.bid(costs[i], x, self.rngs[i]))
+        return x, costs, bids
+
+    def round(self, t: int) -> tuple[int | None, float, float, np.ndarray]:
+        """(winner, payment, the user's reward, costs) of round t."""
+        x, costs, bids = self.draw()
+        present = (bids >= self.lo) & (bids <= self.hi)
+        outcome = self.mechanism.select(x, bids, self.mech_rng, present) if present.any() else None
         winner = outcome.winner if outcome is not None else None
-        for i, p in enumerate(providers):
+        for i, p in enumerate(self.providers):
             if present[i]:
                 won = i == winner
                 pay = float(outcome.payments[i]) if won else 0.0
                 p.strategy.learn(BidFeedback(t, won, pay, float(costs[i]), float(bids[i])))
+        if winner is None:
+            return None, 0.0, 0.0, costs
+        reward = float(self.user.reward(winner, x, self.user_rng))
+        self.mechanism.update(x, outcome, reward)
+        return winner, float(outcome.payments[winner]), reward, costs
+
+
+def play_fast(scenario: str, overrides: Sequence[str], seed: int, rounds: int, watch: str | None = None) -> RunResult:
+    """The scenario's world, run as a plain loop (``FastMarket``). Money stays in floats (the ledger
+    rounds to micro-credits)."""
+    market = FastMarket(scenario, overrides, seed, rounds)
+    providers, queries = market.providers, market.user.queries
+    utilities, value, spend, served = np.zeros(market.n), 0.0, 0.0, 0
+    watched = next((p.strategy for p in providers if p.id == watch), None)
+    marks = set(np.linspace(0, queries - 1, TRACE_POINTS).astype(int).tolist()) if watched is not None else set()
+    trace = []
+    for t in range(queries):
+        winner, pay, reward, costs = market.round(t)
         if winner is not None:
-            pay = float(outcome.payments[winner])
             utilities[winner] += pay - costs[winner]
             spend += pay
-            reward = float(user.reward(winner, x, user_rng))
             value += reward
-            mechanism.update(x, outcome, reward)
+            served += 1
         if t in marks:
             trace.append(float(watched.multiplier))
-    return RunResult({p.id: float(u) for p, u in zip(providers, utilities)}, value - spend, user.queries, tuple(trace))
+    return RunResult({p.id: float(u) for p, u in zip(providers, utilities)}, value - spend, queries, tuple(trace),
+                     spend=spend, served=served)
 
 
 def play_market(scenario: str, overrides: Sequence[str], seed: int, rounds: int, watch: str | None = None) -> RunResult:
@@ -163,8 +189,10 @@ def play_market(scenario: str, overrides: Sequence[str], seed: int, rounds: int,
         p: (received.get(p, {}).get("payment", 0) - paid.get(p, {}).get("serving cost", 0)) / 1e6
         for p in summary["balances"] if p.startswith("provider-")
     }
-    user = summary["feedback"]["reward_sum"] - paid.get("user", {}).get("payment", 0) / 1e6
-    return RunResult(utilities, float(user), int(summary["rounds"]))
+    spend = paid.get("user", {}).get("payment", 0) / 1e6
+    user = summary["feedback"]["reward_sum"] - spend
+    return RunResult(utilities, float(user), int(summary["rounds"]), spend=float(spend),
+                     served=int(sum(summary["wins"].values())))
 
 
 def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, providers: int = 5, dim: int = 8) -> RunResult:

@@ -17,6 +17,8 @@ def test_fast_engine_reproduces_the_market_run_to_the_micro_credit():
     for p in fast.utilities:
         assert fast.utilities[p] == pytest.approx(market.utilities[p], abs=150e-6)
     assert fast.user == pytest.approx(market.user, abs=150e-6)
+    assert fast.spend == pytest.approx(market.spend, abs=150e-6)
+    assert fast.served == market.served > 0
     assert len(fast.trace) == 20
 
 
