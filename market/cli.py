@@ -239,12 +239,38 @@ def _cmd_deviate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_multipliers(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--multipliers: got {text!r}, expected comma-separated numbers such as 0.8,1,1.2") from None
+
+
+def _cmd_curve(args: argparse.Namespace) -> int:
+    from . import curve
+
+    multipliers = _parse_multipliers(args.multipliers) if args.multipliers else curve.DEFAULT_MULTIPLIERS
+    mechanisms = args.mechanism or [None]
+    curves = []
+    for name in mechanisms:
+        sets = [*args.set, *([f"mechanism.name={name}"] if name else [])]
+        c = curve.profit_curve(args.scenario, sets, seeds=args.seeds, warmup=args.warmup, samples=args.samples,
+                               multipliers=multipliers, deviator=args.deviator)
+        curves.append(c)
+        print(curve.format_curve(c))
+        print()
+    if args.out:
+        curve.write_curves(curves, Path(args.out))
+        print(f"curve.csv and curve.png in {args.out}")
+    return 0
+
+
 def _cmd_verdicts(args: argparse.Namespace) -> int:
     from .experiments import verdicts
 
     result = verdicts.run(Path(args.out), quick=args.quick, workers=args.workers)
     print(json.dumps(result, indent=2))
-    print(f"verdicts.csv, verdicts.png, multipliers.png and egta.csv in {args.out}")
+    print(f"verdicts.csv, verdicts.png, multipliers.png, egta.csv, users.csv, curve.csv and curve.png in {args.out}")
     return 0
 
 
@@ -316,6 +342,18 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--workers", type=int, help="processes over seeds (default: number of CPUs)")
     dv.add_argument("--out", help="write deviation.csv, gains.png, multipliers.png here")
     dv.set_defaults(func=_cmd_deviate)
+
+    cv = sub.add_parser("curve", help="a provider's exact expected profit per shading multiplier (CSV + PNG)")
+    cv.add_argument("scenario", help="built-in scenario name or path to a TOML file")
+    cv.add_argument("--mechanism", action="append", help="mechanism name (repeatable; default: the scenario's)")
+    cv.add_argument("--deviator", default="provider-0", help="provider whose bids are shaded (default provider-0)")
+    cv.add_argument("--multipliers", help="comma-separated multipliers (default 0.8,0.9,1,1.1,1.2,1.3,1.5,1.7,2)")
+    cv.add_argument("--seeds", type=int, default=4)
+    cv.add_argument("--warmup", type=int, default=1000, help="rounds the scenario plays before the curve")
+    cv.add_argument("--samples", type=int, default=5000, help="frozen rounds averaged per seed")
+    cv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    cv.add_argument("--out", help="write curve.csv and curve.png here")
+    cv.set_defaults(func=_cmd_curve)
 
     vd = sub.add_parser("verdicts", help="the verdict table: mechanisms x strategies (CSV + PNG)")
     vd.add_argument("--out", required=True)
