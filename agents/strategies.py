@@ -178,26 +178,44 @@ class ExponentialWeights(_GridLearner):
 
 
 class GridUCB(_GridLearner):
-    """UCB1 over a grid of multipliers: play each once, then argmax mean profit + width sqrt(2 ln t / n_k)."""
+    """UCB1 over a grid of multipliers: play each once, then argmax mean profit + width sqrt(2 ln t / n_k).
+
+    width: a number, or "sd" (default) for the standard deviation of every profit seen so far, so the
+    exploration bonus is on the scale of the profits: pay-as-bid profits lie within the cost range, ROSA's
+    carry a resampling bonus up to (c_cap - b) / mu.
+    """
 
     name = "ucb"
 
-    def __init__(self, facts: BidderFacts = BidderFacts(), grid: Sequence[float] = DEFAULT_GRID, width: float = 0.1) -> None:
+    def __init__(
+        self, facts: BidderFacts = BidderFacts(), grid: Sequence[float] = DEFAULT_GRID, width: float | str = "sd"
+    ) -> None:
         super().__init__(facts, grid)
-        self.width = float(width)
+        if width != "sd" and not (isinstance(width, (int, float)) and np.isfinite(width) and width >= 0):
+            raise ValueError(f"width = {width!r}: expected 'sd' or a number >= 0")
+        self.width = width
         self.counts = np.zeros(self.grid.size)
         self.sums = np.zeros(self.grid.size)
+        self.squares = 0.0
+
+    def _width(self, t: float) -> float:
+        if self.width != "sd":
+            return float(self.width)
+        mean = self.sums.sum() / t
+        return float(np.sqrt(max(self.squares / t - mean * mean, 0.0)))
 
     def choose(self, rng: np.random.Generator) -> int:
         untried = np.flatnonzero(self.counts == 0)
         if untried.size:
             return int(untried[0])
         t = self.counts.sum()
-        return int(np.argmax(self.sums / self.counts + self.width * np.sqrt(2 * np.log(t) / self.counts)))
+        return int(np.argmax(self.sums / self.counts + self._width(t) * np.sqrt(2 * np.log(t) / self.counts)))
 
     def learn(self, feedback: BidFeedback) -> None:
+        profit = feedback.profit
         self.counts[self.arm] += 1
-        self.sums[self.arm] += feedback.profit
+        self.sums[self.arm] += profit
+        self.squares += profit * profit
 
     @property
     def multiplier(self) -> float:
@@ -205,11 +223,12 @@ class GridUCB(_GridLearner):
         return float(self.grid[int(np.argmax(means))]) if self.counts.any() else 1.0
 
     def get_state(self) -> dict[str, Any]:
-        return {"counts": self.counts.copy(), "sums": self.sums.copy(), "arm": self.arm}
+        return {"counts": self.counts.copy(), "sums": self.sums.copy(), "squares": self.squares, "arm": self.arm}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.counts = np.array(state["counts"], dtype=float)
         self.sums = np.array(state["sums"], dtype=float)
+        self.squares = float(state["squares"])
         self.arm = int(state["arm"])
 
 

@@ -68,6 +68,24 @@ def test_grid_learners_find_the_profitable_multiplier_of_a_pay_as_bid_threshold(
         assert learner.multiplier == pytest.approx(1.6)
 
 
+def test_ucb_width_sd_scales_the_bonus_to_the_profits_seen_and_bad_widths_are_refused():
+    learner = GridUCB(FACTS, (1.0, 1.5))
+    rng = np.random.default_rng(3)
+    profits = []
+    for t in range(50):
+        b = learner.bid(0.5, X, rng)
+        won = bool(rng.random() < 0.5)
+        pay = b + (4.0 if rng.random() < 0.2 else 0.0) if won else 0.0  # a heavy bonus now and then
+        fb = BidFeedback(t, won, pay, 0.5, b)
+        profits.append(fb.profit)
+        learner.learn(fb)
+    assert learner._width(learner.counts.sum()) == pytest.approx(np.std(profits))
+    assert GridUCB(FACTS, (1.0,), width=0.3)._width(10) == 0.3
+    for bad in ("wide", -1.0, float("nan")):
+        with pytest.raises(ValueError, match="width"):
+            GridUCB(FACTS, (1.0,), width=bad)
+
+
 def test_coin_predictor_bids_the_floor_exactly_when_its_public_coin_says_resampled():
     predictor = CoinPredictor(FACTS, leak_seed=7)
     rng = np.random.default_rng(0)

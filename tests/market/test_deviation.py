@@ -99,12 +99,13 @@ def test_bad_requests_are_refused_by_name():
 def test_under_rosa_the_ucb_learners_multiplier_moves_towards_1_and_stays_below_pay_as_bid():
     """Expected profit peaks at the truthful multiplier under ROSA, but the peak is flat (the gradient
     vanishes at 1) and payments are heavy-tailed, so a learner closes in on 1 slowly: over 5,000 rounds
-    its preferred multiplier falls, ending well under where pay-as-bid drives it."""
+    its preferred multiplier (mean of 6 seeds) falls to within 0.15 of 1 (neighbouring grid multipliers
+    differ by 0.0003 in expected profit per round, see test_curve), while pay-as-bid drives it above 1.4."""
     rosa = deviate("quickstart", "ucb", seeds=6, rounds=5000, workers=2,
                    overrides=["mechanism.name=rosa-trcm-ucb", "mechanism.params.mu=0.3"])
     pab = deviate("quickstart", "ucb", seeds=6, rounds=5000, workers=2, overrides=PAB)
     early, late = np.mean(rosa.trace[1:6]), np.mean(rosa.trace[-5:])
     assert late < early  # moving towards 1 from above
-    assert late < 1.25
+    assert abs(late - 1.0) < 0.15
     assert np.mean(pab.trace[-5:]) > 1.4  # pay-as-bid rewards the margin
     assert rosa.ci_low <= 0 < pab.ci_low
