@@ -3,6 +3,10 @@ mean per-round gain over its truthful twin (common random numbers) with a bootst
 
 Procurement cells run the quickstart market in the fast engine (``market.deviation.play_fast``), horizon
 ROSA and the ad auctions their floor-1 loops (``play_horizon``, ``play_ads``). One process pool runs all.
+
+Two views complete the table: the exact expected-profit curve of a shading multiplier per reverse mechanism
+(``market.curve``: where a learner's best multiplier lies, without the learner's noise), and the user's view
+(what the user pays per served query when every provider is truthful and when every provider is a learner).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from market.curve import Curve, format_curve, profit_curve, write_curves
 from market.deviation import (
-    Verdict, deviators_for, judge, profile_overrides, run_tasks,
+    RunResult, Verdict, bootstrap_ci, deviators_for, judge, profile_overrides, run_tasks,
 )
 
 SCENARIO = "quickstart"
@@ -42,9 +47,14 @@ ROWS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 # ROSA's payments are heavy-tailed (a bonus (c_cap - b)/mu with probability mu), so a bootstrap over few
 # seeds can miss the rare rounds that make shading unprofitable: reverse auctions get more seeds.
 SIZES = {
-    "full": {"seeds": 40, "rounds": 1000, "ad_seeds": 20, "ad_rounds": 200},
-    "quick": {"seeds": 30, "rounds": 300, "ad_seeds": 10, "ad_rounds": 100},
+    "full": {"seeds": 40, "rounds": 1000, "ad_seeds": 20, "ad_rounds": 200, "curve_seeds": 4, "curve_samples": 5000},
+    "quick": {"seeds": 30, "rounds": 300, "ad_seeds": 10, "ad_rounds": 100, "curve_seeds": 2, "curve_samples": 2000},
 }
+# The reverse mechanisms of the curve and of the user's view, and the learner every provider plays there.
+MARKET_MECHANISMS = (("ROSA + TRCM-UCB", "rosa-trcm-ucb"), ("pay-as-bid", "pay-as-bid"),
+                     ("first-price UCB", "first-price-ucb"))
+MARKET_LEARNER = "ucb"
+CURVE_WARMUP = 1000
 
 COLUMNS = ("mechanism", "strategy", "gain", "ci_low", "ci_high", "verdict", "seeds", "rounds",
            "others", "user", "platform", "final_multiplier")
@@ -57,12 +67,17 @@ class Cell:
     verdict: Verdict
 
 
+def mechanism_sets(mechanism: str) -> list[str]:
+    """--set items selecting a reverse mechanism (ROSA variants at the table's mu)."""
+    return [f"mechanism.name={mechanism}"] + ([f"mechanism.params.mu={MU}"] if "rosa" in mechanism else [])
+
+
 def _task(engine: str, mechanism: str, strategy: str, seed: int, size: dict[str, int]) -> tuple:
     if engine == "horizon":
         return ("horizon", strategy, seed, size["rounds"])
     if engine == "ads":
         return ("ads", mechanism, strategy, seed, size["ad_rounds"])
-    sets = [f"mechanism.name={mechanism}"] + ([f"mechanism.params.mu={MU}"] if "rosa" in mechanism else [])
+    sets = mechanism_sets(mechanism)
     if strategy != "truthful":
         sets += profile_overrides(strategy, deviators_for(strategy, None, 5))
     return ("fast", SCENARIO, tuple(sets), seed, size["rounds"], "provider-0")
@@ -162,8 +177,98 @@ def plot_multipliers(cells: list[Cell], path: Path) -> None:
     plt.close(fig)
 
 
+def curves(size: dict[str, int]) -> list[Curve]:
+    """Provider-0's exact expected-profit curve over shading multipliers, per reverse mechanism."""
+    return [profit_curve(SCENARIO, mechanism_sets(m), seeds=size["curve_seeds"], warmup=CURVE_WARMUP,
+                         samples=size["curve_samples"]) for _, m in MARKET_MECHANISMS]
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """One mechanism under the all-truthful and the all-learner profile (same seeds): the user's payment per
+    served query and utility per round, the providers' profit per round; diff_* are learners minus truthful,
+    with bootstrap 95% CIs over seeds."""
+
+    mechanism: str
+    pay_truthful: float
+    pay_learners: float
+    pay_diff: tuple[float, float, float]
+    user_diff: tuple[float, float, float]
+    providers_diff: tuple[float, float, float]
+    seeds: int
+    rounds: int
+    learners: tuple[RunResult, ...] = ()
+
+
+def _per_served(r: RunResult) -> float:
+    return r.spend / max(r.served, 1)
+
+
+def _mean_ci(values: list[float]) -> tuple[float, float, float]:
+    return (float(np.mean(values)), *bootstrap_ci(values))
+
+
+def user_view(size: dict[str, int], workers: int) -> list[UserRow]:
+    """Every provider truthful vs every provider a MARKET_LEARNER, per reverse mechanism, seeds 0..seeds-1."""
+    seeds, rounds = size["seeds"], size["rounds"]
+    tasks = [("fast", SCENARIO, tuple(mechanism_sets(m) + ([f"strategies.default={MARKET_LEARNER}"] if learn else [])),
+              seed, rounds, None)
+             for _, m in MARKET_MECHANISMS for seed in range(seeds) for learn in (False, True)]
+    results = run_tasks(tasks, workers)
+    rows = []
+    for k, (label, _) in enumerate(MARKET_MECHANISMS):
+        block = results[2 * seeds * k: 2 * seeds * (k + 1)]
+        truth, learn = block[0::2], block[1::2]
+        rows.append(UserRow(
+            label,
+            float(np.mean([_per_served(r) for r in truth])),
+            float(np.mean([_per_served(r) for r in learn])),
+            _mean_ci([_per_served(b) - _per_served(a) for a, b in zip(truth, learn)]),
+            _mean_ci([(b.user - a.user) / rounds for a, b in zip(truth, learn)]),
+            _mean_ci([(sum(b.utilities.values()) - sum(a.utilities.values())) / rounds for a, b in zip(truth, learn)]),
+            seeds, rounds, tuple(learn)))
+    return rows
+
+
+def learners_vs_rosa(rows: list[UserRow]) -> dict[str, tuple[float, float, float]]:
+    """Per non-ROSA mechanism: its payment per served query minus ROSA's, both with learners (paired by seed)."""
+    rosa = rows[0]
+    return {r.mechanism: _mean_ci([_per_served(b) - _per_served(a) for a, b in zip(rosa.learners, r.learners)])
+            for r in rows[1:]}
+
+
+def write_user_csv(rows: list[UserRow], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["mechanism", "pay_per_served_truthful", "pay_per_served_learners", "pay_diff", "pay_diff_low",
+                    "pay_diff_high", "user_diff", "user_diff_low", "user_diff_high", "providers_diff",
+                    "providers_diff_low", "providers_diff_high", "pay_minus_rosa", "pay_minus_rosa_low",
+                    "pay_minus_rosa_high", "learner", "seeds", "rounds"])
+        versus = learners_vs_rosa(rows)
+        for r in rows:
+            vs = versus.get(r.mechanism, ("", "", ""))
+            w.writerow([r.mechanism, f"{r.pay_truthful:.6f}", f"{r.pay_learners:.6f}",
+                        *(f"{v:.6f}" for v in (*r.pay_diff, *r.user_diff, *r.providers_diff)),
+                        *(f"{v:.6f}" if v != "" else "" for v in vs), MARKET_LEARNER, r.seeds, r.rounds])
+
+
+def format_user_view(rows: list[UserRow]) -> str:
+    out = [f"The user's view: every provider truthful vs every provider a {MARKET_LEARNER} learner "
+           f"({rows[0].seeds} seeds x {rows[0].rounds} rounds)",
+           f"{'mechanism':<18}{'pay/served truthful':>20}{'learners':>10}  {'change [95% CI]':<30}"
+           f"{'user utility/round change':<32}"]
+    for r in rows:
+        pay = f"{r.pay_diff[0]:+.4f} [{r.pay_diff[1]:+.4f}, {r.pay_diff[2]:+.4f}]"
+        user = f"{r.user_diff[0]:+.4f} [{r.user_diff[1]:+.4f}, {r.user_diff[2]:+.4f}]"
+        out.append(f"{r.mechanism:<18}{r.pay_truthful:>20.4f}{r.pay_learners:>10.4f}  {pay:<30}{user:<32}")
+    for name, (d, lo, hi) in learners_vs_rosa(rows).items():
+        out.append(f"with learners, {name} minus ROSA per served query: {d:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+    return "\n".join(out)
+
+
 def run(out_dir: Path, quick: bool = False, workers: int | None = None) -> dict[str, Any]:
-    """Compute the table; write verdicts.csv, verdicts.png, multipliers.png and egta.csv into out_dir."""
+    """Compute the table; write verdicts.csv, verdicts.png, multipliers.png, egta.csv, users.csv, curve.csv and
+    curve.png into out_dir."""
     from market import egta
 
     out_dir = Path(out_dir)
@@ -177,9 +282,19 @@ def run(out_dir: Path, quick: bool = False, workers: int | None = None) -> dict[
     plot_multipliers(cells, out_dir / "multipliers.png")
     games = egta.verdict_games(quick, workers)
     egta.write_csv(games, out_dir / "egta.csv")
+    users = user_view(size, workers)
+    write_user_csv(users, out_dir / "users.csv")
+    profit_curves = curves(size)
+    write_curves(profit_curves, out_dir)
     wall = time.perf_counter() - wall
     print(format_table(cells))
     print()
     print(egta.format_games(games))
+    print()
+    print(format_user_view(users))
+    for c in profit_curves:
+        print()
+        print(format_curve(c))
     return {"cells": len(cells), "sizes": size, "wall_seconds": round(wall, 1), "workers": workers,
-            "profitable": sum(c.verdict.verdict == "profitable" for c in cells)}
+            "profitable": sum(c.verdict.verdict == "profitable" for c in cells),
+            "best_multiplier": {c.mechanism: c.best for c in profit_curves}}

@@ -26,3 +26,30 @@ def test_reduced_table_writes_csv_and_heat_map_with_the_expected_verdicts(tmp_pa
     }
     assert rows[0]["seeds"] == "4" and rows[2]["rounds"] == "40"
     assert (tmp_path / "verdicts.png").stat().st_size > 0
+
+
+def test_users_view_learners_raise_payments_and_rosa_pays_critical_prices(tmp_path):
+    """Every provider a learner vs every provider truthful, same seeds: learners raise the user's payment per
+    served query under every mechanism; ROSA pays critical prices, above what pay-as-bid learners charge."""
+    rows = verdicts.user_view({"seeds": 8, "rounds": 300}, workers=2)
+    assert [r.mechanism for r in rows] == [label for label, _ in verdicts.MARKET_MECHANISMS]
+    for r in rows:
+        assert r.pay_diff[1] > 0  # CI of learners minus truthful above 0
+        assert r.pay_learners > r.pay_truthful
+    for name, (diff, low, high) in verdicts.learners_vs_rosa(rows).items():
+        assert high < 0, name
+    verdicts.write_user_csv(rows, tmp_path / "users.csv")
+    got = list(csv.DictReader(open(tmp_path / "users.csv")))
+    assert len(got) == 3 and got[0]["pay_minus_rosa"] == "" and float(got[1]["pay_minus_rosa_high"]) < 0
+
+
+def test_profit_curves_put_the_best_multiplier_at_one_only_under_rosa(tmp_path):
+    curves = verdicts.curves({"curve_seeds": 1, "curve_samples": 600})
+    best = {c.mechanism: c.best for c in curves}
+    assert best["rosa-trcm-ucb"] == 1.0
+    assert best["pay-as-bid"] > 1.0 and best["first-price-ucb"] > 1.0
+    from market.curve import write_curves
+
+    write_curves(curves, tmp_path)
+    assert len(list(csv.DictReader(open(tmp_path / "curve.csv")))) == 3 * len(curves[0].multipliers)
+    assert (tmp_path / "curve.png").stat().st_size > 0
