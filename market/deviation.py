@@ -278,9 +278,38 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
                      revenue)
 
 
+def play_ads_market(mechanism: str, strategy: str, seed: int, rounds: int, overrides: Sequence[str] = ()) -> RunResult:
+    """The ads scenario through the real market (bus, platform, ledger), writing no files: advertiser 0 of every
+    query plays ``strategy`` (``strategies.overrides``), the others are truthful.
+
+    The quantities of ``play_ads``, from the run's log records (``scenarios.ads.PositionMeter``): interim
+    utilities E_q[r_i] - p_i with true rewards and the payments as the ledger settled them (micro-credits),
+    the user's E_q[log pi_ref], the platform's revenue. Each query's advertiser 0 is its own agent with its own
+    strategy object and random stream: without link faults static strategies give ``play_ads``'s figures up to
+    the micro-credit; a learner learns per query here and across queries there (and no trace is kept).
+    """
+    from market.lm.ads import load_ad_queries
+    from market.platform import REWARD_AUCTIONS
+    from scenarios.ads import PositionMeter
+
+    if mechanism not in REWARD_AUCTIONS:
+        raise ConfigError(f"mechanism: got {mechanism!r}, expected one of {REWARD_AUCTIONS} in the market engine "
+                          "(the platform collects reward reports; the token auction runs in the fast engine)")
+    queries = resolve("ads", list(overrides))[0]["market"]["queries"]
+    sets = [*overrides, f"mechanism.name={mechanism}",
+            *(f"strategies.overrides.{q.advertisers[0]}={strategy}" for q in load_ad_queries()[:queries])]
+    world = build_world("ads", sets, seed, rounds)
+    meter = PositionMeter(world.config, seed, world.auctioneer_id)
+    world.metrics.append(meter)
+    world.run()
+    return RunResult({f"advertiser-{i}": float(u) for i, u in enumerate(meter.utility)}, meter.user, meter.rounds,
+                     (), meter.revenue)
+
+
 def _play(task: tuple) -> RunResult:
     engine, *args = task
-    return {"fast": play_fast, "market": play_market, "horizon": play_horizon, "ads": play_ads}[engine](*args)
+    return {"fast": play_fast, "market": play_market, "horizon": play_horizon, "ads": play_ads,
+            "ads-market": play_ads_market}[engine](*args)
 
 
 def run_tasks(tasks: Sequence[tuple], workers: int) -> list[RunResult]:
@@ -328,11 +357,12 @@ def deviate(
         raise ConfigError(f"--seeds: got {seeds}, expected at least 2 (a confidence interval needs them)")
     config = resolve(scenario, list(overrides))[0]
     if config["scenario"]["builder"].startswith("scenarios.ads:"):
-        # the ad market runs in its floor-1 loop, with advertiser 0 of every query deviating
+        # advertiser 0 of every query deviates, in the floor-1 loop (fast) or through the platform (market)
         if deviator not in (None, "advertiser-0"):
             raise ConfigError(f"--deviator: got {deviator!r}; in the ad market advertiser-0 (of every query) deviates")
         mechanism = config["mechanism"]["name"]
-        tasks = [("ads", mechanism, name, seed, rounds, tuple(overrides))
+        play = "ads" if engine == "fast" else "ads-market"
+        tasks = [(play, mechanism, name, seed, rounds, tuple(overrides))
                  for seed in range(seeds) for name in ("truthful", strategy)]
         results = run_tasks(tasks, workers)
         return judge(results[0::2], results[1::2], ["advertiser-0"])
