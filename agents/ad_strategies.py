@@ -1,4 +1,5 @@
-"""Reward-report strategies of advertisers in the MOSAIC market: ``report(true_rewards, rng)`` and ``learn(feedback)``.
+"""Strategies of advertisers in the MOSAIC market: ``describe(brand, description)`` (the description sent to the
+platform), ``report(true_rewards, rng)`` and ``learn(feedback)``.
 
 Truthful reporting is a dominant strategy in expectation (arXiv 2405.05905, Thm 5.1) as long as the
 candidates do not depend on reports; ``AD_STRATEGIES`` maps the names usable in scenario files to factories.
@@ -30,9 +31,13 @@ class AdFeedback:
 
 
 class AdStrategy(Protocol):
-    """How an advertiser turns its true rewards on the candidates into the rewards it reports."""
+    """How an advertiser describes its brand and turns its true rewards on the candidates into reports."""
 
     name: str
+
+    def describe(self, brand: str, description: str) -> str:
+        """The description to send the platform, given the brand's name and its own one-line description."""
+        ...
 
     def report(self, true_rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(M,) rewards to report for (M,) true rewards."""
@@ -46,9 +51,12 @@ class AdStrategy(Protocol):
 
 
 class Truthful:
-    """Reports its true rewards."""
+    """Sends its own description and reports its true rewards."""
 
     name = "truthful"
+
+    def describe(self, brand: str, description: str) -> str:
+        return description
 
     def report(self, true_rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return np.asarray(true_rewards, dtype=float)
@@ -137,18 +145,21 @@ class AlphaLearner(Truthful):
 
 
 class DescriptionPull(Truthful):
-    """Reports truthfully but writes its description (context) to pull the context-aware proposal towards
-    its brand: the proposal's logit bonus for its brand is ``pull`` x the usual context gain. Descriptions
-    are outside MOSAIC's theorem (spec 1.4, check 22), so this gain need not be zero. Only an engine that
-    builds the proposal from ``context_pull`` (the floor-1 deviation engine) models the description.
+    """Reports truthfully but writes its description to pull the context-aware proposal towards its brand:
+    "<brand>: <description>." followed by "Recommend <brand>." pull − 1 times, which names the brand ``pull``
+    times, so the proposal's logit bonus for the brand is ``pull`` x the context gain (``market/lm/ads.py``).
+    Descriptions are outside MOSAIC's theorem (spec 1.4, check 22), so this gain need not be zero.
     """
 
     name = "description-pull"
 
-    def __init__(self, pull: float = 2.0) -> None:
-        if not (np.isfinite(pull) and pull >= 0):
-            raise ValueError(f"pull = {pull!r}: expected a finite weight >= 0")
-        self.context_pull = float(pull)
+    def __init__(self, pull: int = 2) -> None:
+        if type(pull) is not int or pull < 1:
+            raise ValueError(f"pull = {pull!r}: expected an integer >= 1 (times the description names the brand)")
+        self.pull = pull
+
+    def describe(self, brand: str, description: str) -> str:
+        return f"{brand}: {description}." + f" Recommend {brand}." * (self.pull - 1)
 
 
 AD_STRATEGIES: dict[str, Callable[..., AdStrategy]] = {

@@ -1,7 +1,9 @@
 """Advertiser agents of the MOSAIC market: a brand with a one-line description and its own prompted LLM.
 
-Reward r_i(y) = τ_i (log pi_i(y|x) − log pi_ref(y|x)) (arXiv 2405.05905, Eq. 18 with Z_i = 1), computed on
-the candidates the platform sends; the report itself comes from a strategy (``agents/ad_strategies.py``).
+At start it sends the platform its description (as its strategy writes it), which the context-aware proposal
+is conditioned on. Reward r_i(y) = τ_i (log pi_i(y|x) − log pi_ref(y|x)) (arXiv 2405.05905, Eq. 18 with
+Z_i = 1), computed on the candidates the platform sends; the report itself comes from a strategy
+(``agents/ad_strategies.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 from market.agent import Agent
 from market.lm.ads import AdInstance
 from market.platform import lm_reply
-from market.wire import Candidates, ReplyShown, RewardReport
+from market.wire import AdDescription, Candidates, ReplyShown, RewardReport
 
 from .ad_strategies import AdFeedback, AdStrategy, Truthful
 
@@ -45,6 +47,7 @@ class Advertiser(Agent):
         self._open: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # round -> (true rewards, reported)
         self.value = 0.0  # Σ true reward of the shown replies
         self.paid = 0.0
+        self.described = False  # sent its description (a restart with its last state does not send it again)
 
     def rewards(self, replies: Sequence[tuple[int, ...]]) -> np.ndarray:
         """(M,) true rewards τ_i (log pi_i − log pi_ref) of wire replies."""
@@ -53,7 +56,18 @@ class Advertiser(Agent):
         own = inst.lm.logprob_many(ys, inst.advertiser_prompt(self.brand))
         return inst.advertiser_tau[self.brand] * (own - inst.log_ref(ys))
 
+    @property
+    def sent_description(self) -> str:
+        """The description its strategy writes for its brand (its own, if the strategy has no ``describe``)."""
+        describe = getattr(self.strategy, "describe", None)
+        if describe is None:
+            return self.description
+        return describe(self.instance.query.advertisers[self.brand], self.description)
+
     async def run(self) -> None:
+        if not self.described:
+            self.described = True
+            self.send(self.platform, AdDescription(self.query_id, self.sent_description))
         while True:
             env = await self.recv()
             msg = env.msg
@@ -74,8 +88,9 @@ class Advertiser(Agent):
                 self.strategy.learn(AdFeedback(msg.round, opened[0], opened[1], reward, msg.payment))
 
     def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "strategy": self.strategy.get_state()}
+        return {**super().get_state(), "strategy": self.strategy.get_state(), "described": self.described}
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.strategy.set_state(state["strategy"])
+        self.described = state["described"]

@@ -235,20 +235,23 @@ AD_MECHANISMS = ("mosaic", "mosaic-rochet", "mosaic-nopay", "token-auction")
 
 
 def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: Sequence[str] = ()) -> RunResult:
-    """The ads scenario's instances as a floor-1 loop: round t asks query t mod Q; advertiser 0 of each query
-    plays ``strategy``, the others are truthful.
+    """The ads scenario's instances as a floor-1 loop: auctions in the scenario's order (query t mod Q, each once
+    per proposal); advertiser 0 of each query plays ``strategy``, the others are truthful.
 
-    MOSAIC variants: M candidates from the context-aware proposal (catalogue LM), where a description-pull
-    advertiser's brand gets its ``context_pull`` x the context gain; utilities are interim, E_q[r_i] - p_i.
+    MOSAIC variants: M candidates from the scenario's proposal, conditioned on the descriptions as the platform
+    conditions it (``AdInstance.pulls``: the deviator's ``describe`` output if the platform would accept it,
+    none otherwise), drawn from the same mechanism stream; utilities are interim,
+    E_q[r_i] - p_i. One strategy object plays every query's advertiser 0 (a learner learns across queries).
     token-auction (Duetting et al.): per round a step with n = 2 agents' next-token laws (Dirichlet(1) over
     8 tokens) and values v ~ U[0.5, 2]; the strategy reports a bid for v (negative bids become 0); utility
     v_i (-1/2 ||q - p_i||_1) - z_i. user: E_q[log pi_ref] (MOSAIC) or 0; platform: revenue.
     """
     from agents.ad_strategies import AdFeedback, build_ad_strategy
     from market.agent import derive_rng
-    from market.mechanisms.aggregation import AGGREGATIONS, sample_shown
+    from market.mechanisms.aggregation import build_aggregation, sample_shown
     from market.mechanisms.token_auction import token_auction
-    from scenarios.ads import instances
+    from market.platform import description_refusal
+    from scenarios.ads import asked, instances, proposals
 
     if mechanism not in AD_MECHANISMS:
         raise ConfigError(f"mechanism: got {mechanism!r}, expected one of {AD_MECHANISMS}")
@@ -272,25 +275,26 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
                 trace.append(float(deviant.alpha))
         return RunResult({"advertiser-0": float(utilities[0]), "advertiser-1": float(utilities[1])}, 0.0, rounds,
                          tuple(trace), revenue)
-    config = resolve("ads", list(overrides))[0]
+    config = resolve("ads", [*overrides, f"run.rounds={rounds}"])[0]
     m = config["market"]
     insts = instances(config, seed)
-    auction = AGGREGATIONS[mechanism]
-    pull = float(getattr(deviant, "context_pull", 1.0))
+    auction = build_aggregation(mechanism, **config["mechanism"]["params"])
+    arms = proposals(config)
+    pulls = []
+    for inst in insts:
+        written = deviant.describe(inst.query.advertisers[0], inst.query.descriptions[0])
+        accepted = written if description_refusal(written) is None else ""
+        pulls.append(inst.pulls((accepted, *inst.query.descriptions[1:])))
     utilities, user, revenue = np.zeros(insts[0].n), 0.0, 0.0
-    for t in range(rounds):
-        inst = insts[t % len(insts)]
-        lm = inst.proposal_lm
-        log_con = lm.log_probs(inst.proposal_prompt(True)) + (pull - 1.0) * lm.context_gain * lm.mentions()[:, 0]
-        log_con -= np.logaddexp.reduce(log_con)
-        cdf = np.cumsum(np.exp(log_con))
-        idx = np.minimum(np.searchsorted(cdf, (1.0 - draws.random(m["candidates"])) * cdf[-1]), cdf.size - 1)
-        replies = idx.tolist()
+    order = asked(config)
+    for t, qid in enumerate(order):
+        inst, context_aware = insts[qid], arms[t % len(arms)] == "context"
+        replies = inst.sample_candidates(m["candidates"], draws, context_aware, pulls=pulls[qid])
         true = inst.rewards(replies)
         reports = true.copy()
         reports[0] = deviant.report(true[0], dev_rng)
         log_ref = inst.log_ref(replies)
-        out = auction(reports, log_ref, log_con[idx], tau=inst.tau)
+        out = auction(reports, log_ref, inst.log_gen(replies, context_aware, pulls=pulls[qid]), tau=inst.tau)
         utilities += true @ out.q - out.payments
         user += float(out.q @ log_ref)
         revenue += float(out.payments.sum())
@@ -298,12 +302,42 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
         deviant.learn(AdFeedback(t, true[0], reports[0], float(true[0, shown]), float(out.payments[0])))
         if t in trace_at:
             trace.append(float(deviant.alpha))
-    return RunResult({f"advertiser-{i}": float(u) for i, u in enumerate(utilities)}, user, rounds, tuple(trace), revenue)
+    return RunResult({f"advertiser-{i}": float(u) for i, u in enumerate(utilities)}, user, len(order), tuple(trace),
+                     revenue)
+
+
+def play_ads_market(mechanism: str, strategy: str, seed: int, rounds: int, overrides: Sequence[str] = ()) -> RunResult:
+    """The ads scenario through the real market (bus, platform, ledger), writing no files: advertiser 0 of every
+    query plays ``strategy`` (``strategies.overrides``), the others are truthful.
+
+    The quantities of ``play_ads``, from the run's log records (``scenarios.ads.PositionMeter``): interim
+    utilities E_q[r_i] - p_i with true rewards and the payments as the ledger settled them (micro-credits),
+    the user's E_q[log pi_ref], the platform's revenue. Each query's advertiser 0 is its own agent with its own
+    strategy object and random stream: without link faults static strategies give ``play_ads``'s figures up to
+    the micro-credit; a learner learns per query here and across queries there (and no trace is kept).
+    """
+    from market.lm.ads import load_ad_queries
+    from market.platform import REWARD_AUCTIONS
+    from scenarios.ads import PositionMeter
+
+    if mechanism not in REWARD_AUCTIONS:
+        raise ConfigError(f"mechanism: got {mechanism!r}, expected one of {REWARD_AUCTIONS} in the market engine "
+                          "(the platform collects reward reports; the token auction runs in the fast engine)")
+    queries = resolve("ads", list(overrides))[0]["market"]["queries"]
+    sets = [*overrides, f"mechanism.name={mechanism}",
+            *(f"strategies.overrides.{q.advertisers[0]}={strategy}" for q in load_ad_queries()[:queries])]
+    world = build_world("ads", sets, seed, rounds)
+    meter = PositionMeter(world.config, seed, world.auctioneer_id)
+    world.metrics.append(meter)
+    world.run()
+    return RunResult({f"advertiser-{i}": float(u) for i, u in enumerate(meter.utility)}, meter.user, meter.rounds,
+                     (), meter.revenue)
 
 
 def _play(task: tuple) -> RunResult:
     engine, *args = task
-    return {"fast": play_fast, "market": play_market, "horizon": play_horizon, "ads": play_ads}[engine](*args)
+    return {"fast": play_fast, "market": play_market, "horizon": play_horizon, "ads": play_ads,
+            "ads-market": play_ads_market}[engine](*args)
 
 
 def run_tasks(tasks: Sequence[tuple], workers: int) -> list[RunResult]:
@@ -351,11 +385,12 @@ def deviate(
         raise ConfigError(f"--seeds: got {seeds}, expected at least 2 (a confidence interval needs them)")
     config = resolve(scenario, list(overrides))[0]
     if config["scenario"]["builder"].startswith("scenarios.ads:"):
-        # the ad market runs in its floor-1 loop, with advertiser 0 of every query deviating
+        # advertiser 0 of every query deviates, in the floor-1 loop (fast) or through the platform (market)
         if deviator not in (None, "advertiser-0"):
             raise ConfigError(f"--deviator: got {deviator!r}; in the ad market advertiser-0 (of every query) deviates")
         mechanism = config["mechanism"]["name"]
-        tasks = [("ads", mechanism, name, seed, rounds, tuple(overrides))
+        play = "ads" if engine == "fast" else "ads-market"
+        tasks = [(play, mechanism, name, seed, rounds, tuple(overrides))
                  for seed in range(seeds) for name in ("truthful", strategy)]
         results = run_tasks(tasks, workers)
         return judge(results[0::2], results[1::2], ["advertiser-0"])

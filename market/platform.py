@@ -1,10 +1,16 @@
 """The ad platform: runs a MOSAIC aggregation auction (arXiv 2405.05905, Algorithm 1) per user query.
 
-It samples M candidates from pi_gen (reference or context-aware prompt: contexts are public, fixed at build
-time, never taken from reports), sends them sealed to the query's advertisers, collects reward reports
-until a deadline, runs the aggregation mechanism, shows one reply, and settles payments in the ledger.
-A missing report is an abstention (zero reward on every candidate, so zero payment and utility, Lemma B.1);
-late, duplicate, wrong-length or out-of-range reports are refused with an error and a log record.
+It samples M candidates from pi_gen (reference or context-aware prompt), sends them sealed to the query's
+advertisers, collects reward reports until a deadline, runs the aggregation mechanism, shows one reply, and
+settles payments in the ledger. A missing report is an abstention (zero reward on every candidate, so zero
+payment and utility, Lemma B.1); late, duplicate, wrong-length or out-of-range reports are refused with an
+error and a log record.
+
+The context-aware prompt is conditioned on the descriptions the advertisers sent (``ad_description``, at
+most ``MAX_DESCRIPTION_LEN`` printable characters; the latest accepted one counts from the next auction),
+never on reports: brand i's logit bonus is the context gain x ``description_pull`` (``market/lm/ads.py``),
+the number of times the description names brand i, at least 1. An advertiser with no accepted description
+is listed once, as are those with the built-in one-line descriptions.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from .lm.base import Reply
 from .lm.catalogue import CatalogueLM
 from .mechanisms.aggregation import AGGREGATIONS, build_aggregation, sample_shown
 from .mechanisms.base import MechanismError
-from .wire import AdQuery, Candidates, Error, Feedback, RewardReport, ReplyShown
+from .wire import MAX_DESCRIPTION_LEN, AdDescription, AdQuery, Candidates, Error, Feedback, RewardReport, ReplyShown
 
 PROPOSALS = ("baseline", "context")
 REWARD_AUCTIONS = tuple(name for name in AGGREGATIONS if name.startswith("mosaic"))
@@ -41,6 +47,16 @@ def lm_reply(instance: AdInstance, reply: tuple[int, ...]) -> Reply:
             raise ValueError(f"reply {reply!r}: expected a 1-tuple (catalogue index,)")
         return reply[0]
     return tuple(reply)
+
+
+def description_refusal(text: str) -> str | None:
+    """Why the platform refuses a description (None: it is accepted): the wire already caps its length."""
+    if len(text) > MAX_DESCRIPTION_LEN:
+        return f"got {len(text)} characters, expected at most {MAX_DESCRIPTION_LEN}"
+    if not text.isprintable():
+        j = next(j for j, ch in enumerate(text) if not ch.isprintable())
+        return f"got {text[j]!r} at position {j} of {text[:60]!r}, expected printable text"
+    return None
 
 
 def reply_mentions(instance: AdInstance, reply: tuple[int, ...]) -> np.ndarray:
@@ -113,6 +129,7 @@ class AdPlatform(Agent):
         self.advertisers = tuple(tuple(a) for a in advertisers)
         self.index = [{a: i for i, a in enumerate(names)} for names in self.advertisers]
         self.all_advertisers = frozenset(a for names in self.advertisers for a in names)
+        self.descriptions = [[""] * len(names) for names in self.advertisers]  # "" until one is accepted
         self.ledger = ledger
         self.record = record
         self.mechanism_rng = mechanism_rng
@@ -147,6 +164,8 @@ class AdPlatform(Agent):
             self._on_report(env.src, msg)
         elif type(msg) is Feedback:
             self._on_feedback(env.src, msg)
+        elif type(msg) is AdDescription:
+            self._on_description(env.src, msg)
         elif type(msg) is Error and env.src == BUS_ID:
             pass  # the bus refused one of our own sends; it is logged there
         else:
@@ -163,12 +182,13 @@ class AdPlatform(Agent):
         inst = self.instances[query.query_id]
         proposal = self.proposals[r % len(self.proposals)]
         context_aware = proposal == "context"
+        pulls = inst.pulls(self.descriptions[query.query_id])
         # Candidates come from the mechanism's stream before any report exists: pi_gen cannot depend on them.
-        replies = inst.sample_candidates(self.m, self.mechanism_rng, context_aware)
+        replies = inst.sample_candidates(self.m, self.mechanism_rng, context_aware, pulls=pulls)
         deadline = self.now() + self.report_window
         self._current = _OpenAuction(
             r, query.query_id, user, proposal, tuple(wire_reply(y) for y in replies),
-            inst.log_ref(replies), inst.log_gen(replies, context_aware), deadline,
+            inst.log_ref(replies), inst.log_gen(replies, context_aware, pulls=pulls), deadline,
             np.zeros((inst.n, self.m)), np.zeros(inst.n, dtype=bool),
         )
         self.port.multicast(self.advertisers[query.query_id],
@@ -246,6 +266,19 @@ class AdPlatform(Agent):
         for name, amount in zip(names, pay_minor):
             self.send(name, ReplyShown(cur.round, cur.query_id, reply, to_units(amount)))
         self._awaiting[cur.round] = (cur.user, self.now() + self.feedback_timeout)
+
+    def _on_description(self, src: str, msg: AdDescription) -> None:
+        if src not in self.all_advertisers:
+            self._refuse(src, "unknown_agent", "src", f"{src!r} is not an advertiser in this market")
+        elif msg.query_id >= len(self.instances):
+            self._refuse(src, "unknown_query", "query_id",
+                         f"got {msg.query_id}, expected a query id in [0, {len(self.instances)})")
+        elif src not in self.index[msg.query_id]:
+            self._refuse(src, "not_invited", "src", f"{src!r} advertises on no brand of query {msg.query_id}")
+        elif (why := description_refusal(msg.description)) is not None:
+            self._refuse(src, "bad_description", "description", why)
+        else:
+            self.descriptions[msg.query_id][self.index[msg.query_id][src]] = msg.description
 
     def _on_feedback(self, src: str, fb: Feedback) -> None:
         pending = self._awaiting.get(fb.round)

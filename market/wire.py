@@ -18,6 +18,7 @@ SCHEMA_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 MAX_VECTOR_LEN = 4096
 MAX_TEXT_LEN = 1024
+MAX_DESCRIPTION_LEN = 256
 
 
 class WireError(ValueError):
@@ -297,6 +298,15 @@ class AdQuery(Message):
     """A user's question in the advertising market (the prompt is known by id to all parties)."""
 
     query_id: int
+
+
+@message("ad_description", query_id=ROUND, description=Field("text", max_len=MAX_DESCRIPTION_LEN))
+class AdDescription(Message):
+    """An advertiser's description of its brand for query ``query_id``, sent to the platform at start: the
+    context-aware proposal is conditioned on it (``market/lm/ads.py``)."""
+
+    query_id: int
+    description: str
 
 
 @message("candidates", round=ROUND, query_id=ROUND, replies=Field("int_rows", max_len=256), deadline=TIME)

@@ -139,6 +139,54 @@ class AdsMeter:
         return out
 
 
+class PositionMeter:
+    """Per brand position i (advertiser i of every query), from log records with rewards from the hidden truth:
+    Σ over auctions of the interim utility E_q[r_i] − p_i (payments as settled in the ledger) and the number of
+    candidates and of shown replies that mention brand i; the user's Σ E_q[log pi_ref] and the revenue.
+    Deviation runs through the market read it (``market/deviation.py: play_ads_market``)."""
+
+    def __init__(self, config: dict[str, Any], seed: int, platform: str = "auctioneer") -> None:
+        self.instances = instances(config, seed)
+        self.platform = platform
+        n = max(inst.n for inst in self.instances)
+        self.utility = np.zeros(n)
+        self.candidate_mentions = np.zeros(n)
+        self.shown_mentions = np.zeros(n)
+        self.user = 0.0
+        self.revenue = 0.0
+        self.rounds = 0
+        self.candidates = 0
+        self._candidates: dict[int, tuple[tuple[int, ...], ...]] = {}
+
+    def observe(self, rec: list) -> None:
+        if rec[0] == "msg" and rec[2] == self.platform and rec[4] == "candidates":
+            msg = decode(rec[5])
+            self._candidates[msg.round] = msg.replies
+        elif rec[0] == "round":
+            _, _, r, qid, _, payments, extra = rec
+            replies = self._candidates.pop(r, None)
+            if replies is None:
+                return
+            inst = self.instances[qid]
+            ys = [lm_reply(inst, y) for y in replies]
+            q = np.asarray(extra["q"])
+            n = inst.n
+            self.utility[:n] += inst.rewards(ys) @ q - np.asarray(payments, dtype=float) / 1e6
+            self.user += float(q @ inst.log_ref(ys))
+            self.revenue += sum(payments) / 1e6
+            self.candidate_mentions[:n] += np.sum([reply_mentions(inst, y) for y in replies], axis=0)
+            self.shown_mentions[:n] += reply_mentions(inst, replies[extra["shown"]])
+            self.rounds += 1
+            self.candidates += len(replies)
+
+    def result(self) -> dict[str, Any]:
+        return {"positions": {
+            "rounds": self.rounds, "utility": self.utility.tolist(), "user": self.user, "revenue": self.revenue,
+            "candidate_mention_rate": (self.candidate_mentions / max(self.candidates, 1)).tolist(),
+            "shown_mention_rate": (self.shown_mentions / max(self.rounds, 1)).tolist(),
+        }}
+
+
 def observers(config: dict[str, Any], seed: int) -> list[Any]:
     """Metric observers of a run; replay rebuilds them from the logged config and seed."""
     return [AdsMeter(config, seed)]

@@ -2,6 +2,12 @@
 
 One LM per query plays all roles (section 4.1): reference, advertisers' prompted LLMs with rewards
 r_i = τ_i (log pi_i − log pi_ref) (Eq. 18 with Z_i = 1) and the context-aware proposal pi_con.
+
+pi_con is conditioned on the advertisers' descriptions, as text: its prompt lists brand i ``pull_i`` times,
+where pull_i = ``description_pull`` = the number of whole-word, case-insensitive occurrences of brand i's name
+in the description its advertiser supplied, at least 1 (the prompt names every brand; the built-in one-line
+descriptions never name theirs, so they give pull 1 and the usual proposal). Each listing adds γ to the
+logits of replies mentioning the brand, so brand i's bonus is γ x pull_i.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Sequence
@@ -65,6 +72,12 @@ def with_advertisers(queries: Sequence[AdQuery], index: int, n: int, rng: np.ran
     )
 
 
+def description_pull(description: str, brand: str) -> int:
+    """How many times the context-aware prompt lists ``brand``: whole-word, case-insensitive occurrences of the
+    brand's name in its advertiser's ``description``, at least 1."""
+    return max(1, len(re.findall(rf"(?<!\w){re.escape(brand)}(?!\w)", description, flags=re.IGNORECASE)))
+
+
 def default_tau(n: int) -> float:
     """The platform's τ of the paper's experiments: 1 for two advertisers, n/2 for 5 and 10."""
     return n / 2.0
@@ -95,25 +108,41 @@ class AdInstance:
         """"Answer the question advertising <i>, <description i>"."""
         return Prompt(self.query.query, advertise=i)
 
-    def proposal_prompt(self, context_aware: bool, without: int | None = None) -> Prompt:
-        """pi_ref's prompt (baseline) or pi_con's "try to mention" prompt, optionally dropping advertiser ``without``."""
+    def pulls(self, descriptions: Sequence[str]) -> tuple[int, ...]:
+        """(n,) ``description_pull`` of each brand, from its advertiser's description (brand order)."""
+        if len(descriptions) != self.n:
+            raise ValueError(f"descriptions: got {len(descriptions)}, expected one per brand ({self.n})")
+        return tuple(description_pull(d, a) for d, a in zip(descriptions, self.query.advertisers))
+
+    def proposal_prompt(
+        self, context_aware: bool, without: int | None = None, pulls: Sequence[int] | None = None
+    ) -> Prompt:
+        """pi_ref's prompt (baseline) or pi_con's "try to mention" prompt, brand k listed pulls[k] times (default
+        once each), optionally dropping advertiser ``without``."""
         if not context_aware:
             return self.ref_prompt
-        return Prompt(self.query.query, tuple(k for k in range(self.n) if k != without))
+        times = (1,) * self.n if pulls is None else tuple(int(p) for p in pulls)
+        if len(times) != self.n or min(times) < 1:
+            raise ValueError(f"pulls: got {list(times)}, expected {self.n} integers >= 1")
+        return Prompt(self.query.query, tuple(k for k in range(self.n) if k != without for _ in range(times[k])))
 
     def sample_candidates(
-        self, m: int, rng: np.random.Generator, context_aware: bool, without: int | None = None
+        self, m: int, rng: np.random.Generator, context_aware: bool, without: int | None = None,
+        pulls: Sequence[int] | None = None,
     ) -> list[Reply]:
         """M i.i.d. candidates from the proposal (duplicates kept)."""
-        return self.proposal_lm.sample_many(self.proposal_prompt(context_aware, without), m, rng)
+        return self.proposal_lm.sample_many(self.proposal_prompt(context_aware, without, pulls), m, rng)
 
     def log_ref(self, replies: Sequence[Reply]) -> np.ndarray:
         """(M,) log pi_ref(y_j | x)."""
         return self.lm.logprob_many(replies, self.ref_prompt)
 
-    def log_gen(self, replies: Sequence[Reply], context_aware: bool, without: int | None = None) -> np.ndarray:
+    def log_gen(
+        self, replies: Sequence[Reply], context_aware: bool, without: int | None = None,
+        pulls: Sequence[int] | None = None,
+    ) -> np.ndarray:
         """(M,) log pi_gen(y_j | x) of the distribution the candidates were drawn from."""
-        return self.proposal_lm.logprob_many(replies, self.proposal_prompt(context_aware, without))
+        return self.proposal_lm.logprob_many(replies, self.proposal_prompt(context_aware, without, pulls))
 
     def rewards(self, replies: Sequence[Reply]) -> np.ndarray:
         """(n, M) truthful rewards r_i(y_j) = τ_i (log pi_i(y_j) − log pi_ref(y_j))."""

@@ -19,7 +19,8 @@ Reply = Union[int, tuple[int, ...]]
 class Prompt:
     """The conditioning of a reply: the user query plus the instructions prefixed to it.
 
-    mention: brand indices the model is asked to "try to mention" (context-aware proposal pi_con).
+    mention: brand indices the model is asked to "try to mention" (context-aware proposal pi_con); a brand
+        listed c times gets c times the context gain (its advertiser's description pull, ``lm/ads.py``).
     advertise: brand index of the advertiser whose prompted LLM this is ("answer advertising <i>"), or None.
     """
 

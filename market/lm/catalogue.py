@@ -1,11 +1,13 @@
 """Finite reply catalogue LM: level A of the MOSAIC simulator (arXiv 2405.05905, spec section 5.1).
 
-pi(y | prompt) ∝ exp(u(y) − λ Σ_k m_k(y) − κ·max(0, Σ_k m_k(y) − 1) + γ Σ_{k∈mention} m_k(y)
-                   + [advertise i] (a_i m_i(y) − b_i Σ_{k≠i} m_k(y))), every quantity exact.
+pi(y | prompt) ∝ exp(u(y) − λ Σ_k m_k(y) − κ·max(0, Σ_k m_k(y) − 1) + γ Σ_k c_k m_k(y)
+                   + [advertise i] (a_i m_i(y) − b_i Σ_{k≠i} m_k(y))), every quantity exact,
+where c_k is the number of times brand k is listed in ``prompt.mention``.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
@@ -20,7 +22,7 @@ class CatalogueLM:
     mentions: (K, n) bool, m_k(y) = reply y mentions brand k.
     brand_penalty: λ >= 0, makes brand mentions rare under the reference prompt.
     incoherence: κ >= 0, extra penalty per brand beyond the first.
-    context_gain: γ, logit bonus per mentioned brand listed in ``prompt.mention`` (pi_con).
+    context_gain: γ, logit bonus per mentioned brand, per time it is listed in ``prompt.mention`` (pi_con).
     advertise_gain: (n,) a_i, bonus for brand i when prompted to advertise i.
     rival_penalty: (n,) b_i, penalty per other brand when prompted to advertise i.
     query: the query this model answers; prompts for another query are rejected.
@@ -109,9 +111,9 @@ class CatalogueLM:
         if self.query and prompt.query != self.query:
             raise ValueError(f"prompt.query {prompt.query!r} is not this model's query {self.query!r}")
         logits = self._base.copy()
-        for k in set(prompt.mention):
+        for k, times in sorted(Counter(prompt.mention).items()):
             self._check_brand(k, "prompt.mention")
-            logits += self.context_gain * self._mentions[:, k]
+            logits += (self.context_gain * times) * self._mentions[:, k]
         i = prompt.advertise
         if i is not None:
             self._check_brand(i, "prompt.advertise")

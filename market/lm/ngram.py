@@ -7,6 +7,7 @@ is proper. Prompts shift the next-token logits; sampling uses temperature and to
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -45,7 +46,7 @@ class NGramLM:
 
     bigram_logits: (V + 1, V + 1) logits of the next token (columns: tokens then EOS) given the previous
     one (rows: tokens then BOS). Brand columns also get −brand_penalty, so brands are rare by default.
-    Prompt shifts (added to every row): +context_gain for each brand in ``prompt.mention``; for
+    Prompt shifts (added to every row): +context_gain for each time a brand is listed in ``prompt.mention``; for
     ``prompt.advertise = i``, +advertise_gain[i] on brand i and −rival_penalty[i] on other brands.
     """
 
@@ -133,9 +134,9 @@ class NGramLM:
         shift = np.zeros(self.vocab + 1)
         brand_cols = self.n_generic + np.arange(self.n_brands)
         shift[brand_cols] -= self.brand_penalty
-        for k in set(prompt.mention):
+        for k, times in sorted(Counter(prompt.mention).items()):
             self._check_brand(k, "prompt.mention")
-            shift[brand_cols[k]] += self.context_gain
+            shift[brand_cols[k]] += self.context_gain * times
         i = prompt.advertise
         if i is not None:
             self._check_brand(i, "prompt.advertise")

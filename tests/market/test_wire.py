@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market.wire import (
-    KINDS, MAX_FRAME_BYTES, SCHEMA_VERSION, Bid, CallForBids, Field, WireError, decode, encode,
-    encode_fields, pack_vector,
+    KINDS, MAX_DESCRIPTION_LEN, MAX_FRAME_BYTES, SCHEMA_VERSION, AdDescription, Bid, CallForBids, Field, WireError,
+    decode, encode, encode_fields, pack_vector,
 )
 
 
@@ -91,6 +91,9 @@ def test_mutated_frames_raise_only_wire_error(msg, data):
         (msgpack.packb([SCHEMA_VERSION + 1, "bid", 1, 0.5]), "schema", SCHEMA_VERSION + 1),
         (encode_fields("call_for_bids", 0, 0, pack_vector([1.0, math.inf]), 1.0, "u"), "context[1]", math.inf),
         (encode_fields("call_for_bids", 0, 0, [1.0, 2.0], 1.0, "u"), "context", (1.0, 2.0)),
+        (encode_fields("ad_description", 0, "x" * (MAX_DESCRIPTION_LEN + 1)), "description", "x" * 257),
+        (encode_fields("ad_description", 0, b"bytes"), "description", b"bytes"),
+        (encode_fields("ad_description", -1, "fine"), "query_id", -1),
     ],
 )
 def test_decode_error_names_field_and_value(frame, field, value):
@@ -99,6 +102,16 @@ def test_decode_error_names_field_and_value(frame, field, value):
     assert err.value.field == field
     assert repr(value)[:20] in str(err.value) or str(value)[:20] in str(err.value)
     assert "expected" in str(err.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**63 - 1), st.text(max_size=MAX_DESCRIPTION_LEN))
+def test_ad_descriptions_up_to_the_cap_round_trip_and_longer_ones_are_refused(query_id, text):
+    assert decode(encode(AdDescription(query_id, text))) == AdDescription(query_id, text)
+    longer = text + "x" * (MAX_DESCRIPTION_LEN + 1 - len(text))
+    with pytest.raises(WireError, match=f"at most {MAX_DESCRIPTION_LEN} characters") as err:
+        decode(encode(AdDescription(query_id, longer)))
+    assert err.value.field == "description" and err.value.value == longer
 
 
 def test_oversize_frame_is_refused_before_parsing():
