@@ -111,7 +111,7 @@ class FastMarket:
 
     ``round(t)`` plays one round as a run without link faults in which every provider bids: the user draws a
     context, each provider draws its cost and bids, the mechanism selects, everyone learns, the winner's
-    answer is rewarded and the mechanism updates (``learn=False`` freezes strategies and mechanism).
+    answer is rewarded and the mechanism updates. ``draw()`` alone draws a round without playing it.
     """
 
     def __init__(self, scenario: str, overrides: Sequence[str], seed: int, rounds: int) -> None:
