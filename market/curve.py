@@ -149,7 +149,8 @@ def profit_curve(
 
 
 def format_curve(curve: Curve) -> str:
-    rows = [f"{curve.mechanism}: expected profit per round by multiplier ({curve.seeds} seeds x {curve.samples} "
+    seeds = f"{curve.seeds} seed{'s' if curve.seeds != 1 else ''}"
+    rows = [f"{curve.mechanism}: expected profit per round by multiplier ({seeds} x {curve.samples} "
             f"rounds after {curve.warmup} warm-up rounds)",
             f"{'multiplier':>10}  {'profit':>9}  {'vs truthful':>11}  {'95% CI':<22}"]
     for k, m in enumerate(curve.multipliers):
