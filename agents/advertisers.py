@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from market.agent import Agent
+from market.agent import Agent, remember_round
 from market.lm.ads import AdInstance
 from market.platform import lm_reply
 from market.wire import AdDescription, Candidates, ReplyShown, RewardReport
@@ -76,7 +76,7 @@ class Advertiser(Agent):
             if type(msg) is Candidates and msg.query_id == self.query_id:
                 true = self.rewards(msg.replies)
                 reported = np.asarray(self.strategy.report(true, self.rng), dtype=float)
-                self._open[msg.round] = (true, reported)
+                remember_round(self._open, msg.round, (true, reported))
                 self.send(self.platform, RewardReport(msg.round, tuple(reported.tolist())))
             elif type(msg) is ReplyShown:
                 opened = self._open.pop(msg.round, None)

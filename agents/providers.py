@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from market.agent import Agent
+from market.agent import Agent, remember_round
 from market.ledger import EXTERNAL, to_minor
 from market.mechanisms.priors import CostPrior
 from market.wire import Answer, Bid, CallForBids, RoundResult
@@ -44,7 +44,7 @@ class Provider(Agent):
                     continue
                 cost = float(self.prior.sample(self.rng, 1)[0])
                 bid = float(self.strategy.bid(cost, np.asarray(msg.context), self.rng))
-                self._open[msg.round] = (cost, bid, msg.user, msg.query_id)
+                remember_round(self._open, msg.round, (cost, bid, msg.user, msg.query_id))
                 self.send(self.auctioneer, Bid(msg.round, bid))
             elif type(msg) is RoundResult and env.src == self.auctioneer:
                 opened = self._open.pop(msg.round, None)

@@ -26,6 +26,18 @@ def derive_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, stream_key(name)]))
 
 
+OPEN_ROUNDS = 256  # rounds an agent keeps waiting for an outcome; older ones are forgotten (the frame was lost)
+
+
+def remember_round(open_rounds: dict[int, Any], round_index: int, entry: Any) -> None:
+    """Record what an agent needs when round ``round_index``'s outcome arrives, forgetting the oldest
+    entries beyond OPEN_ROUNDS: without that, every outcome lost on the wire would be kept for good.
+    An outcome that arrives after OPEN_ROUNDS newer rounds opened is treated as lost."""
+    open_rounds[round_index] = entry
+    while len(open_rounds) > OPEN_ROUNDS:
+        del open_rounds[next(iter(open_rounds))]
+
+
 class Agent:
     """Base class of market participants. ``groups`` lists the bus groups the agent joins."""
 
