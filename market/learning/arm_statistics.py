@@ -36,7 +36,8 @@ class ArmStatistics:
             )
         if arms.size and (arms.min() < 0 or arms.max() >= self.n_arms):
             raise MechanismError(f"arms={arms.tolist()}: expected indices in [0, {self.n_arms})")
-        if np.unique(arms).size != arms.size:
+        # a set is cheaper than np.unique on the few arms of one round
+        if len(set(arms.tolist())) != arms.size:
             raise MechanismError(f"arms={arms.tolist()}: expected distinct indices")
         self.counts[arms] += 1
         self.quality_sum[arms] += x
@@ -54,8 +55,7 @@ class ArmStatistics:
     def radius(self, t: int, alpha: float, radius_constant: float) -> np.ndarray:
         """CUCB radius alpha sqrt(radius_constant ln t / n_i), +inf for unplayed arms: (K,)."""
         n = self.counts
-        with np.errstate(divide="ignore"):
-            rad = alpha * np.sqrt(radius_constant * np.log(max(t, 1)) / np.where(n > 0, n, 1))
+        rad = alpha * np.sqrt(radius_constant * np.log(max(t, 1)) / np.maximum(n, 1))
         return np.where(n > 0, rad, np.inf)
 
     def get_state(self) -> dict[str, Any]:

@@ -7,9 +7,20 @@ minimum lies at a breakpoint, and the primal optimum mixes the greedy sets on bo
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 _TOL = 1e-12
+
+
+@lru_cache(maxsize=64)
+def _pairs(k: int) -> tuple[np.ndarray, np.ndarray]:
+    # i < j index pairs of K items; built once per K because the solver runs every round
+    i, j = np.triu_indices(k, 1)
+    i.flags.writeable = False
+    j.flags.writeable = False
+    return i, j
 
 
 def _greedy(v: np.ndarray, a: np.ndarray, lams: np.ndarray, n: int, exact_size: bool) -> np.ndarray:
@@ -17,7 +28,7 @@ def _greedy(v: np.ndarray, a: np.ndarray, lams: np.ndarray, n: int, exact_size: 
     vals = v[None, :] - lams[:, None] * a[None, :]
     order = np.argsort(-vals, axis=1, kind="stable")[:, :n]
     mask = np.zeros(vals.shape, dtype=bool)
-    np.put_along_axis(mask, order, True, axis=1)
+    mask[np.arange(vals.shape[0])[:, None], order] = True
     if not exact_size:
         mask &= vals > 0
     return mask
@@ -44,7 +55,7 @@ def box_cardinality_lp(
         # the unconstrained greedy set can still have a tie broken towards a costlier item;
         # the set just right of lam = 0 prefers cheaper items among ties
         return first.astype(float)
-    i, j = np.triu_indices(k, 1)
+    i, j = _pairs(k)
     da = a[i] - a[j]
     ok = np.abs(da) > _TOL
     lams = [(v[i][ok] - v[j][ok]) / da[ok]]
@@ -52,9 +63,10 @@ def box_cardinality_lp(
         nz = np.abs(a) > _TOL
         lams.append(v[nz] / a[nz])
     lams = np.concatenate([zero, *lams])
-    lams = np.unique(lams[np.isfinite(lams) & (lams >= 0.0)])
-    # breakpoints equal up to rounding would leave a sliver where ties decide the greedy set
-    lams = lams[np.concatenate([[True], np.diff(lams) > 1e-9 * (1.0 + lams[1:])])]
+    lams = np.sort(lams[np.isfinite(lams) & (lams >= 0.0)])
+    # one filter drops repeats and breakpoints equal up to rounding, which would leave a sliver
+    # where ties decide the greedy set
+    lams = lams[np.concatenate([[True], lams[1:] - lams[:-1] > 1e-9 * (1.0 + lams[1:])])]
     vals = v[None, :] - lams[:, None] * a[None, :]
     top = -np.sort(-vals, axis=1)[:, :n]
     if not exact_size:
