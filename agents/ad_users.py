@@ -67,6 +67,8 @@ class AdUser(Agent):
                 self._on_reply(msg)
             elif type(msg) is Error:
                 self.errors += 1
+            else:
+                self.refuse(env.src, msg, self.platform if type(msg) is ReplyShown else None)
 
     def _on_reply(self, msg: ReplyShown) -> None:
         # The platform serves queries in arrival order: the reply answers the oldest open ask of its query.

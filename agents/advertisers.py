@@ -15,7 +15,7 @@ import numpy as np
 from market.agent import Agent, remember_round
 from market.lm.ads import AdInstance
 from market.platform import lm_reply
-from market.wire import AdDescription, Candidates, ReplyShown, RewardReport
+from market.wire import AdDescription, Candidates, Error, ReplyShown, RewardReport
 
 from .ad_strategies import AdFeedback, AdStrategy, Truthful
 
@@ -72,6 +72,8 @@ class Advertiser(Agent):
             env = await self.recv()
             msg = env.msg
             if env.src != self.platform:
+                if type(msg) is not Error:
+                    self.refuse(env.src, msg, self.platform)
                 continue
             if type(msg) is Candidates and msg.query_id == self.query_id:
                 true = self.rewards(msg.replies)

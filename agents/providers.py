@@ -9,7 +9,7 @@ import numpy as np
 from market.agent import Agent, remember_round
 from market.ledger import EXTERNAL, to_minor
 from market.mechanisms.priors import CostPrior
-from market.wire import Answer, Bid, CallForBids, RoundResult
+from market.wire import Answer, Bid, CallForBids, Error, RoundResult
 from market.world import Wallet
 
 from .strategies import BidFeedback, Truthful
@@ -39,14 +39,14 @@ class Provider(Agent):
         while True:
             env = await self.recv()
             msg = env.msg
-            if type(msg) is CallForBids:
-                if env.src != self.auctioneer:
-                    continue
+            if type(msg) in (CallForBids, RoundResult) and env.src != self.auctioneer:
+                self.refuse(env.src, msg, self.auctioneer)
+            elif type(msg) is CallForBids:
                 cost = float(self.prior.sample(self.rng, 1)[0])
                 bid = float(self.strategy.bid(cost, np.asarray(msg.context), self.rng))
                 remember_round(self._open, msg.round, (cost, bid, msg.user, msg.query_id))
                 self.send(self.auctioneer, Bid(msg.round, bid))
-            elif type(msg) is RoundResult and env.src == self.auctioneer:
+            elif type(msg) is RoundResult:
                 opened = self._open.pop(msg.round, None)
                 if opened is None:
                     continue
@@ -55,6 +55,8 @@ class Provider(Agent):
                     self.wallet.pay(EXTERNAL, to_minor(cost), "serving cost")
                     self.send(user, Answer(msg.round, query_id))
                 self.strategy.learn(BidFeedback(msg.round, msg.won, msg.payment, cost, bid))
+            elif type(msg) is not Error:  # errors are the answers to our own frames, logged by their sender
+                self.refuse(env.src, msg)
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), "strategy": self.strategy.get_state(),

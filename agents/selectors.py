@@ -15,7 +15,7 @@ import numpy as np
 
 from market.agent import Agent
 from market.ledger import to_minor
-from market.wire import AnswerRequest, PostedAnswer, ScoredAnswer
+from market.wire import AnswerRequest, Error, PostedAnswer, ScoredAnswer
 from market.world import Wallet
 
 POSTED_PRICE = "posted price"
@@ -90,8 +90,11 @@ class _ChoosingUser(Agent):
             except TimeoutError:
                 break
             msg = env.msg
+            if env.src not in self.providers and type(msg) is not Error:
+                self.refuse(env.src, msg, "a provider")
+                continue
             if type(msg) is not self.answer_kind or msg.round != self.round or msg.query_id != qid:
-                continue  # late answers of earlier rounds, or strays
+                continue  # late answers of earlier rounds, or errors
             arm = waiting.pop(env.src, None)
             if arm is None:
                 continue

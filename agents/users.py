@@ -83,7 +83,11 @@ class ProcurementUser(Agent):
             self.unanswered += 1
 
     def _handle(self, src: str, msg: Any) -> None:
-        if type(msg) is Served and src == self.auctioneer:
+        if type(msg) is Served and src != self.auctioneer:
+            self.refuse(src, msg, self.auctioneer)
+        elif type(msg) is Answer and src not in self.index:
+            self.refuse(src, msg, "a provider")
+        elif type(msg) is Served:
             early = self._early.pop(msg.query_id, None)
             if not msg.provider:
                 self._contexts.pop(msg.query_id, None)
@@ -93,7 +97,7 @@ class ProcurementUser(Agent):
                 self._expected[msg.query_id] = (msg.round, msg.provider)
         elif type(msg) is Answer:
             expected = self._expected.get(msg.query_id)
-            if expected is None and msg.query_id in self._contexts and src in self.index:
+            if expected is None and msg.query_id in self._contexts:
                 # kept, not trusted: it counts only if the auctioneer's Served names this round and provider
                 self._early[msg.query_id] = (msg.round, src)
             elif expected == (msg.round, src):
@@ -101,6 +105,8 @@ class ProcurementUser(Agent):
                 self._rate(msg.query_id, msg.round, src)
         elif type(msg) is Error:
             self.errors += 1
+        else:
+            self.refuse(src, msg)
 
     def _rate(self, query_id: int, round: int, provider: str) -> None:
         x, _ = self._contexts.pop(query_id)

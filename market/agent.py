@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,12 +49,14 @@ class Agent:
         self.port: Port | None = None
         self.rng: np.random.Generator | None = None
         self._task: asyncio.Task | None = None
+        self._record: Callable[[list], None] | None = None
         self.finished = False  # run() returned by itself (not stopped, not crashed)
 
     # -- wiring (done by the world) ---------------------------------------------------------
-    def attach(self, port: Port, rng: np.random.Generator) -> None:
+    def attach(self, port: Port, rng: np.random.Generator, record: Callable[[list], None] | None = None) -> None:
         self.port = port
         self.rng = rng
+        self._record = record
 
     def start(self) -> asyncio.Task:
         self._task = asyncio.get_running_loop().create_task(self._main(), name=self.id)
@@ -73,6 +76,18 @@ class Agent:
 
     def on_stop(self) -> None:
         """Called once when the agent's task ends, however it ends."""
+
+    def refuse(self, src: str, msg: Message, expected: str | None = None) -> None:
+        """Log a well-formed frame this agent will not act on as a reject record naming the sender and the kind:
+        ``expected`` is whom the agent takes this kind from (None: it takes no such frame at all). The frame
+        is dropped and the agent goes on; no reply is sent, so a flooder gets no traffic back."""
+        if self._record is None:
+            return
+        if expected is None:
+            code, field, detail = "unexpected_kind", "kind", f"{msg.kind} from {src!r}: {self.id} takes no such frame"
+        else:
+            code, field, detail = "unexpected_sender", "src", f"{msg.kind} from {src!r}: expected it from {expected!r}"
+        self._record(["reject", self.now(), src, code, field, detail])
 
     def send(self, dst: str, msg: Message) -> bool:
         return self.port.send(dst, msg)

@@ -171,7 +171,7 @@ class World:
         self.bus = Bus(loop, self.rng("bus"), auctioneer=self.auctioneer_id, graph=self.graph,
                        record=self.record, partitions=self.partitions)
         for agent in self.agents:
-            agent.attach(self.bus.register(agent.id, self._groups[agent.id]), self.rng(agent.id))
+            agent.attach(self.bus.register(agent.id, self._groups[agent.id]), self.rng(agent.id), self.record)
             self._initial[agent.id] = agent.get_state()
             if agent.id == self.auctioneer_id and hasattr(agent, "idle"):
                 agent.idle = self._idle

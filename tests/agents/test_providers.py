@@ -26,3 +26,39 @@ def test_providers_do_not_keep_rounds_whose_result_was_lost():
     for p in providers:
         assert 0 < len(p._open) <= OPEN_ROUNDS
     assert max(len(p._open) for p in providers) == OPEN_ROUNDS
+
+
+def test_forged_and_stray_frames_to_providers_and_users_are_logged_and_ignored(tmp_path):
+    from market.agent import Agent
+    from market.eventlog import read_log
+    from market.wire import Feedback, RoundResult, Served
+
+    class Forger(Agent):
+        """Tells provider-0 it won round 3, tells the user provider-1 serves query 3, sends provider-2 feedback."""
+
+        async def run(self) -> None:
+            await self.sleep(3.2)
+            self.send("provider-0", RoundResult(3, True, 0.99))
+            self.send("user", Served(3, 3, "provider-1", 0.99))
+            self.send("provider-2", Feedback(3, 1.0))
+
+    def build(forged: bool):
+        config, builder = resolve("quickstart", ["run.rounds=20"])
+        world = World(config, 0, tmp_path / f"forged-{forged}")
+        builder(world, config)
+        if forged:
+            world.add(Forger("forger"))
+        summary = world.run()
+        return read_log(tmp_path / f"forged-{forged}" / "events.msgpack").records, summary
+
+    (clean, clean_summary), (records, summary) = build(False), build(True)
+    rejects = [r for r in records if r[0] == "reject"]
+    assert [(r[2], r[3], r[4]) for r in rejects] == [
+        ("forger", "unexpected_sender", "src"), ("forger", "unexpected_sender", "src"),
+        ("forger", "unexpected_kind", "kind")]
+    assert "round_result from 'forger': expected it from 'auctioneer'" in [r[5] for r in rejects]
+    assert "feedback from 'forger': provider-2 takes no such frame" in [r[5] for r in rejects]
+    # nothing the forger said changed who won, who was paid, or what the user rated
+    same = ("round", "xfer")
+    assert [r[2:] for r in records if r[0] in same] == [r[2:] for r in clean if r[0] in same]
+    assert summary["feedback"] == clean_summary["feedback"]
