@@ -230,6 +230,7 @@ class ReverseAuctioneer(Agent):
             self._refuse(src, "not_owner", "src", f"round {fb.round} belongs to {pending.user!r}")
         else:
             del self._awaiting[fb.round]
+            self.record(["feedback", self.now(), fb.round, src, fb.reward])
             self.mechanism.update(pending.context, pending.outcome, fb.reward)
 
     def _expire_feedback(self, *, every: bool = False) -> None:

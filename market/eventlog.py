@@ -27,11 +27,13 @@ _FRAME = struct.Struct("<II")
 # xfer     ["xfer", t, src, dst, amount_minor, memo]      one per ledger transfer
 # round    ["round", t, round, query_id, winner, payments_minor, extra]
 # reject   ["reject", t, offender, code, field, detail]  refused input, with who sent it
+# feedback ["feedback", t, round, user, reward]         a user's rating the market accepted (and learned from)
 # expire   ["expire", t, round, party, what]             something awaited never came (e.g. feedback)
 # fault    ["fault", t, agent, event]                     a scheduled "crash" or "restart" of an agent
 # ckpt     ["ckpt", t, state]                             periodic checkpoint of the whole market
 # footer   ["footer", summary]
-RECORD_TYPES = ("header", "msg", "drop", "xfer", "round", "reject", "expire", "fault", "ckpt", "footer")
+RECORD_TYPES = ("header", "msg", "drop", "xfer", "round", "reject", "feedback", "expire", "fault", "ckpt",
+                "footer")
 _KNOWN = frozenset(RECORD_TYPES)
 
 

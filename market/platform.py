@@ -288,6 +288,7 @@ class AdPlatform(Agent):
             self._refuse(src, "not_owner", "src", f"round {fb.round} belongs to {pending[0]!r}")
         else:
             del self._awaiting[fb.round]
+            self.record(["feedback", self.now(), fb.round, src, fb.reward])
 
     def _expire_feedback(self) -> None:
         now = self.now()

@@ -11,7 +11,6 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from .ledger import EXTERNAL
-from .wire import decode
 
 
 class SummaryAccumulator:
@@ -38,9 +37,9 @@ class SummaryAccumulator:
         kind = record[0]
         if kind == "msg":
             self.messages[record[4]] += 1
-            if record[4] == "feedback":
-                self.feedback_sum += decode(record[5]).reward
-                self.feedback_count += 1
+        elif kind == "feedback":  # accepted ratings only: not forged, late, duplicate or lost ones
+            self.feedback_sum += record[4]
+            self.feedback_count += 1
         elif kind == "xfer":
             _, _, src, dst, amount, memo = record
             self.balances[src] -= amount

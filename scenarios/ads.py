@@ -97,11 +97,10 @@ class AdsMeter:
         if kind == "msg" and rec[2] == self.platform and rec[4] == "candidates":
             msg = decode(rec[5])
             self._candidates[msg.round] = msg.replies
-        elif kind == "msg" and rec[2] == self.user and rec[4] == "feedback":
-            fb = decode(rec[5])
-            arm = self._arm_of.pop(fb.round, None)
+        elif kind == "feedback" and rec[3] == self.user:  # a rating the platform accepted
+            arm = self._arm_of.pop(rec[2], None)
             if arm is not None:
-                self.sums[arm]["usefulness"] += fb.reward
+                self.sums[arm]["usefulness"] += rec[4]
                 self.feedback[arm] += 1
         elif kind == "round":
             _, _, r, qid, _, payments, extra = rec

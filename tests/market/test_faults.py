@@ -191,9 +191,11 @@ def test_every_served_round_ends_in_feedback_that_arrived_or_in_a_counted_expiry
     records = read_log(path / "events.msgpack").records
     served = summary["rounds"] - summary["unsold"]
     lost = sum(1 for r in records if r[0] == "drop" and r[4] == "feedback")
+    accepted = {r[2] for r in records if r[0] == "feedback"}
     expired = {r[2] for r in records if r[0] == "expire"}
-    fb = summary["feedback"]  # "count" counts what users sent, lost or not
-    assert fb["missing"] == len(expired) > 20 and (fb["count"] - lost) + fb["missing"] == served
+    fb = summary["feedback"]  # "count" counts the ratings the auctioneer accepted
+    assert lost > 0 and not accepted & expired
+    assert fb["missing"] == len(expired) > 20 and fb["count"] == len(accepted) and fb["count"] + fb["missing"] == served
 
 
 def test_a_dead_provider_abstains_and_the_market_goes_on(fault_runs):
