@@ -81,6 +81,34 @@ def resample(
     return np.where(modified, raised, bids), modified
 
 
+def resample_recursive(
+    bids: np.ndarray, mu: float, cost_cap: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROSA's recursive sampler as spec 3.2 defines it: (chi (n,), psi (n,), modified (n,) bool).
+
+    `resample` is its closed form; this one also returns psi, the first resampled value, which a payment
+    with a non-uniform F needs (spec 3.3) and the self-resampling property is stated on: given psi = b',
+    chi has the law of ROSA's chi at b'. Unmodified (probability 1 - mu): chi = psi = b. Modified:
+    psi ~ U(b, c_cap], then chi = RECUR(psi), where RECUR(z) stops at z with probability 1 - mu and
+    otherwise restarts at U(z, c_cap]. How many uniforms a step draws depends on the coins only, never on
+    b, so for a fixed seed chi and psi are non-decreasing in b (monotone coupling).
+    """
+    mu = check_mu(mu)  # mu = 1 would never stop
+    bids = np.asarray(bids, dtype=float)
+    coins = rng.random((2, bids.shape[0]))
+    modified = coins[0] < mu
+    # U in [0, 1): c_cap - (c_cap - b) U is uniform on (b, c_cap] and non-decreasing in b.
+    psi = np.where(modified, cost_cap - (cost_cap - bids) * coins[1], bids)
+    chi = psi.copy()
+    moving = np.flatnonzero(modified)
+    while moving.size:
+        step = rng.random((2, moving.size))
+        going = step[0] < mu
+        moving = moving[going]
+        chi[moving] = cost_cap - (cost_cap - chi[moving]) * step[1][going]
+    return chi, psi, modified
+
+
 def payments(
     bids: np.ndarray, allocation: np.ndarray, modified: np.ndarray, mu: float, cost_cap: float
 ) -> np.ndarray:
