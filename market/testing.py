@@ -189,3 +189,17 @@ def search_dominant_strategy(aggregate: Callable[..., Any], *, examples: int = 5
         assert_dominant_strategy(aggregate, inst, **check)
 
     check_instance()
+
+
+class RecordKeeper:
+    """An observer that keeps every record a run writes, for tests of a scenario: ``world.metrics.append(k)``
+    before ``world.run()``, then look at ``k.records`` (it adds nothing to the summary's metrics)."""
+
+    def __init__(self) -> None:
+        self.records: list[list] = []
+
+    def observe(self, record: list) -> None:
+        self.records.append(record)
+
+    def result(self) -> dict[str, Any]:
+        return {}

@@ -14,6 +14,7 @@ from market.deviation import build_world, deviate, play_ads, play_ads_market
 from market.lm.ads import description_pull, load_ad_queries
 from market.lm.base import Prompt
 from market.platform import description_refusal
+from market.testing import RecordKeeper
 from market.wire import MAX_DESCRIPTION_LEN, AdDescription
 from scenarios.ads import PositionMeter, instances
 
@@ -29,19 +30,6 @@ def _market_run(strategy: str, seed: int, rounds: int):
     world.metrics.append(meter)
     world.run()
     return meter, world
-
-
-class Keeper:
-    """Keeps every record of a run (an observer like the scenario's meters)."""
-
-    def __init__(self):
-        self.records: list[list] = []
-
-    def observe(self, rec):
-        self.records.append(rec)
-
-    def result(self):
-        return {}
 
 
 # -- the description-to-pull rule ---------------------------------------------------------------------
@@ -192,7 +180,7 @@ def test_malformed_descriptions_are_refused_with_clear_errors_and_the_market_goe
             return agent
         return make
 
-    keeper, plain = Keeper(), Keeper()
+    keeper, plain = RecordKeeper(), RecordKeeper()
     swap = {
         q0.advertisers[0]: with_strategy(Writes(too_long)),
         q1.advertisers[0]: with_strategy(Writes(unprintable)),

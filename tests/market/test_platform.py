@@ -14,6 +14,7 @@ from market.lm.ads import catalogue_instance, load_ad_queries, ngram_instance
 from market.mechanisms.aggregation import mosaic
 from market.mechanisms.base import MechanismError
 from market.platform import AdPlatform, lm_reply, reply_mentions, wire_reply
+from market.testing import RecordKeeper
 from market.wire import Candidates, Error, RewardReport, encode_fields, pack_vector
 from market.world import World
 from scenarios.ads import instances
@@ -60,23 +61,10 @@ class Scaled:
         return {}
 
 
-class Collector:
-    """Keeps every record the run writes (an observer, like the scenario's metric meters)."""
-
-    def __init__(self):
-        self.records: list[list] = []
-
-    def observe(self, rec):
-        self.records.append(rec)
-
-    def result(self):
-        return {}
-
-
 def _market(replace=None, queries=2, rounds=2, strategy=None, mechanism="mosaic"):
     config, _ = resolve("ads", [f"market.queries={queries}", f"run.rounds={rounds}"])
     world = World(config, 3)
-    collector = Collector()
+    collector = RecordKeeper()
     world.metrics.append(collector)
     records, record = collector.records, world.record
 
