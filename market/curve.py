@@ -28,7 +28,7 @@ from market.config import ConfigError
 from market.deviation import FastMarket
 from market.mechanisms.leaky import LeakyROSA
 from market.mechanisms.reverse import CriticalBid, PayAsBid
-from market.mechanisms.rosa import ROSA, threshold_expectations
+from market.mechanisms.rosa import ROSA, resample, threshold_expectations
 
 DEFAULT_MULTIPLIERS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5, 1.7, 2.0)
 
@@ -109,12 +109,7 @@ def profit_samples(
         x, costs, bids = market.draw()
         present = (bids >= market.lo) & (bids <= market.hi)
         present[i] = True
-        if kind == "rosa":
-            coins = rng.random((2, market.n))
-            raised = cap - (cap - bids) * coins[1] ** (1.0 / (1.0 - mu))
-            seen = np.where(coins[0] < mu, raised, bids)
-        else:
-            seen = bids
+        seen = resample(bids, mu, cap, rng)[0] if kind == "rosa" else bids
         tau = rule.threshold(x, np.where(present, seen, cap), i, present)
         out[s] = round_profits(kind, np.clip(m * costs[i], market.lo, market.hi), float(costs[i]), tau, mu, cap)
     return mech.name, out

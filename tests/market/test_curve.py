@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from market.config import ConfigError
 from market.curve import FastMarket, profit_curve, profit_samples, round_profits
-from market.mechanisms.rosa import ROSA
+from market.mechanisms.rosa import ROSA, resample
 
 MULTIPLIERS = (0.6, 0.8, 0.95, 1.0, 1.05, 1.2, 1.5, 2.5)
 
@@ -56,8 +56,7 @@ def test_rosa_closed_form_matches_playing_the_mechanism_over_all_coins():
             bids[0] = min(m * costs[0], mech.cost_cap)
             out = mech.select(x, bids, rng)
             played = out.payments[0] - costs[0] if out.winner == 0 else 0.0
-            coins = rng.random((2, market.n))
-            seen = np.where(coins[0] < mu, mech.cost_cap - (mech.cost_cap - bids) * coins[1] ** (1 / (1 - mu)), bids)
+            seen, _ = resample(bids, mu, mech.cost_cap, rng)
             tau = mech.rule.threshold(x, seen, 0)
             diff[k] = played - round_profits("rosa", bids[:1], costs[0], tau, mu, mech.cost_cap)[0]
         assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(diff.size)
