@@ -187,7 +187,8 @@ def curves(size: dict[str, int]) -> list[Curve]:
 class UserRow:
     """One mechanism under the all-truthful and the all-learner profile (same seeds): the user's payment per
     served query and utility per round, the providers' profit per round; diff_* are learners minus truthful,
-    with bootstrap 95% CIs over seeds."""
+    with bootstrap 95% CIs over seeds; pay_minus_rosa: the payment per served query minus ROSA's, both with
+    learners, paired by seed (None for ROSA itself)."""
 
     mechanism: str
     pay_truthful: float
@@ -197,7 +198,7 @@ class UserRow:
     providers_diff: tuple[float, float, float]
     seeds: int
     rounds: int
-    learners: tuple[RunResult, ...] = ()
+    pay_minus_rosa: tuple[float, float, float] | None = None
 
 
 def _per_served(r: RunResult) -> float:
@@ -215,7 +216,7 @@ def user_view(size: dict[str, int], workers: int) -> list[UserRow]:
               seed, rounds, None)
              for _, m in MARKET_MECHANISMS for seed in range(seeds) for learn in (False, True)]
     results = run_tasks(tasks, workers)
-    rows = []
+    rows, rosa = [], results[1:2 * seeds:2]  # MARKET_MECHANISMS[0] is ROSA: its learner runs
     for k, (label, _) in enumerate(MARKET_MECHANISMS):
         block = results[2 * seeds * k: 2 * seeds * (k + 1)]
         truth, learn = block[0::2], block[1::2]
@@ -226,15 +227,9 @@ def user_view(size: dict[str, int], workers: int) -> list[UserRow]:
             _mean_ci([_per_served(b) - _per_served(a) for a, b in zip(truth, learn)]),
             _mean_ci([(b.user - a.user) / rounds for a, b in zip(truth, learn)]),
             _mean_ci([(sum(b.utilities.values()) - sum(a.utilities.values())) / rounds for a, b in zip(truth, learn)]),
-            seeds, rounds, tuple(learn)))
+            seeds, rounds,
+            _mean_ci([_per_served(b) - _per_served(a) for a, b in zip(rosa, learn)]) if k else None))
     return rows
-
-
-def learners_vs_rosa(rows: list[UserRow]) -> dict[str, tuple[float, float, float]]:
-    """Per non-ROSA mechanism: its payment per served query minus ROSA's, both with learners (paired by seed)."""
-    rosa = rows[0]
-    return {r.mechanism: _mean_ci([_per_served(b) - _per_served(a) for a, b in zip(rosa.learners, r.learners)])
-            for r in rows[1:]}
 
 
 def write_user_csv(rows: list[UserRow], path: Path) -> None:
@@ -244,12 +239,11 @@ def write_user_csv(rows: list[UserRow], path: Path) -> None:
                     "pay_diff_high", "user_diff", "user_diff_low", "user_diff_high", "providers_diff",
                     "providers_diff_low", "providers_diff_high", "pay_minus_rosa", "pay_minus_rosa_low",
                     "pay_minus_rosa_high", "learner", "seeds", "rounds"])
-        versus = learners_vs_rosa(rows)
         for r in rows:
-            vs = versus.get(r.mechanism, ("", "", ""))
+            vs = [f"{v:.6f}" for v in r.pay_minus_rosa] if r.pay_minus_rosa else ["", "", ""]
             w.writerow([r.mechanism, f"{r.pay_truthful:.6f}", f"{r.pay_learners:.6f}",
                         *(f"{v:.6f}" for v in (*r.pay_diff, *r.user_diff, *r.providers_diff)),
-                        *(f"{v:.6f}" if v != "" else "" for v in vs), MARKET_LEARNER, r.seeds, r.rounds])
+                        *vs, MARKET_LEARNER, r.seeds, r.rounds])
 
 
 def format_user_view(rows: list[UserRow]) -> str:
@@ -261,8 +255,9 @@ def format_user_view(rows: list[UserRow]) -> str:
         pay = f"{r.pay_diff[0]:+.4f} [{r.pay_diff[1]:+.4f}, {r.pay_diff[2]:+.4f}]"
         user = f"{r.user_diff[0]:+.4f} [{r.user_diff[1]:+.4f}, {r.user_diff[2]:+.4f}]"
         out.append(f"{r.mechanism:<18}{r.pay_truthful:>20.4f}{r.pay_learners:>10.4f}  {pay:<30}{user:<32}")
-    for name, (d, lo, hi) in learners_vs_rosa(rows).items():
-        out.append(f"with learners, {name} minus ROSA per served query: {d:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+    for r in rows[1:]:
+        d, lo, hi = r.pay_minus_rosa
+        out.append(f"with learners, {r.mechanism} minus ROSA per served query: {d:+.4f} [{lo:+.4f}, {hi:+.4f}]")
     return "\n".join(out)
 
 
