@@ -58,6 +58,8 @@ class Verdict:
     rounds: int
     gains: tuple[float, ...] = field(repr=False, default=())
     trace: tuple[float, ...] = ()
+    profile: str = ""  # the deviating profile, e.g. "provider-0=shade"
+    twin: str = ""  # the twin it is compared with, e.g. "provider-0=truthful"
 
 
 def bootstrap_ci(values: Sequence[float], seed: int = 0, resamples: int = 4000, level: float = 0.95) -> tuple[float, float]:
@@ -349,7 +351,7 @@ def run_tasks(tasks: Sequence[tuple], workers: int) -> list[RunResult]:
 
 
 def judge(twins: Sequence[RunResult], deviations: Sequence[RunResult], deviators: Sequence[str],
-          bootstrap_seed: int = 0) -> Verdict:
+          bootstrap_seed: int = 0, profile: str = "", twin_profile: str = "") -> Verdict:
     """The deviators' per-round gain over their truthful twins, seed by seed, with a bootstrap CI;
     plus the other providers' and the user's mean per-round change."""
     gains, others, users, platforms = [], [], [], []
@@ -364,7 +366,7 @@ def judge(twins: Sequence[RunResult], deviations: Sequence[RunResult], deviators
     trace = tuple(np.mean(traces, axis=0).tolist()) if traces else ()
     return Verdict(float(np.mean(gains)), low, high, classify(low, high), float(np.mean(others)),
                    float(np.mean(users)), float(np.mean(platforms)), len(gains), deviations[0].rounds,
-                   tuple(gains), trace)
+                   tuple(gains), trace, profile, twin_profile)
 
 
 def deviate(
@@ -378,7 +380,10 @@ def deviate(
     engine: str = "fast",
     workers: int = 1,
 ) -> Verdict:
-    """Play ``strategy`` by ``deviator`` (and its coalition) against the all-truthful twin on seeds 0..seeds-1."""
+    """Play ``strategy`` by ``deviator`` (and its coalition) against its truthful twin on seeds 0..seeds-1.
+
+    The twin is the same profile with every deviator set to ``truthful``, whatever the scenario or the
+    overrides gave them; the other participants keep their strategies in both."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine: got {engine!r}, expected one of {ENGINES}")
     if seeds < 2:
@@ -393,13 +398,17 @@ def deviate(
         tasks = [(play, mechanism, name, seed, rounds, tuple(overrides))
                  for seed in range(seeds) for name in ("truthful", strategy)]
         results = run_tasks(tasks, workers)
-        return judge(results[0::2], results[1::2], ["advertiser-0"])
+        return judge(results[0::2], results[1::2], ["advertiser-0"], profile=f"advertiser-0={strategy}",
+                     twin_profile="advertiser-0=truthful")
     devs = deviators_for(strategy, deviator, config["market"]["providers"])
-    twin_sets = tuple(overrides)
+    # The twin sets every deviator to truthful explicitly: a scenario (or --set) that already gives a
+    # deviator a strategy must not leak it into the profile it is compared with.
+    twin_sets = (*overrides, *profile_overrides("truthful", devs))
     dev_sets = (*overrides, *profile_overrides(strategy, devs))
     tasks = [(engine, scenario, s, seed, rounds, devs[0]) for seed in range(seeds) for s in (twin_sets, dev_sets)]
     results = run_tasks(tasks, workers)
-    return judge(results[0::2], results[1::2], devs)
+    return judge(results[0::2], results[1::2], devs, profile=" ".join(f"{d}={strategy}" for d in devs),
+                 twin_profile=" ".join(f"{d}=truthful" for d in devs))
 
 
 def write_outputs(verdicts: dict[str, Verdict], out_dir: Path) -> None:
@@ -454,4 +463,6 @@ def format_verdicts(verdicts: dict[str, Verdict]) -> str:
         mult = f"{v.trace[-1]:.2f}" if v.trace else "-"
         rows.append(f"{name:<18}{v.gain:>+10.4f}  {ci:<22}{v.verdict:<28}{v.others:>+9.4f}{v.user:>+9.4f}"
                     f"{v.platform:>+9.4f}{mult:>11}")
+    profiles = sorted({(v.profile, v.twin) for v in verdicts.values() if v.profile})
+    rows += [f"profile {p}  against twin {t}" for p, t in profiles]
     return "\n".join(rows)

@@ -109,3 +109,13 @@ def test_under_rosa_the_ucb_learners_multiplier_moves_towards_1_and_stays_below_
     assert abs(late - 1.0) < 0.15
     assert np.mean(pab.trace[-5:]) > 1.4  # pay-as-bid rewards the margin
     assert rosa.ci_low <= 0 < pab.ci_low
+
+
+def test_twin_is_truthful_even_when_the_scenario_presets_the_deviators_strategy():
+    plain = deviate("quickstart", "shade", seeds=3, rounds=120, overrides=PAB)
+    preset = deviate("quickstart", "shade", seeds=3, rounds=120,
+                     overrides=[*PAB, "strategies.overrides.provider-0=shade"])
+    assert preset.twin == plain.twin == "provider-0=truthful"
+    assert preset.profile == "provider-0=shade"
+    assert preset.gains == plain.gains
+    assert plain.verdict == "profitable"
