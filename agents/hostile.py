@@ -12,9 +12,9 @@ from typing import Any
 
 import msgpack
 
-from market.agent import Agent
-from market.bus import Envelope
-from market.wire import (
+from market.runtime.agent import Agent
+from market.runtime.bus import Envelope
+from market.core.wire import (
     MAX_FRAME_BYTES, SCHEMA_VERSION, Bid, Error, Feedback, Query, RewardReport, encode, encode_fields, pack_vector,
 )
 
@@ -165,7 +165,7 @@ HOSTILES: dict[str, type[Hostile]] = {
 
 def add_hostiles(world: Any, table: dict[str, Any], providers: tuple[str, ...]) -> list[Hostile]:
     """Add the hostile agents a scenario's ``[hostile]`` table names (``agents``, ``period``, ``flood``)."""
-    from market.config import ConfigError
+    from market.runtime.config import ConfigError
 
     added = []
     for i, name in enumerate(table["agents"]):

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from market.agent import Agent, remember_round
-from market.ledger import EXTERNAL, to_minor
-from market.mechanisms.priors import CostPrior
-from market.wire import Answer, Bid, CallForBids, Error, RoundResult
-from market.world import Wallet
+from market.runtime.agent import Agent, remember_round
+from market.core.ledger import EXTERNAL, to_minor
+from market.core.mechanisms.priors import CostPrior
+from market.core.wire import Answer, Bid, CallForBids, Error, RoundResult
+from market.runtime.world import Wallet
 
 from .strategies import BidFeedback, Truthful
 

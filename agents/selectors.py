@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from market.agent import Agent
-from market.ledger import to_minor
-from market.wire import AnswerRequest, Error, PostedAnswer, ScoredAnswer
-from market.world import Wallet
+from market.runtime.agent import Agent
+from market.core.ledger import to_minor
+from market.core.wire import AnswerRequest, Error, PostedAnswer, ScoredAnswer
+from market.runtime.world import Wallet
 
 POSTED_PRICE = "posted price"
 FINE_TUNING_COST = "fine-tuning cost"

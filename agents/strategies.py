@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from market.mechanisms.leaky import public_coins
+from market.core.mechanisms.leaky import public_coins
 
 
 @dataclass(frozen=True, slots=True)

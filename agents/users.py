@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from market.agent import Agent
-from market.wire import Answer, Error, Feedback, Query, Served
+from market.runtime.agent import Agent
+from market.core.wire import Answer, Error, Feedback, Query, Served
 
 
 class ProcurementUser(Agent):

@@ -18,20 +18,20 @@ import numpy as np
 from agents.finetuned import CurveModel
 from agents.posted import PostedPriceProvider
 from agents.selectors import FINE_TUNING_COST, POSTED_PRICE, ModelChooser, SubsetBuyer, net_reward
-from market.agent import derive_rng
-from market.bus import star_graph
-from market.config import ConfigError, require
-from market.learning.environments import (
+from market.core.seeding import derive_rng
+from market.runtime.bus import star_graph
+from market.runtime.config import ConfigError, require
+from market.core.learning.environments import (
     PYTHIA_DEFAULT_MODELS, SCIQ_DEFAULT_EXCLUDE, BernoulliCostArms, JointCorrectnessReplay, PiecewiseLinearArms,
     PythiaCurveArms, SaturatingArms, read_data_csv,
 )
-from market.learning.reward_models import REWARD_MODELS, realised_reward
-from market.learning.selectors import build_selector
-from market.learning.subset_oracle import candidate_subsets, mixture_optimum
-from market.ledger import to_minor
-from market.mechanisms.base import MechanismError
-from market.wire import decode
-from market.world import World
+from market.core.learning.reward_models import REWARD_MODELS, realised_reward
+from market.core.learning.selectors import build_selector
+from market.core.learning.subset_oracle import candidate_subsets, mixture_optimum
+from market.core.ledger import to_minor
+from market.core.mechanisms.base import MechanismError
+from market.core.wire import decode
+from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
     "run": {"seed": 0, "rounds": 2000},

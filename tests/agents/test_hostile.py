@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from agents.hostile import HOSTILES, Hostile
-from market.cli import replay, run_scenario
-from market.config import ConfigError
-from market.eventlog import read_log
-from market.world import World
+from market.runtime.run import replay, run_scenario
+from market.runtime.config import ConfigError
+from market.runtime.eventlog import read_log
+from market.runtime.world import World
 
 ROUNDS = 300
 

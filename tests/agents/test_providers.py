@@ -1,8 +1,8 @@
 """Provider agents: what they keep while a round is open, under loss."""
 
-from market.agent import OPEN_ROUNDS, remember_round
-from market.config import resolve
-from market.world import World
+from market.runtime.agent import OPEN_ROUNDS, remember_round
+from market.runtime.config import resolve
+from market.runtime.world import World
 
 
 def test_remember_round_forgets_the_oldest_rounds_beyond_the_bound():
@@ -29,9 +29,9 @@ def test_providers_do_not_keep_rounds_whose_result_was_lost():
 
 
 def test_forged_and_stray_frames_to_providers_and_users_are_logged_and_ignored(tmp_path):
-    from market.agent import Agent
-    from market.eventlog import read_log
-    from market.wire import Feedback, RoundResult, Served
+    from market.runtime.agent import Agent
+    from market.runtime.eventlog import read_log
+    from market.core.wire import Feedback, RoundResult, Served
 
     class Forger(Agent):
         """Tells provider-0 it won round 3, tells the user provider-1 serves query 3, sends provider-2 feedback."""

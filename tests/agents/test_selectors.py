@@ -8,10 +8,10 @@ import numpy as np
 from agents.finetuned import CurveModel
 from agents.posted import PostedPriceProvider
 from agents.selectors import FINE_TUNING_COST, POSTED_PRICE, ModelChooser, SubsetBuyer, net_reward
-from market.agent import Agent
-from market.ledger import to_minor
-from market.wire import AnswerRequest, PostedAnswer
-from market.world import World
+from market.runtime.agent import Agent
+from market.core.ledger import to_minor
+from market.core.wire import AnswerRequest, PostedAnswer
+from market.runtime.world import World
 
 
 class FixedSubsets:
@@ -140,7 +140,7 @@ def test_a_user_that_cannot_pay_refuses_the_answer_instead_of_failing():
 
 
 def test_answer_requests_round_trip_through_the_bus_codec():
-    from market.wire import decode, encode
+    from market.core.wire import decode, encode
 
     assert decode(encode(AnswerRequest(3, 9))) == AnswerRequest(3, 9)
     assert decode(encode(PostedAnswer(3, 9, True, 0.25))) == PostedAnswer(3, 9, True, 0.25)

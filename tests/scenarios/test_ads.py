@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from market.cli import main, replay, run_scenario
+from market.lab.cli import main
+
+from market.runtime.run import replay, run_scenario
 from scenarios.ads import describe, metrics
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from market.cli import main, replay, run_scenario
-from market.config import resolve
-from market.eventlog import read_log
-from market.mechanisms.priors import CostPriors
-from market.wire import decode
+from market.lab.cli import main
+
+from market.runtime.run import replay, run_scenario
+from market.runtime.config import resolve
+from market.runtime.eventlog import read_log
+from market.core.mechanisms.priors import CostPriors
+from market.core.wire import decode
 from scenarios.procurement import instance
 
 
@@ -72,8 +74,8 @@ def test_real_data_variant_replays_mmlu_with_list_prices():
 
 def test_myerson_on_real_data_is_refused_with_a_clear_error():
     config, builder = resolve("procurement_mmlu", ["mechanism.name=myerson"])
-    from market.config import ConfigError
-    from market.world import World
+    from market.runtime.config import ConfigError
+    from market.runtime.world import World
 
     with pytest.raises(ConfigError, match="mechanism.name"):
         builder(World(config, 0), config)

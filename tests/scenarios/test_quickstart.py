@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from market.cli import main, replay
-from market.eventlog import read_log
+from market.lab.cli import main
+
+from market.runtime.run import replay
+from market.runtime.eventlog import read_log
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def test_replay_recomputes_ledger_and_summary_from_the_log_alone(runs):
 
 def test_replay_detects_a_tampered_log(runs, tmp_path):
     contents = read_log(runs / "a" / "events.msgpack")
-    from market.eventlog import EventLogWriter
+    from market.runtime.eventlog import EventLogWriter
 
     w = EventLogWriter(tmp_path / "events.msgpack")
     for rec in contents.records:

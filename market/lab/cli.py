@@ -1,0 +1,321 @@
+"""The ``llm-market`` command: run scenarios, replay logs, list what exists, benchmark, reproduce."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from market.core.mechanisms.base import MechanismError
+from market.runtime.config import ConfigError, load_toml, resolve, scenario_files
+from market.runtime.eventlog import EventLogError
+from market.runtime.run import replay, resume_scenario, run_scenario
+
+log = structlog.get_logger("llm-market")
+
+
+def configure_logging(fmt: str, verbose: bool) -> None:
+    level = logging.INFO if verbose else logging.WARNING
+    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config, builder = resolve(args.scenario, [])  # early check of the scenario name
+    if args.resume:
+        if args.set or args.seed is not None or args.rounds is not None or args.out:
+            raise ConfigError("--resume: got it with --seed/--rounds/--set/--out, expected it alone: "
+                              "a resumed run keeps the config in its log")
+        wall = time.perf_counter()
+        config, summary, module = resume_scenario(Path(args.resume), config["scenario"]["name"])
+        describe = getattr(module, "describe", None)
+        print(describe(summary, config) if describe else json.dumps(summary, indent=2))
+        print(f"resumed; simulated time {summary['sim_seconds']:.1f} s   wall time "
+              f"{time.perf_counter() - wall:.2f} s   run dir {args.resume}")
+        return 0
+    name = config["scenario"]["name"]
+    seed = args.seed if args.seed is not None else config["run"]["seed"]
+    out = Path(args.out) if args.out else Path("runs") / f"{name}-seed{seed}"
+    log.info("run.start", scenario=name, seed=seed, out=str(out))
+    wall = time.perf_counter()
+    config, summary, module = run_scenario(
+        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out
+    )
+    wall = time.perf_counter() - wall
+    describe = getattr(module, "describe", None)
+    print(describe(summary, config) if describe else json.dumps(summary, indent=2))
+    print(f"simulated time {summary['sim_seconds']:.1f} s   wall time {wall:.2f} s   run dir {out}")
+    log.info("run.done", wall_seconds=round(wall, 3))
+    return 0
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    footer, recomputed, torn = replay(Path(args.run_dir))
+    if torn:
+        print(f"log is torn: {torn}; everything before it was read")
+    if footer is None:
+        print("no footer in the log (the run did not finish): nothing to compare against")
+        print(json.dumps(recomputed["balances"], indent=2))
+        return 1
+    diffs = {k: (footer.get(k), v) for k, v in recomputed.items() if footer.get(k) != v}
+    if diffs:
+        for k, (want, got) in diffs.items():
+            print(f"MISMATCH {k}: footer {want!r} != replay {got!r}")
+        return 1
+    total = sum(recomputed["balances"].values())
+    print(f"replay OK: {recomputed['rounds']} rounds, {recomputed['messages']} messages, "
+          f"{len(recomputed['balances'])} accounts, balances sum to {total}")
+    return 0
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from agents.strategies import STRATEGIES
+    from market.core.mechanisms.aggregation import AGGREGATIONS
+    from market.core.mechanisms.reverse import MECHANISMS
+
+    files = {name: load_toml(path) for name, path in sorted(scenario_files().items())}
+    print("scenarios:")
+    for name, raw in files.items():
+        if "scenario" in raw:
+            print(f"  {name:<20} {raw['scenario'].get('description', '')}")
+    print("sweeps (llm-market sweep scenarios/NAME.toml):")
+    for name, raw in files.items():
+        if "sweep" in raw:
+            print(f"  {name:<20} {raw['sweep'].get('scenario', '')} over {sorted(raw.get('grid', {}))}")
+    print("mechanisms (reverse auctions):")
+    for name in sorted(MECHANISMS):
+        print(f"  {name}")
+    print("mechanisms (aggregation auctions):")
+    for name in sorted(AGGREGATIONS):
+        print(f"  {name}")
+    print("strategies:")
+    for name in sorted(STRATEGIES):
+        print(f"  {name}")
+    return 0
+
+
+# -- bench / repro ---------------------------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from market.lab import bench
+
+    result = bench.run(args.what, quick=args.quick)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_repro(args: argparse.Namespace) -> int:
+    import importlib
+
+    mod = importlib.import_module(f"market.lab.repro.{args.paper}")
+    out = Path(args.out) if args.out else Path("runs") / f"repro-{args.paper}"
+    out.mkdir(parents=True, exist_ok=True)
+    result = mod.run(out, quick=args.quick)
+    print(json.dumps(result, indent=2, default=str))
+    print(f"figures and tables in {out}")
+    return 0
+
+
+# -- deviate / verdicts ----------------------------------------------------------------------
+
+
+def _cmd_deviate(args: argparse.Namespace) -> int:
+    from market.lab import deviation
+
+    wall = time.perf_counter()
+    verdicts = {
+        name: deviation.deviate(args.scenario, name, deviator=args.deviator, seeds=args.seeds, rounds=args.rounds,
+                                overrides=args.set, engine=args.engine, workers=args.workers or os.cpu_count() or 1)
+        for name in args.strategy
+    }
+    print(deviation.format_verdicts(verdicts))
+    first = next(iter(verdicts.values()))
+    print(f"{first.seeds} seeds x {first.rounds} rounds per profile, engine {args.engine}, "
+          f"wall time {time.perf_counter() - wall:.1f} s")
+    if args.out:
+        deviation.write_outputs(verdicts, Path(args.out))
+        print(f"table and plots in {args.out}")
+    return 0
+
+
+def _parse_multipliers(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--multipliers: got {text!r}, expected comma-separated numbers such as 0.8,1,1.2") from None
+
+
+def _cmd_curve(args: argparse.Namespace) -> int:
+    from market.lab import curve
+
+    multipliers = _parse_multipliers(args.multipliers) if args.multipliers else curve.DEFAULT_MULTIPLIERS
+    mechanisms = args.mechanism or [None]
+    curves = []
+    for name in mechanisms:
+        sets = [*args.set, *([f"mechanism.name={name}"] if name else [])]
+        c = curve.profit_curve(args.scenario, sets, seeds=args.seeds, warmup=args.warmup, samples=args.samples,
+                               multipliers=multipliers, deviator=args.deviator)
+        curves.append(c)
+        print(curve.format_curve(c))
+        print()
+    if args.out:
+        curve.write_curves(curves, Path(args.out))
+        print(f"curve.csv and curve.png in {args.out}")
+    return 0
+
+
+def _cmd_verdicts(args: argparse.Namespace) -> int:
+    from market.lab import verdicts
+
+    result = verdicts.run(Path(args.out), quick=args.quick, workers=args.workers)
+    print(json.dumps(result, indent=2))
+    print(f"verdicts.csv, verdicts.png, multipliers.png, egta.csv, users.csv, curve.csv and curve.png in {args.out}")
+    return 0
+
+
+# -- sweep / report --------------------------------------------------------------------------
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from market.lab.sweep import run_sweep
+
+    configure_logging(getattr(args, "log_format", None) or "console", True)  # progress is the output
+    result = run_sweep(Path(args.spec), Path(args.out), engine=args.engine, workers=args.workers,
+                       address=args.address)
+    print(f"sweep: {result.done} tasks done, {result.failed} failed, {result.skipped} already finished; "
+          f"results in {Path(args.out) / 'results'}")
+    return 1 if result.failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from market.lab.report import report
+
+    path = report(Path(args.dir))
+    print(f"report in {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="llm-market", description=__doc__)
+    p.add_argument("--log-format", choices=["console", "json"], default="console")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress (quiet by default)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a scenario")
+    r.add_argument("scenario", help="built-in scenario name or path to a TOML file")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--rounds", type=int)
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    r.add_argument("--out", help="run directory (default runs/NAME-seedN)")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    r.add_argument("--log-format", choices=["console", "json"], default=argparse.SUPPRESS)
+    r.set_defaults(func=_cmd_run)
+
+    rp = sub.add_parser("replay", help="recompute ledger and summary from a run's event log")
+    rp.add_argument("run_dir")
+    rp.set_defaults(func=_cmd_replay)
+
+    ls = sub.add_parser("list", help="list scenarios, mechanisms and strategies")
+    ls.set_defaults(func=_cmd_list)
+
+    b = sub.add_parser("bench", help="benchmarks, printed as JSON")
+    b.add_argument("what", choices=["bus", "rosa", "mosaic", "memory", "sweep"])
+    b.add_argument("--quick", action="store_true", help="fewer repetitions")
+    b.set_defaults(func=_cmd_bench)
+
+    e = sub.add_parser("repro", help="reproduction experiments of the papers (CSV + PNG)")
+    e.add_argument("paper", choices=["rosa", "mosaic", "selection"])
+    e.add_argument("--out")
+    e.add_argument("--quick", action="store_true")
+    e.set_defaults(func=_cmd_repro)
+
+    dv = sub.add_parser("deviate", help="a strategy's gain over its truthful twin, with a bootstrap CI")
+    dv.add_argument("scenario", help="built-in scenario name or path to a TOML file")
+    dv.add_argument("--strategy", action="append", required=True, help="deviating strategy (repeatable)")
+    dv.add_argument("--deviator", help="provider id that deviates (default provider-0)")
+    dv.add_argument("--seeds", type=int, default=20)
+    dv.add_argument("--rounds", type=int, default=1000)
+    dv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    dv.add_argument("--engine", choices=["fast", "market"], default="fast",
+                    help="fast: the same objects in a plain loop; market: the real runtime")
+    dv.add_argument("--workers", type=int, help="processes over seeds (default: number of CPUs)")
+    dv.add_argument("--out", help="write deviation.csv, gains.png, multipliers.png here")
+    dv.set_defaults(func=_cmd_deviate)
+
+    cv = sub.add_parser("curve", help="a provider's exact expected profit per shading multiplier (CSV + PNG)")
+    cv.add_argument("scenario", help="built-in scenario name or path to a TOML file")
+    cv.add_argument("--mechanism", action="append", help="mechanism name (repeatable; default: the scenario's)")
+    cv.add_argument("--deviator", default="provider-0", help="provider whose bids are shaded (default provider-0)")
+    cv.add_argument("--multipliers", help="comma-separated multipliers (default 0.8,0.9,1,1.1,1.2,1.3,1.5,1.7,2)")
+    cv.add_argument("--seeds", type=int, default=4)
+    cv.add_argument("--warmup", type=int, default=1000, help="rounds the scenario plays before the curve")
+    cv.add_argument("--samples", type=int, default=5000, help="frozen rounds averaged per seed")
+    cv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    cv.add_argument("--out", help="write curve.csv and curve.png here")
+    cv.set_defaults(func=_cmd_curve)
+
+    vd = sub.add_parser("verdicts", help="the verdict table: mechanisms x strategies (CSV + PNG)")
+    vd.add_argument("--out", required=True)
+    vd.add_argument("--quick", action="store_true", help="fewer seeds and rounds (same clear-cut verdicts)")
+    vd.add_argument("--workers", type=int, help="processes (default: number of CPUs)")
+    vd.set_defaults(func=_cmd_verdicts)
+
+    sw = sub.add_parser("sweep", help="run a scenario over a grid of parameters x seeds")
+    sw.add_argument("spec", help="sweep file (TOML: [sweep], [fixed], [grid], [zip])")
+    sw.add_argument("--out", required=True, help="sweep directory; a re-run skips finished tasks")
+    sw.add_argument("--engine", choices=["local", "ray"], default="local")
+    sw.add_argument("--workers", type=int, help="parallel tasks (default: number of CPUs)")
+    sw.add_argument("--address", help="Ray cluster address (default: start a local Ray for the run)")
+    sw.set_defaults(func=_cmd_sweep)
+
+    rep = sub.add_parser("report", help="plots and a Markdown summary of a run or sweep directory")
+    rep.add_argument("dir")
+    rep.set_defaults(func=_cmd_report)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    fmt = getattr(args, "log_format", None) or "console"
+    configure_logging(fmt, args.verbose)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except EventLogError as exc:
+        print(f"event log error: {exc}", file=sys.stderr)
+        return 2
+    except MechanismError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as other CLI tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

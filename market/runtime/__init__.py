@@ -1,0 +1,1 @@
+"""Floor 2: the market runtime (virtual-time kernel, bus, agents, auctioneer, platform, world, event log, run/resume/replay)."""

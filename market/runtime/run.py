@@ -1,0 +1,91 @@
+"""One run: resolve a scenario, build its world and run it; resume a killed run; replay a log.
+
+The CLI, the sweep, the deviation engines and scripts all go through these functions, so every run
+directory they write replays.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from market.runtime.checkpoint import last_checkpoint
+from market.runtime.config import ConfigError, load_builder, resolve
+from market.runtime.eventlog import iter_frames
+from market.runtime.summary import SummaryAccumulator
+from market.runtime.world import World
+
+
+def run_scenario(
+    scenario: str,
+    *,
+    seed: int | None = None,
+    rounds: int | None = None,
+    overrides: Sequence[str] = (),
+    out: Path | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Resolve, build and run a scenario; returns (config, summary, builder module)."""
+    sets = list(overrides)
+    if seed is not None:
+        sets.append(f"run.seed={seed}")
+    if rounds is not None:
+        sets.append(f"run.rounds={rounds}")
+    config, builder = resolve(scenario, sets)
+    world = World(config, config["run"]["seed"], out)
+    builder(world, config)
+    world.metrics.extend(scenario_observers(config, world.seed))
+    summary = world.run()
+    return config, summary, sys.modules[builder.__module__]
+
+
+def resume_scenario(run_dir: Path, scenario: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Continue a killed run from the last checkpoint in its log (from the start if it has none):
+    the log is cut after that checkpoint and appended to; returns (config, summary, builder module)."""
+    point = last_checkpoint(Path(run_dir) / "events.msgpack")
+    logged = point.config["scenario"]["name"]
+    if scenario is not None and scenario != logged:
+        raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")
+    builder, _ = load_builder(point.config["scenario"]["builder"])
+    world = World(point.config, point.seed, Path(run_dir), resume=point)
+    builder(world, point.config)
+    world.metrics.extend(scenario_observers(point.config, world.seed))
+    summary = world.run()
+    return point.config, summary, sys.modules[builder.__module__]
+
+
+def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
+    """Recompute the summary from a log; returns (footer summary or None, recomputed, torn note)."""
+    path = Path(run_dir) / "events.msgpack" if Path(run_dir).is_dir() else Path(run_dir)
+    acc = SummaryAccumulator()
+    metrics: list[Any] = []
+    footer = None
+    torn = None
+    for _, record, why in iter_frames(path):
+        if why is not None:
+            torn = why
+            break
+        if record[0] == "footer":
+            footer = record[1]
+            continue
+        if record[0] == "header":
+            metrics = scenario_observers(record[1]["config"], record[1]["seed"])
+        acc.observe(record)
+        for m in metrics:
+            m.observe(record)
+    result = acc.result()
+    if metrics:
+        result["metrics"] = {k: v for m in metrics for k, v in m.result().items()}
+    return footer, result, torn
+
+
+def scenario_observers(config: dict[str, Any], seed: int) -> list[Any]:
+    """The metric observers the run's builder module declares (``observers(config, seed)``), if any."""
+    spec = config.get("scenario", {}).get("builder", "")
+    if ":" not in spec:
+        return []
+    module = importlib.import_module(spec.split(":", 1)[0])
+    make = getattr(module, "observers", None)
+    return list(make(config, seed)) if make else []

@@ -1,0 +1,289 @@
+"""A run: one process, one virtual-time loop, one bus, one ledger, one event log.
+
+Builders add agents to a ``World``; ``run`` starts them, waits for the principal agents (those
+whose end is the end of the run, e.g. users with a fixed number of queries), lets messages in
+flight land, stops everyone, and writes the footer. The world also kills and restarts agents on
+the fault model's schedule, writes checkpoints at quiescent points between rounds, and resumes a
+killed run from its last checkpoint so that it ends exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from market import __version__
+from market.core.seeding import derive_rng
+from market.runtime.agent import Agent
+from market.runtime.bus import Bus, Partition
+from market.runtime.checkpoint import Resume, pack_state
+from market.runtime.config import dump_toml
+from market.runtime.eventlog import LOG_SCHEMA, EventLogWriter, iter_frames
+from market.runtime.faults import Crash
+from market.runtime.kernel import run as run_virtual
+from market.core.ledger import Ledger, Transfer
+from market.runtime.summary import SummaryAccumulator
+
+
+class Wallet:
+    """An agent's handle on its own ledger account: it can pay out of it, nothing else."""
+
+    __slots__ = ("_ledger", "account")
+
+    def __init__(self, ledger: Ledger, account: str) -> None:
+        self._ledger = ledger
+        self.account = account
+
+    def pay(self, dst: str, amount: int, memo: str) -> None:
+        self._ledger.transfer(self.account, dst, amount, memo)
+
+    @property
+    def balance(self) -> int:
+        return self._ledger.balance(self.account)
+
+
+class World:
+    """Everything one run needs. ``out_dir=None`` runs without writing files (experiments, benches)."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        seed: int,
+        out_dir: Path | None = None,
+        *,
+        auctioneer_id: str = "auctioneer",
+        resume: Resume | None = None,
+    ) -> None:
+        self.config = config
+        self.seed = int(seed)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.auctioneer_id = auctioneer_id
+        self.summary = SummaryAccumulator()
+        # Scenario metrics computed from the same records (e.g. regret against the hidden truth);
+        # replay rebuilds them from the builder module's ``observers(config, seed)``.
+        self.metrics: list[Any] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.log: EventLogWriter | None = None
+        self._resume = resume if resume is not None and resume.state is not None else None
+        # While a resumed run is rebuilt, the builder's records (opening balances...) are already in the log.
+        self._muted = self._resume is not None
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            path = self.out_dir / "events.msgpack"
+            if self._resume is not None:
+                with open(path, "r+b") as f:
+                    f.truncate(self._resume.offset)
+                self.log = EventLogWriter(path, observers=[self.summary, self], append=True)
+            else:
+                self.log = EventLogWriter(path, observers=[self.summary, self])
+                self.log.append(["header", {
+                    "schema": LOG_SCHEMA, "package_version": __version__, "config": config, "seed": self.seed,
+                }])
+        self.ledger = Ledger(on_transfer=self._on_transfer)
+        self.agents: list[Agent] = []
+        self.principals: list[Agent] = []
+        self._groups: dict[str, tuple[str, ...]] = {}
+        self.graph: nx.Graph | None = None
+        self.drain_seconds = 0.0
+        self.bus: Bus | None = None
+        self.finishers: list[Callable[[World], None]] = []
+        self.partitions: tuple[Partition, ...] = ()
+        self.crashes: tuple[Crash, ...] = ()
+        self.checkpoint_every = int(config.get("run", {}).get("checkpoint_every", 0))
+        self._next_checkpoint = self.checkpoint_every
+        self._fault_step = 0  # crash/restart events done so far (in schedule order)
+        self._dead: dict[str, Any] = {}  # dead agent -> its state when it died
+        self._initial: dict[str, Any] = {}  # agent -> its state at the start of the run
+        self._draining = False
+        self._change: asyncio.Event | None = None
+
+    # -- building --------------------------------------------------------------------------
+    def rng(self, name: str) -> np.random.Generator:
+        """The random stream named ``name`` in this run (agents, mechanism coins, the bus)."""
+        return derive_rng(self.seed, name)
+
+    def add(self, agent: Agent, *, principal: bool = False, groups: tuple[str, ...] = ()) -> Agent:
+        if any(a.id == agent.id for a in self.agents):
+            raise ValueError(f"agent id {agent.id!r} is used twice")
+        self.agents.append(agent)
+        self._groups[agent.id] = tuple(groups) or tuple(agent.groups)
+        if principal:
+            self.principals.append(agent)
+        return agent
+
+    def wallet(self, account: str) -> Wallet:
+        return Wallet(self.ledger, account)
+
+    def now(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
+    def record(self, rec: list) -> None:
+        """Append a record to the log (and the summary); without a log, feed the summary only."""
+        if self._muted:
+            return
+        if self.log is not None:
+            self.log.append(rec)
+        else:
+            self.summary.observe(rec)
+            self.observe(rec)
+
+    def observe(self, rec: list) -> None:
+        for m in self.metrics:
+            m.observe(rec)
+
+    def result(self) -> dict[str, Any]:
+        """The summary, with the scenario's metrics (if any) under ``metrics``."""
+        summary = self.summary.result()
+        if self.metrics:
+            summary["metrics"] = {k: v for m in self.metrics for k, v in m.result().items()}
+        return summary
+
+    def _on_transfer(self, t: Transfer) -> None:
+        self.record(["xfer", self.now(), t.src, t.dst, t.amount, t.memo])
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run to the end; returns the summary (also written as the log's footer)."""
+        try:
+            if self._resume is not None:
+                self._replay_metrics()
+            run_virtual(self._main(), start=self._resume.t if self._resume is not None else 0.0)
+            summary = self.result()
+            if self.log is not None:
+                self.log.append(["footer", summary])
+                self.log.close()
+                (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+                (self.out_dir / "config.toml").write_text(dump_toml(self.config))
+            return summary
+        finally:
+            if self.log is not None:
+                self.log.close()
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._change = asyncio.Event()
+        self.bus = Bus(loop, self.rng("bus"), auctioneer=self.auctioneer_id, graph=self.graph,
+                       record=self.record, partitions=self.partitions)
+        for agent in self.agents:
+            agent.attach(self.bus.register(agent.id, self._groups[agent.id]), self.rng(agent.id), self.record)
+            self._initial[agent.id] = agent.get_state()
+            if agent.id == self.auctioneer_id and hasattr(agent, "idle"):
+                agent.idle = self._idle
+        if self._resume is not None:
+            self._restore(self._resume.state)
+        self._muted = False
+        for t, action, index in self._fault_schedule()[self._fault_step:]:
+            loop.call_at(t, self._fault, action, index)
+        for agent in self.agents:
+            if agent.id not in self._dead:
+                self._start(agent)
+        principals = self.principals or self.agents
+        while not all(self._principal_done(a) for a in principals):
+            self._change.clear()
+            await self._change.wait()
+            for a in self.agents:  # a failed agent ends the run now, not when the principals are done
+                t = a._task
+                if a not in principals and t.done() and not t.cancelled() and t.exception() is not None:
+                    raise RuntimeError(f"agent {a.id!r} failed: {t.exception()!r}") from t.exception()
+        self._draining = True
+        if self.drain_seconds:
+            await asyncio.sleep(self.drain_seconds)
+        for agent in self.agents:
+            agent.stop()
+        tasks = [a._task for a in self.agents if a._task is not None]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for task, res in zip(tasks, results):
+            if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
+                raise RuntimeError(f"agent {task.get_name()!r} failed: {res!r}") from res
+        for finish in self.finishers:
+            finish(self)
+
+    # -- agents' lives: start, crash, restart ----------------------------------------------
+    def _start(self, agent: Agent) -> None:
+        agent.start().add_done_callback(self._task_ended)
+
+    def _task_ended(self, task: asyncio.Task) -> None:
+        self._change.set()
+
+    def _principal_done(self, agent: Agent) -> bool:
+        """Finished its run, or dead with no restart to come; an agent that failed ends the run."""
+        task = agent._task
+        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()
+        if agent.finished:
+            return True
+        return agent.id in self._dead and not any(
+            self.crashes[i].agent == agent.id and action == "restart"
+            for _, action, i in self._fault_schedule()[self._fault_step:])
+
+    def _fault_schedule(self) -> list[tuple[float, str, int]]:
+        """(time, "crash" | "restart", index in ``crashes``), in time order; ties keep the scenario's order."""
+        events = []
+        for i, c in enumerate(self.crashes):
+            events.append((c.at, "crash", i))
+            if c.restart is not None:
+                events.append((c.restart, "restart", i))
+        return sorted(events, key=lambda e: e[0])
+
+    def _fault(self, action: str, index: int) -> None:
+        self._fault_step += 1
+        crash = self.crashes[index]
+        agent = next(a for a in self.agents if a.id == crash.agent)
+        if action == "crash" and agent.id not in self._dead:
+            self._dead[agent.id] = agent.get_state()
+            agent.stop()
+            self.bus.kill(agent.id)
+        elif action == "restart" and agent.id in self._dead:
+            last = self._dead.pop(agent.id)
+            agent.set_state(last if crash.restore == "last" else self._initial[agent.id])
+            self.bus.revive(agent.id)
+            self._start(agent)
+        else:
+            return  # a crash of the dead or a restart of the living changes nothing
+        self.record(["fault", self.now(), agent.id, action])
+        self._change.set()
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _idle(self, rounds: int) -> None:
+        """The auctioneer is between rounds: checkpoint if one is due and the market is quiescent
+        (nothing in flight, every inbox empty), so that agent states are the whole state."""
+        if (self.log is None or self.checkpoint_every <= 0 or rounds < self._next_checkpoint
+                or self._draining or not self.bus.quiescent()):
+            return
+        self._next_checkpoint = (rounds // self.checkpoint_every + 1) * self.checkpoint_every
+        state = {
+            "agents": {a.id: a.get_state() for a in self.agents},
+            "ledger": self.ledger.get_state(),
+            "bus": self.bus.get_state(),
+            "summary": self.summary.get_state(),
+            "world": {"next_checkpoint": self._next_checkpoint, "fault_step": self._fault_step,
+                      "dead": self._dead},
+        }
+        self.log.append(["ckpt", self.now(), pack_state(state)])
+        self.log.flush()
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        for agent in self.agents:
+            agent.set_state(state["agents"][agent.id])
+        self.ledger.set_state(state["ledger"])
+        self.bus.set_state(state["bus"])
+        self.summary.set_state(state["summary"])
+        w = state["world"]
+        self._next_checkpoint, self._fault_step, self._dead = w["next_checkpoint"], w["fault_step"], w["dead"]
+
+    def _replay_metrics(self) -> None:
+        """Scenario metrics are functions of the records: rebuild them from the kept part of the log."""
+        if not self.metrics:
+            return
+        for _, record, torn in iter_frames(self.log.path):
+            if torn is not None:
+                break
+            for m in self.metrics:
+                m.observe(record)
