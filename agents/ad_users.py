@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from market.runtime.agent import Agent
 from market.core.lm.ads import AdInstance
-from market.runtime.platform import lm_reply
 from market.core.wire import AdQuery, Error, Feedback, ReplyShown
+from market.runtime.agent import Agent
+from market.runtime.platform import lm_reply
 
 
 class AdUser(Agent):

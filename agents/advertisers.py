@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from market.runtime.agent import Agent, remember_round
 from market.core.lm.ads import AdInstance
-from market.runtime.platform import lm_reply
 from market.core.wire import AdDescription, Candidates, Error, ReplyShown, RewardReport
+from market.runtime.agent import Agent, remember_round
+from market.runtime.platform import lm_reply
 
 from .ad_strategies import AdFeedback, AdStrategy, Truthful
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from market.runtime.agent import Agent
 from market.core.wire import AnswerRequest, ScoredAnswer
+from market.runtime.agent import Agent
 
 
 class CurveModel(Agent):

@@ -12,11 +12,20 @@ from typing import Any
 
 import msgpack
 
+from market.core.wire import (
+    MAX_FRAME_BYTES,
+    SCHEMA_VERSION,
+    Bid,
+    Error,
+    Feedback,
+    Query,
+    RewardReport,
+    encode,
+    encode_fields,
+    pack_vector,
+)
 from market.runtime.agent import Agent
 from market.runtime.bus import Envelope
-from market.core.wire import (
-    MAX_FRAME_BYTES, SCHEMA_VERSION, Bid, Error, Feedback, Query, RewardReport, encode, encode_fields, pack_vector,
-)
 
 
 class Hostile(Agent):

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from market.runtime.agent import Agent
 from market.core.wire import AnswerRequest, PostedAnswer
+from market.runtime.agent import Agent
 
 
 class PostedPriceProvider(Agent):

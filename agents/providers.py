@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from market.runtime.agent import Agent, remember_round
 from market.core.ledger import EXTERNAL, to_minor
 from market.core.mechanisms.priors import CostPrior
 from market.core.wire import Answer, Bid, CallForBids, Error, RoundResult
+from market.runtime.agent import Agent, remember_round
 from market.runtime.world import Wallet
 
 from .strategies import BidFeedback, Truthful

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from market.runtime.agent import Agent
 from market.core.ledger import to_minor
 from market.core.wire import AnswerRequest, Error, PostedAnswer, ScoredAnswer
+from market.runtime.agent import Agent
 from market.runtime.world import Wallet
 
 POSTED_PRICE = "posted price"

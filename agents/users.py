@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from market.runtime.agent import Agent
 from market.core.wire import Answer, Error, Feedback, Query, Served
+from market.runtime.agent import Agent
 
 
 class ProcurementUser(Agent):

@@ -15,13 +15,13 @@ import numpy as np
 from agents.ad_strategies import AD_STRATEGIES, build_ad_strategy
 from agents.ad_users import AdUser
 from agents.advertisers import Advertiser
-from market.core.seeding import stream_key
-from market.runtime.bus import star_graph
-from market.runtime.config import require
 from market.core.ledger import to_minor
 from market.core.lm.ads import AdInstance, catalogue_instance, load_ad_queries, ngram_instance
-from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions
+from market.core.seeding import stream_key
 from market.core.wire import decode
+from market.runtime.bus import star_graph
+from market.runtime.config import require
+from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {

@@ -16,15 +16,15 @@ from agents.hostile import add_hostiles
 from agents.providers import Provider
 from agents.strategies import BidderFacts, build_strategy
 from agents.users import ProcurementUser
-from market.runtime.auctioneer import ReverseAuctioneer
-from market.runtime.config import ConfigError, require
-from market.runtime.faults import DEFAULTS as FAULT_DEFAULTS
-from market.runtime.faults import MAX_COPIES, check_agents, link_graph, max_route_delay, parse_faults
 from market.core.ledger import to_minor
 from market.core.mechanisms.priors import CostPriors, UniformCost
 from market.core.mechanisms.reverse import build_mechanism
 from market.core.quality import LinearQuality, ReplayQuality, load_llm_prices
 from market.core.wire import decode
+from market.runtime.auctioneer import ReverseAuctioneer
+from market.runtime.config import ConfigError, require
+from market.runtime.faults import DEFAULTS as FAULT_DEFAULTS
+from market.runtime.faults import MAX_COPIES, check_agents, link_graph, max_route_delay, parse_faults
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {

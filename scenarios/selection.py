@@ -18,19 +18,25 @@ import numpy as np
 from agents.finetuned import CurveModel
 from agents.posted import PostedPriceProvider
 from agents.selectors import FINE_TUNING_COST, POSTED_PRICE, ModelChooser, SubsetBuyer, net_reward
-from market.core.seeding import derive_rng
-from market.runtime.bus import star_graph
-from market.runtime.config import ConfigError, require
 from market.core.learning.environments import (
-    PYTHIA_DEFAULT_MODELS, SCIQ_DEFAULT_EXCLUDE, BernoulliCostArms, JointCorrectnessReplay, PiecewiseLinearArms,
-    PythiaCurveArms, SaturatingArms, read_data_csv,
+    PYTHIA_DEFAULT_MODELS,
+    SCIQ_DEFAULT_EXCLUDE,
+    BernoulliCostArms,
+    JointCorrectnessReplay,
+    PiecewiseLinearArms,
+    PythiaCurveArms,
+    SaturatingArms,
+    read_data_csv,
 )
 from market.core.learning.reward_models import REWARD_MODELS, realised_reward
 from market.core.learning.selectors import build_selector
 from market.core.learning.subset_oracle import candidate_subsets, mixture_optimum
 from market.core.ledger import to_minor
 from market.core.mechanisms.base import MechanismError
+from market.core.seeding import derive_rng
 from market.core.wire import decode
+from market.runtime.bus import star_graph
+from market.runtime.config import ConfigError, require
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from market.core.wire import Bid, CallForBids
 from market.runtime.bus import Bus
 from market.runtime.kernel import VirtualTimeLoop
-from market.core.wire import Bid, CallForBids
 
 
 def _timed_rounds(loop: asyncio.AbstractEventLoop, providers: list[Any], auctioneer: Any) -> float:

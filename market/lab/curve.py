@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from market.runtime.config import ConfigError
-from market.lab.deviation import FastMarket
-from market.core.mechanisms.leaky import LeakyROSA
 from market.core.mechanisms.baselines import CriticalBid, PayAsBid
+from market.core.mechanisms.leaky import LeakyROSA
 from market.core.mechanisms.rosa import ROSA, resample, threshold_expectations
+from market.lab.deviation import FastMarket
+from market.runtime.config import ConfigError
 
 DEFAULT_MULTIPLIERS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5, 1.7, 2.0)
 

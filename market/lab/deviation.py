@@ -208,8 +208,8 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
     carry the bonus that makes shading unprofitable, and a few dozen seeds must contain some of them.
     """
     from agents.strategies import BidderFacts, build_strategy
-    from market.core.seeding import derive_rng
     from market.core.mechanisms.reverse import build_mechanism
+    from market.core.seeding import derive_rng
 
     world = derive_rng(seed, "horizon-instance")
     theta = world.uniform(0.0, 1.0, (providers, dim))
@@ -249,9 +249,9 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
     v_i (-1/2 ||q - p_i||_1) - z_i. user: E_q[log pi_ref] (MOSAIC) or 0; platform: revenue.
     """
     from agents.ad_strategies import AdFeedback, build_ad_strategy
-    from market.core.seeding import derive_rng
     from market.core.mechanisms.aggregation import build_aggregation, sample_shown
     from market.core.mechanisms.token_auction import token_auction
+    from market.core.seeding import derive_rng
     from market.runtime.platform import description_refusal
     from scenarios.ads import asked, instances, proposals
 

@@ -22,7 +22,13 @@ import numpy as np
 
 from market.lab.curve import Curve, format_curve, profit_curve, write_curves
 from market.lab.deviation import (
-    RunResult, Verdict, bootstrap_ci, deviators_for, judge, profile_overrides, run_tasks,
+    RunResult,
+    Verdict,
+    bootstrap_ci,
+    deviators_for,
+    judge,
+    profile_overrides,
+    run_tasks,
 )
 
 SCENARIO = "quickstart"

@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from market.runtime.bus import Envelope, Port
 from market.core.wire import Message
-
+from market.runtime.bus import Envelope, Port
 
 OPEN_ROUNDS = 256  # rounds an agent keeps waiting for an outcome; older ones are forgotten (the frame was lost)
 

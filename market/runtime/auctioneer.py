@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from market.runtime.agent import Agent
-from market.runtime.bus import BUS_ID, Envelope
 from market.core.ledger import Ledger, LedgerError, to_minor, to_units
 from market.core.mechanisms.base import MechanismError, ReverseMechanism, ReverseOutcome
 from market.core.wire import Bid, CallForBids, Error, Feedback, Query, RoundResult, Served
+from market.runtime.agent import Agent
+from market.runtime.bus import BUS_ID, Envelope
 
 
 @dataclass(slots=True)

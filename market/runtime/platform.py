@@ -21,15 +21,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from market.runtime.agent import Agent
-from market.runtime.bus import BUS_ID, Envelope
 from market.core.ledger import Ledger, LedgerError, to_minor, to_units
 from market.core.lm.ads import AdInstance
 from market.core.lm.base import Reply
 from market.core.lm.catalogue import CatalogueLM
 from market.core.mechanisms.aggregation import AGGREGATIONS, build_aggregation, sample_shown
 from market.core.mechanisms.base import MechanismError
-from market.core.wire import MAX_DESCRIPTION_LEN, AdDescription, AdQuery, Candidates, Error, Feedback, RewardReport, ReplyShown
+from market.core.wire import (
+    MAX_DESCRIPTION_LEN,
+    AdDescription,
+    AdQuery,
+    Candidates,
+    Error,
+    Feedback,
+    ReplyShown,
+    RewardReport,
+)
+from market.runtime.agent import Agent
+from market.runtime.bus import BUS_ID, Envelope
 
 PROPOSALS = ("baseline", "context")
 REWARD_AUCTIONS = tuple(name for name in AGGREGATIONS if name.startswith("mosaic"))

@@ -19,6 +19,7 @@ import networkx as nx
 import numpy as np
 
 from market import __version__
+from market.core.ledger import Ledger, Transfer
 from market.core.seeding import derive_rng
 from market.runtime.agent import Agent
 from market.runtime.bus import Bus, Partition
@@ -27,7 +28,6 @@ from market.runtime.config import dump_toml
 from market.runtime.eventlog import LOG_SCHEMA, EventLogWriter, iter_frames
 from market.runtime.faults import Crash
 from market.runtime.kernel import run as run_virtual
-from market.core.ledger import Ledger, Transfer
 from market.runtime.summary import SummaryAccumulator
 
 

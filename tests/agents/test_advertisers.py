@@ -8,11 +8,11 @@ import pytest
 
 from agents.ad_strategies import AD_STRATEGIES, AdFeedback, Truthful, build_ad_strategy
 from agents.advertisers import Advertiser
-from market.runtime.run import run_scenario
-from market.runtime.eventlog import read_log
 from market.core.lm.ads import catalogue_instance, load_ad_queries, ngram_instance
-from market.runtime.platform import lm_reply, wire_reply
 from market.core.wire import decode
+from market.runtime.eventlog import read_log
+from market.runtime.platform import lm_reply, wire_reply
+from market.runtime.run import run_scenario
 from scenarios.ads import instances
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from agents.hostile import HOSTILES, Hostile
-from market.runtime.run import replay, run_scenario
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import read_log
+from market.runtime.run import replay, run_scenario
 from market.runtime.world import World
 
 ROUNDS = 300

@@ -29,9 +29,9 @@ def test_providers_do_not_keep_rounds_whose_result_was_lost():
 
 
 def test_forged_and_stray_frames_to_providers_and_users_are_logged_and_ignored(tmp_path):
+    from market.core.wire import Feedback, RoundResult, Served
     from market.runtime.agent import Agent
     from market.runtime.eventlog import read_log
-    from market.core.wire import Feedback, RoundResult, Served
 
     class Forger(Agent):
         """Tells provider-0 it won round 3, tells the user provider-1 serves query 3, sends provider-2 feedback."""

@@ -8,9 +8,9 @@ import numpy as np
 from agents.finetuned import CurveModel
 from agents.posted import PostedPriceProvider
 from agents.selectors import FINE_TUNING_COST, POSTED_PRICE, ModelChooser, SubsetBuyer, net_reward
-from market.runtime.agent import Agent
 from market.core.ledger import to_minor
 from market.core.wire import AnswerRequest, PostedAnswer
+from market.runtime.agent import Agent
 from market.runtime.world import World
 
 

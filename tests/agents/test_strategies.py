@@ -4,12 +4,20 @@ import numpy as np
 import pytest
 
 from agents.strategies import (
-    STRATEGIES, BidderFacts, BidFeedback, CoinPredictor, ExponentialWeights, GridUCB, RotationRing, Shade, Truthful,
+    STRATEGIES,
+    BidderFacts,
+    BidFeedback,
+    CoinPredictor,
+    ExponentialWeights,
+    GridUCB,
+    RotationRing,
+    Shade,
+    Truthful,
     build_strategy,
 )
-from market.runtime.run import run_scenario
-from market.runtime.config import ConfigError
 from market.core.mechanisms.leaky import public_coins
+from market.runtime.config import ConfigError
+from market.runtime.run import run_scenario
 
 FACTS = BidderFacts(index=1, n=3, cost_floor=0.0, cost_cap=1.0, mu=0.2)
 X = np.zeros(2)

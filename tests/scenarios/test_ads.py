@@ -8,7 +8,6 @@ import json
 import pytest
 
 from market.lab.cli import main
-
 from market.runtime.run import replay, run_scenario
 from scenarios.ads import describe, metrics
 

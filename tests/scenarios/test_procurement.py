@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from market.lab.cli import main
-
-from market.runtime.run import replay, run_scenario
-from market.runtime.config import resolve
-from market.runtime.eventlog import read_log
 from market.core.mechanisms.priors import CostPriors
 from market.core.wire import decode
+from market.lab.cli import main
+from market.runtime.config import resolve
+from market.runtime.eventlog import read_log
+from market.runtime.run import replay, run_scenario
 from scenarios.procurement import instance
 
 

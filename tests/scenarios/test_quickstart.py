@@ -7,9 +7,8 @@ import json
 import pytest
 
 from market.lab.cli import main
-
-from market.runtime.run import replay
 from market.runtime.eventlog import read_log
+from market.runtime.run import replay
 
 
 @pytest.fixture(scope="module")

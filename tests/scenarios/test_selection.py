@@ -9,14 +9,14 @@ import json
 import numpy as np
 import pytest
 
-from market.core.seeding import derive_rng
-from market.lab.cli import main
-from market.runtime.run import replay, run_scenario
-from market.runtime.config import ConfigError
-from market.runtime.eventlog import iter_frames
 from market.core.learning.c2mabv import C2MABV
 from market.core.ledger import to_minor
+from market.core.seeding import derive_rng
 from market.core.wire import decode
+from market.lab.cli import main
+from market.runtime.config import ConfigError
+from market.runtime.eventlog import iter_frames
+from market.runtime.run import replay, run_scenario
 from scenarios.selection import describe, metrics
 
 # loss and jitter make answers go missing: the equivalence must hold through timeouts too

@@ -10,7 +10,6 @@ import numpy as np
 from market.core.mechanisms.base import ReverseOutcome
 from market.core.mechanisms.priors import CostPrior
 from market.core.mechanisms.rosa import validate_bids
-
 from market.core.mechanisms.rules import MyersonRule
 
 

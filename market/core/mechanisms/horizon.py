@@ -10,7 +10,6 @@ from market.core.learning.linucb import LinUCB
 from market.core.mechanisms.base import MechanismError, ReverseOutcome
 from market.core.mechanisms.priors import CostPrior, CostPriors, UniformCost
 from market.core.mechanisms.rosa import ROSA, resample, validate_bids
-
 from market.core.mechanisms.rules import _NO_ONE, _masked, _winner
 
 

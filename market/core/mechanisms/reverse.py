@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-
 from market.core.mechanisms.base import MechanismError
+from market.core.mechanisms.baselines import CriticalBid, Myerson, PayAsBid
+from market.core.mechanisms.horizon import HorizonROSA, SeparatedElimination
 from market.core.mechanisms.leaky import LeakyROSA
 from market.core.mechanisms.priors import CostPriors, UniformCost
 from market.core.mechanisms.rosa import ROSA
-
-from market.core.mechanisms.baselines import CriticalBid, Myerson, PayAsBid
-from market.core.mechanisms.horizon import HorizonROSA, SeparatedElimination
-from market.core.mechanisms.rules import EpsilonGreedyRule, TRCMUCB, UCBRule
+from market.core.mechanisms.rules import TRCMUCB, EpsilonGreedyRule, UCBRule
 
 
 def _support(priors: Any, n: int, cost_floor: float | None, cost_cap: float | None) -> tuple[float, float]:

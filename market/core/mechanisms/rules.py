@@ -13,7 +13,6 @@ from market.core.learning.linucb import LinUCB
 from market.core.mechanisms.base import MechanismError
 from market.core.mechanisms.priors import CostPrior, CostPriors, UniformCost
 
-
 _NO_ONE = -np.inf
 
 

@@ -18,8 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from market.core.mechanisms.priors import UniformCost  # noqa: E402
-from market.core.mechanisms.rules import TRCMUCB  # noqa: E402
 from market.core.mechanisms.rosa import ROSA, resample, threshold_expectations  # noqa: E402
+from market.core.mechanisms.rules import TRCMUCB  # noqa: E402
 from market.core.quality import LinearQuality  # noqa: E402
 
 CAP = 1.0

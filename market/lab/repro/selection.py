@@ -23,7 +23,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from market.core.learning.environments import (  # noqa: E402
-    BernoulliCostArms, PiecewiseLinearArms, PythiaCurveArms, SaturatingArms,
+    BernoulliCostArms,
+    PiecewiseLinearArms,
+    PythiaCurveArms,
+    SaturatingArms,
 )
 from market.core.learning.regret import cumulative_regret, cumulative_violation, loglog_slope  # noqa: E402
 from market.core.learning.selection_run import simulate_pulls, simulate_subsets  # noqa: E402

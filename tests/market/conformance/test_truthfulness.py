@@ -5,12 +5,18 @@ from functools import partial
 import numpy as np
 import pytest
 
+from market.conformance.truthfulness import (
+    AggregationInstance,
+    ReverseInstance,
+    TruthfulnessViolation,
+    assert_dominant_strategy,
+    assert_truthful_in_expectation,
+    expected_utilities,
+    search_dominant_strategy,
+    search_truthful_in_expectation,
+)
 from market.core.mechanisms.aggregation import mosaic
 from market.core.mechanisms.reverse import build_mechanism
-from market.conformance.truthfulness import (
-    AggregationInstance, ReverseInstance, TruthfulnessViolation, assert_dominant_strategy,
-    assert_truthful_in_expectation, expected_utilities, search_dominant_strategy, search_truthful_in_expectation,
-)
 
 
 def rosa(n, d):

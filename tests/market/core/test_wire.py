@@ -10,8 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market.core.wire import (
-    KINDS, MAX_DESCRIPTION_LEN, MAX_FRAME_BYTES, SCHEMA_VERSION, AdDescription, Bid, CallForBids, Field, WireError,
-    decode, encode, encode_fields, pack_vector,
+    KINDS,
+    MAX_DESCRIPTION_LEN,
+    MAX_FRAME_BYTES,
+    SCHEMA_VERSION,
+    AdDescription,
+    Bid,
+    CallForBids,
+    Field,
+    WireError,
+    decode,
+    encode,
+    encode_fields,
+    pack_vector,
 )
 
 

@@ -8,14 +8,14 @@ import pytest
 
 from agents.ad_strategies import DescriptionPull, Truthful
 from agents.advertisers import Advertiser
-from market.runtime.agent import Agent
-from market.runtime.config import ConfigError
-from market.lab.deviation import build_world, deviate, play_ads, play_ads_market
+from market.conformance.truthfulness import RecordKeeper
 from market.core.lm.ads import description_pull, load_ad_queries
 from market.core.lm.base import Prompt
-from market.runtime.platform import description_refusal
-from market.conformance.truthfulness import RecordKeeper
 from market.core.wire import MAX_DESCRIPTION_LEN, AdDescription
+from market.lab.deviation import build_world, deviate, play_ads, play_ads_market
+from market.runtime.agent import Agent
+from market.runtime.config import ConfigError
+from market.runtime.platform import description_refusal
 from scenarios.ads import PositionMeter, instances
 
 QUERIES = load_ad_queries()

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market.runtime.config import ConfigError
-from market.lab.curve import FastMarket, profit_curve, profit_samples, round_profits
 from market.core.mechanisms.rosa import ROSA, resample
+from market.lab.curve import FastMarket, profit_curve, profit_samples, round_profits
+from market.runtime.config import ConfigError
 
 MULTIPLIERS = (0.6, 0.8, 0.95, 1.0, 1.05, 1.2, 1.5, 2.5)
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from market.runtime.config import ConfigError
 from market.lab.deviation import bootstrap_ci, classify, deviate, play_fast, play_market
+from market.runtime.config import ConfigError
 
 PAB = ["mechanism.name=pay-as-bid"]
 

@@ -11,10 +11,10 @@ import structlog
 from scipy import stats
 
 from market.lab.cli import main
-
-from market.runtime.run import run_scenario
-from market.runtime.config import ConfigError
 from market.lab.report import mean_ci, report
+from market.runtime.config import ConfigError
+from market.runtime.run import run_scenario
+
 
 @pytest.fixture(autouse=True)
 def default_logging():

@@ -15,8 +15,9 @@ import structlog
 
 from market.lab import sweep
 from market.lab.cli import main
-from market.runtime.config import ConfigError
 from market.lab.sweep import load_spec, parse_spec, run_sweep, task_seed, tasks
+from market.runtime.config import ConfigError
+
 
 @pytest.fixture(autouse=True)
 def default_logging():

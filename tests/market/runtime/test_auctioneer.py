@@ -7,12 +7,12 @@ import math
 import numpy as np
 
 from agents.providers import Provider
+from market.core.ledger import to_minor
+from market.core.mechanisms.baselines import Myerson
+from market.core.mechanisms.priors import UniformCost
+from market.core.wire import CallForBids, Error, Query, RoundResult, Served, encode_fields
 from market.runtime.agent import Agent
 from market.runtime.auctioneer import ReverseAuctioneer
-from market.core.ledger import to_minor
-from market.core.mechanisms.priors import UniformCost
-from market.core.mechanisms.baselines import Myerson
-from market.core.wire import Bid, CallForBids, Error, Query, RoundResult, Served, encode_fields
 from market.runtime.world import World
 
 THETA = np.array([[1.0, 0.5], [0.8, 0.9], [0.6, 0.6]])

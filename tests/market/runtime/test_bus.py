@@ -7,9 +7,9 @@ import asyncio
 import numpy as np
 import pytest
 
+from market.core.wire import Bid, CallForBids, Error, Feedback, encode_fields
 from market.runtime.bus import BUS_ID, Bus, BusError, star_graph
 from market.runtime.kernel import run
-from market.core.wire import Bid, CallForBids, Error, Feedback, encode_fields
 
 
 def make_bus(graph=None, seed=0):

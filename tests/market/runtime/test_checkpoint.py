@@ -10,19 +10,18 @@ import subprocess
 import sys
 import time
 
+import msgpack
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from market.runtime.checkpoint import last_checkpoint, pack_state, unpack_state
 from market.lab.cli import main
-from market.runtime.run import resume_scenario, run_scenario
+from market.runtime.checkpoint import last_checkpoint, pack_state, unpack_state
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import read_log
-
-import msgpack
+from market.runtime.run import resume_scenario, run_scenario
 
 leaves = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**130), 2**130), st.floats(allow_nan=False), st.text(max_size=8),

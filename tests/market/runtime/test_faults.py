@@ -8,15 +8,15 @@ import msgpack
 import numpy as np
 import pytest
 
+from market.core.mechanisms.priors import CostPriors
+from market.core.wire import Feedback, decode
 from market.runtime.bus import Bus, Partition
 from market.runtime.checkpoint import pack_state
-from market.runtime.run import replay, run_scenario
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import read_log
 from market.runtime.faults import DEFAULTS, link_graph, parse_faults
 from market.runtime.kernel import run
-from market.core.mechanisms.priors import CostPriors
-from market.core.wire import Feedback, decode
+from market.runtime.run import replay, run_scenario
 from scenarios.procurement import instance
 
 

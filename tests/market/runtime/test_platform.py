@@ -8,14 +8,14 @@ import pytest
 
 from agents.ad_users import AdUser
 from agents.advertisers import Advertiser
-from market.runtime.agent import Agent
-from market.runtime.config import resolve
+from market.conformance.truthfulness import RecordKeeper
 from market.core.lm.ads import catalogue_instance, load_ad_queries, ngram_instance
 from market.core.mechanisms.aggregation import mosaic
 from market.core.mechanisms.base import MechanismError
-from market.runtime.platform import AdPlatform, lm_reply, reply_mentions, wire_reply
-from market.conformance.truthfulness import RecordKeeper
 from market.core.wire import Candidates, Error, RewardReport, encode_fields, pack_vector
+from market.runtime.agent import Agent
+from market.runtime.config import resolve
+from market.runtime.platform import AdPlatform, lm_reply, reply_mentions, wire_reply
 from market.runtime.world import World
 from scenarios.ads import instances
 

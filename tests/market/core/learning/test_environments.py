@@ -3,7 +3,11 @@
 import numpy as np
 
 from market.core.learning.environments import (
-    BernoulliCostArms, JointCorrectnessReplay, PiecewiseLinearArms, PythiaCurveArms, SaturatingArms,
+    BernoulliCostArms,
+    JointCorrectnessReplay,
+    PiecewiseLinearArms,
+    PythiaCurveArms,
+    SaturatingArms,
 )
 from market.core.learning.reward_models import all_subsets
 

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import chisquare
 
 from market.core.lm import NGramLM, Prompt, missing_mass
-from market.core.lm.ads import ngram_instance, load_ad_queries
+from market.core.lm.ads import load_ad_queries, ngram_instance
 from market.core.lm.optimum import optimum
 from market.core.lm.shown_law import shown_reply_law_mc, total_variation
 from market.core.mechanisms.aggregation import SupportFailure, mosaic

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market.core.mechanisms.base import MechanismError, ReverseMechanism
-from market.core.mechanisms.priors import TruncatedExponentialCost, UniformCost
 from market.core.mechanisms.baselines import Myerson
 from market.core.mechanisms.horizon import SeparatedElimination, run_horizon
+from market.core.mechanisms.priors import TruncatedExponentialCost, UniformCost
 from market.core.mechanisms.reverse import MECHANISMS, build_mechanism
 from market.core.mechanisms.rules import TRCMUCB, EpsilonGreedyRule, MyersonRule, UCBRule
 

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from market.core.mechanisms.base import MechanismError
-from market.core.mechanisms.rules import TRCMUCB
 from market.core.mechanisms.rosa import ROSA, payments, resample, threshold_expectations
+from market.core.mechanisms.rules import TRCMUCB
 
 CAP = 1.0
 mus = st.floats(0.01, 0.9)

@@ -4,7 +4,11 @@ directions spec B.6.6 states for TI-UCB's threshold and window sweeps, at small 
 import numpy as np
 
 from market.lab.repro.selection import (
-    detection_outcomes, regret_scaling, run, scaling_horizons, tiucb_sweep,
+    detection_outcomes,
+    regret_scaling,
+    run,
+    scaling_horizons,
+    tiucb_sweep,
 )
 
 
