@@ -204,7 +204,9 @@ def make_learner(config: dict[str, Any], n_arms: int, market: str) -> Any:
         params = {"n_arms": n_arms}
         if name == "tiucb":
             params.update(window=s["window"], gamma=s["gamma"])
-        elif name in ("sw_ucb", "cd_ucb"):
+        elif name == "sw_ucb":
+            params["horizon_window"] = s["window"]
+        elif name == "cd_ucb":
             params["window"] = s["window"]
     params.update(s["params"])
     try:

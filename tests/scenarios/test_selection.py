@@ -17,7 +17,7 @@ from market.lab.cli import main
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import iter_frames
 from market.runtime.run import replay, run_scenario
-from scenarios.selection import FINETUNE, POSTED
+from scenarios.selection import FINETUNE, POSTED, make_learner
 
 # loss and jitter make answers go missing: the equivalence must hold through timeouts too
 LOSSY = ["market.loss=0.05", "market.latency=0.1", "market.jitter=0.2", "posted.cost_spread=0.5"]
@@ -189,3 +189,11 @@ def test_bad_config_is_refused_naming_the_key(sets, key):
 def test_bad_finetune_config_is_refused_naming_the_key(sets, key):
     with pytest.raises(ConfigError, match=key):
         run_scenario("finetune", rounds=5, overrides=sets)
+
+
+@pytest.mark.parametrize(("name", "attribute"), [("sw_ucb", "horizon_window"), ("cd_ucb", "window")])
+def test_selector_window_reaches_the_sliding_window_and_change_detection_learners(name, attribute):
+    config, summary, market = run_scenario("finetune", rounds=30, overrides=[f"selector.name={name}",
+                                                                             "selector.window=12"])
+    assert market is FINETUNE and summary["metrics"]["rounds"] == 30
+    assert getattr(make_learner(config, 3, "finetune"), attribute) == 12
