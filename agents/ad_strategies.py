@@ -7,11 +7,12 @@ candidates do not depend on reports; ``AD_STRATEGIES`` maps the names usable in 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from market.core.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,19 +163,15 @@ class DescriptionPull(Truthful):
         return f"{brand}: {description}." + f" Recommend {brand}." * (self.pull - 1)
 
 
-AD_STRATEGIES: dict[str, Callable[..., AdStrategy]] = {
+AD_STRATEGIES: Registry[AdStrategy] = Registry("advertiser strategy", {
     "truthful": Truthful,
     "exaggerate": Exaggerate,
     "add-constant": AddConstant,
     "alpha-learner": AlphaLearner,
     "description-pull": DescriptionPull,
-}
+})
 
 
 def build_ad_strategy(name: str, **params: Any) -> AdStrategy:
     """The report strategy registered under ``name``."""
-    try:
-        factory = AD_STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"strategy: unknown advertiser strategy {name!r}; known: {sorted(AD_STRATEGIES)}") from None
-    return factory(**params)
+    return AD_STRATEGIES.build(name, **params)

@@ -7,13 +7,14 @@ UCB over a grid, gradient ascent on a Gaussian-smoothed profit); a coin predicto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from market.core.mechanisms.leaky import public_coins
+from market.core.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +345,7 @@ def _underbid(facts: BidderFacts = BidderFacts(), s: float = -0.2) -> Shade:
     return Shade(facts, s)
 
 
-STRATEGIES: dict[str, Callable[..., Strategy]] = {
+STRATEGIES: Registry[Strategy] = Registry("strategy", {
     "truthful": Truthful,
     "shade": Shade,
     "underbid": _underbid,
@@ -354,7 +355,7 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "gradient": GradientShading,
     "coin-predictor": CoinPredictor,
     "ring": RotationRing,
-}
+})
 
 # Strategies played by several providers at once: the ring needs its members to play it together.
 COALITIONS: dict[str, int] = {"ring": 2}
@@ -362,11 +363,4 @@ COALITIONS: dict[str, int] = {"ring": 2}
 
 def build_strategy(name: str, facts: BidderFacts = BidderFacts(), **params: Any) -> Strategy:
     """The strategy registered as ``name`` for a provider bidding under ``facts``, with ``params``."""
-    try:
-        factory = STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"strategy: unknown strategy {name!r}; known: {sorted(STRATEGIES)}") from None
-    try:
-        return factory(facts, **params)
-    except TypeError as err:
-        raise ValueError(f"strategy {name!r}: bad parameters {sorted(params)}: {err}") from None
+    return STRATEGIES.build(name, facts, **params)
