@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from market.core.registry import Registry
+from market.core.seeding import generator_from_state, generator_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +139,14 @@ class AlphaLearner(Truthful):
         return float(self.grid[int(np.argmax(self.log_weights))])
 
     def get_state(self) -> dict[str, Any]:
-        return {"log_weights": self.log_weights.copy(), "arm": self.arm}
+        # the coins' position too: a restored learner re-spawning them would replay its first rounds' coins
+        return {"log_weights": self.log_weights.copy(), "arm": self.arm, "coins": generator_state(self._rng)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.log_weights = np.array(state["log_weights"], dtype=float)
         self.arm = int(state["arm"])
+        if "coins" in state:  # a checkpoint written before the coins were kept leaves them running
+            self._rng = generator_from_state(state["coins"])
 
 
 class DescriptionPull(Truthful):
