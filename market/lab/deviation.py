@@ -18,6 +18,7 @@ import numpy as np
 from agents.providers import Provider
 from agents.strategies import COALITIONS, BidFeedback
 from agents.users import ProcurementUser
+from market.core.mechanisms.aggregation import AGGREGATIONS
 from market.runtime.auctioneer import ReverseAuctioneer
 from market.runtime.config import ConfigError, resolve
 from market.runtime.world import World
@@ -233,9 +234,6 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
     return RunResult({f"provider-{i}": float(u) for i, u in enumerate(utilities)}, float(user), rounds)
 
 
-AD_MECHANISMS = ("mosaic", "mosaic-rochet", "mosaic-nopay", "token-auction")
-
-
 def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: Sequence[str] = ()) -> RunResult:
     """The ads scenario's instances as a floor-1 loop: auctions in the scenario's order (query t mod Q, each once
     per proposal); advertiser 0 of each query plays ``strategy``, the others are truthful.
@@ -255,8 +253,8 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
     from market.runtime.platform import description_refusal
     from scenarios.ads import asked, instances, proposals
 
-    if mechanism not in AD_MECHANISMS:
-        raise ConfigError(f"mechanism: got {mechanism!r}, expected one of {AD_MECHANISMS}")
+    if mechanism not in AGGREGATIONS:
+        raise ConfigError(f"mechanism.name: {AGGREGATIONS.unknown(mechanism)}")
     deviant = build_ad_strategy(strategy)
     dev_rng, draws = derive_rng(seed, "advertiser-0"), derive_rng(seed, "mechanism")
     trace_at = set(np.linspace(0, rounds - 1, TRACE_POINTS).astype(int).tolist()) if hasattr(deviant, "alpha") else set()

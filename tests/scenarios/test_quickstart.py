@@ -68,7 +68,7 @@ def test_replay_reports_a_torn_log(runs, tmp_path, capsys):
         (["--set", "market.providers=many"], "market.providers: got 'many'"),
         (["--set", "market.colour=1"], "market.colour: unknown key"),
         (["--set", "market.providers=0"], "market.providers: got 0"),
-        (["--set", "mechanism.name=nonsense"], "'nonsense' is unknown"),
+        (["--set", "mechanism.name=nonsense"], "mechanism: unknown name 'nonsense'; known: first-price-ucb, "),
         (["--set", "novalue"], "expected key=value"),
     ],
 )

@@ -189,3 +189,10 @@ def test_bad_config_is_refused_naming_the_key(sets, key):
 def test_bad_finetune_config_is_refused_naming_the_key(sets, key):
     with pytest.raises(ConfigError, match=key):
         run_scenario("finetune", rounds=5, overrides=sets)
+
+
+def test_the_two_selector_families_cover_the_registry_once():
+    from market.core.learning.selectors import SELECTORS
+    from scenarios.selection import PULL_SELECTORS, SUBSET_SELECTORS
+
+    assert sorted(SUBSET_SELECTORS + PULL_SELECTORS) == list(SELECTORS.names())
