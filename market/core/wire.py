@@ -279,7 +279,12 @@ class Feedback(Message):
     reward: float
 
 
-@message("error", code=Field("text", max_len=64), field=Field("text", max_len=128), detail=Field("text", max_len=MAX_TEXT_LEN))
+@message(
+    "error",
+    code=Field("text", max_len=64),
+    field=Field("text", max_len=128),
+    detail=Field("text", max_len=MAX_TEXT_LEN),
+)
 class Error(Message):
     """The auctioneer's reply to a message it rejected."""
 

@@ -42,7 +42,8 @@ def unpack_state(obj: Any) -> Any:
         if len(obj) == 1:
             if _ARRAY in obj:
                 dtype, shape, data = obj[_ARRAY]
-                return np.frombuffer(data, dtype=np.dtype(dtype)).reshape(shape).astype(np.dtype(dtype).newbyteorder("="))
+                wire_dtype = np.dtype(dtype)
+                return np.frombuffer(data, dtype=wire_dtype).reshape(shape).astype(wire_dtype.newbyteorder("="))
             if _BIGINT in obj:
                 return int(obj[_BIGINT])
         return {k: unpack_state(v) for k, v in obj.items()}

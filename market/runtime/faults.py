@@ -154,7 +154,10 @@ def link_graph(model: FaultModel, hub: str, spokes: list[str], base: dict[str, f
                 attrs[k] = max(int(base.get(k, 1)), int(faults.get(k, 1)))
                 continue
             x, y = float(base.get(k, 0.0)), faults.get(k, 0.0)
-            attrs[k] = 1.0 - (1.0 - x) * (1.0 - y) if k in PROBABILITIES else (max(x, y) if k == "reorder_delay" else x + y)
+            if k in PROBABILITIES:
+                attrs[k] = 1.0 - (1.0 - x) * (1.0 - y)
+            else:
+                attrs[k] = max(x, y) if k == "reorder_delay" else x + y
         g.add_edge(a, b, **attrs)
     return g
 

@@ -127,7 +127,9 @@ class HorizonROSA:
         """Fix the horizon bids and draw ROSA's coins once."""
         bids = validate_bids(bids, active, self.cost_floor, self.cost_cap)
         self.bids = bids.copy()
-        self.resampled, self.modified = resample(np.where(np.isnan(bids), self.cost_cap, bids), self.mu, self.cost_cap, rng)
+        self.resampled, self.modified = resample(
+            np.where(np.isnan(bids), self.cost_cap, bids), self.mu, self.cost_cap, rng
+        )
 
     def select(
         self,
