@@ -1,0 +1,1 @@
+"""The conformance kit: checks users run on their own mechanisms, strategies and agents."""
