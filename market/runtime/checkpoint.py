@@ -69,7 +69,7 @@ def last_checkpoint(path: Path) -> Resume:
     found: tuple[int, float, Any] | None = None
     header_end = 0
     for offset, record, torn in iter_frames(Path(path)):
-        if torn is not None:
+        if record is None:
             break
         if record[0] == "header":
             header, header_end = record[1], offset
