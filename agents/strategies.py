@@ -169,7 +169,8 @@ class ExponentialWeights(_GridLearner):
 
     def choose(self, rng: np.random.Generator) -> int:
         self.p = self._probabilities()
-        return int(min(np.searchsorted(np.cumsum(self.p), rng.random() * self.p.sum(), side="right"), self.grid.size - 1))
+        pick = np.searchsorted(np.cumsum(self.p), rng.random() * self.p.sum(), side="right")
+        return int(min(pick, self.grid.size - 1))
 
     def learn(self, feedback: BidFeedback) -> None:
         scale = self.facts.cost_cap - self.facts.cost_floor
@@ -260,7 +261,9 @@ class GradientShading(_Randomised):
     ) -> None:
         super().__init__(facts)
         if not (lr > 0 and sigma > 0 and 0 < lo < 1 < hi):
-            raise ValueError(f"lr = {lr!r}, sigma = {sigma!r}, [lo, hi] = [{lo!r}, {hi!r}]: expected lr, sigma > 0, lo < 1 < hi")
+            raise ValueError(
+                f"lr = {lr!r}, sigma = {sigma!r}, [lo, hi] = [{lo!r}, {hi!r}]: expected lr, sigma > 0, lo < 1 < hi"
+            )
         self.lr, self.sigma = float(lr), float(sigma)
         self.bounds = (float(np.log(lo)), float(np.log(hi)))
         self.theta = 0.0
@@ -308,7 +311,9 @@ class CoinPredictor(Strategy):
     def __init__(self, facts: BidderFacts = BidderFacts(), leak_seed: int = 0) -> None:
         super().__init__(facts)
         if facts.mu is None:
-            raise ValueError("coin-predictor: facts.mu is None; expected a mechanism that resamples bids (mu in (0, 1))")
+            raise ValueError(
+                "coin-predictor: facts.mu is None; expected a mechanism that resamples bids (mu in (0, 1))"
+            )
         self.leak_seed = int(leak_seed)
         self.rounds = 0
 

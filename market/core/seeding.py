@@ -23,7 +23,7 @@ def derive_rng(seed: int, name: str) -> np.random.Generator:
 
 def generator_state(rng: np.random.Generator | None) -> dict | None:
     """The position of ``rng`` as plain values (None for no generator yet), for a learner's ``get_state``."""
-    return None if rng is None else rng.bit_generator.state
+    return None if rng is None else dict(rng.bit_generator.state)
 
 
 def generator_from_state(state: dict | None) -> np.random.Generator | None:

@@ -44,7 +44,8 @@ def test_same_seed_gives_a_byte_identical_event_log(runs):
     a = (runs / "posted-a" / "events.msgpack").read_bytes()
     assert a == (runs / "posted-b" / "events.msgpack").read_bytes()
     assert a != (runs / "posted-c" / "events.msgpack").read_bytes()
-    assert (runs / "finetune-a" / "events.msgpack").read_bytes() == (runs / "finetune-b" / "events.msgpack").read_bytes()
+    finetune_a = (runs / "finetune-a" / "events.msgpack").read_bytes()
+    assert finetune_a == (runs / "finetune-b" / "events.msgpack").read_bytes()
 
 
 @pytest.mark.parametrize("name", ["posted-a", "finetune-a"])
