@@ -7,11 +7,13 @@ candidates do not depend on reports; ``AD_STRATEGIES`` maps the names usable in 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from market.core.registry import Registry
+from market.core.seeding import generator_from_state, generator_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +139,14 @@ class AlphaLearner(Truthful):
         return float(self.grid[int(np.argmax(self.log_weights))])
 
     def get_state(self) -> dict[str, Any]:
-        return {"log_weights": self.log_weights.copy(), "arm": self.arm}
+        # the coins' position too: a restored learner re-spawning them would replay its first rounds' coins
+        return {"log_weights": self.log_weights.copy(), "arm": self.arm, "coins": generator_state(self._rng)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.log_weights = np.array(state["log_weights"], dtype=float)
         self.arm = int(state["arm"])
+        if "coins" in state:  # a checkpoint written before the coins were kept leaves them running
+            self._rng = generator_from_state(state["coins"])
 
 
 class DescriptionPull(Truthful):
@@ -162,19 +167,15 @@ class DescriptionPull(Truthful):
         return f"{brand}: {description}." + f" Recommend {brand}." * (self.pull - 1)
 
 
-AD_STRATEGIES: dict[str, Callable[..., AdStrategy]] = {
+AD_STRATEGIES: Registry[AdStrategy] = Registry("advertiser strategy", {
     "truthful": Truthful,
     "exaggerate": Exaggerate,
     "add-constant": AddConstant,
     "alpha-learner": AlphaLearner,
     "description-pull": DescriptionPull,
-}
+})
 
 
 def build_ad_strategy(name: str, **params: Any) -> AdStrategy:
     """The report strategy registered under ``name``."""
-    try:
-        factory = AD_STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"strategy: unknown advertiser strategy {name!r}; known: {sorted(AD_STRATEGIES)}") from None
-    return factory(**params)
+    return AD_STRATEGIES.build(name, **params)

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgpack
 
+from market.core.registry import Registry
 from market.core.wire import (
     MAX_FRAME_BYTES,
     SCHEMA_VERSION,
@@ -166,10 +167,10 @@ class Garbler(Hostile):
             self.port.send_bytes(dst, frame)
 
 
-HOSTILES: dict[str, type[Hostile]] = {
+HOSTILES: Registry[Hostile] = Registry("hostile agent", {
     "impersonator": Impersonator, "eavesdropper": Eavesdropper, "replayer": Replayer,
     "flooder": Flooder, "garbler": Garbler,
-}
+})
 
 
 def add_hostiles(world: Any, table: dict[str, Any], providers: tuple[str, ...]) -> list[Hostile]:
@@ -178,9 +179,9 @@ def add_hostiles(world: Any, table: dict[str, Any], providers: tuple[str, ...]) 
 
     added = []
     for i, name in enumerate(table["agents"]):
+        if name not in HOSTILES:
+            raise ConfigError(f"hostile.agents[{i}]: {HOSTILES.unknown(name)}")
         cls = HOSTILES.get(name)
-        if cls is None:
-            raise ConfigError(f"hostile.agents[{i}]: got {name!r}, expected one of {sorted(HOSTILES)}")
         if not table["period"] > 0:
             raise ConfigError(f"hostile.period: got {table['period']!r}, expected > 0 simulated seconds")
         kw: dict[str, Any] = {"period": table["period"], "start": 0.25 + 0.01 * i,

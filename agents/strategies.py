@@ -7,13 +7,15 @@ UCB over a grid, gradient ascent on a Gaussian-smoothed profit); a coin predicto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from market.core.mechanisms.leaky import public_coins
+from market.core.registry import Registry
+from market.core.seeding import generator_from_state, generator_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,14 @@ class _Randomised(Strategy):
             self._rng = rng.spawn(1)[0]
         return self._rng
 
+    # The coins' position is state: a restored strategy re-spawning them would replay its first rounds' coins.
+    def get_state(self) -> dict[str, Any]:
+        return {"coins": generator_state(self._rng)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if "coins" in state:  # a checkpoint written before the coins were kept leaves them running
+            self._rng = generator_from_state(state["coins"])
+
 
 class _GridLearner(_Randomised):
     """A learner choosing a multiplier from ``grid`` each round; ``arm`` is the last choice."""
@@ -159,7 +169,8 @@ class ExponentialWeights(_GridLearner):
 
     def choose(self, rng: np.random.Generator) -> int:
         self.p = self._probabilities()
-        return int(min(np.searchsorted(np.cumsum(self.p), rng.random() * self.p.sum(), side="right"), self.grid.size - 1))
+        pick = np.searchsorted(np.cumsum(self.p), rng.random() * self.p.sum(), side="right")
+        return int(min(pick, self.grid.size - 1))
 
     def learn(self, feedback: BidFeedback) -> None:
         scale = self.facts.cost_cap - self.facts.cost_floor
@@ -170,9 +181,10 @@ class ExponentialWeights(_GridLearner):
         return float(self.grid[int(np.argmax(self.log_weights))])
 
     def get_state(self) -> dict[str, Any]:
-        return {"log_weights": self.log_weights.copy(), "arm": self.arm}
+        return {**super().get_state(), "log_weights": self.log_weights.copy(), "arm": self.arm}
 
     def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
         self.log_weights = np.array(state["log_weights"], dtype=float)
         self.arm = int(state["arm"])
 
@@ -223,9 +235,11 @@ class GridUCB(_GridLearner):
         return float(self.grid[int(np.argmax(means))]) if self.counts.any() else 1.0
 
     def get_state(self) -> dict[str, Any]:
-        return {"counts": self.counts.copy(), "sums": self.sums.copy(), "squares": self.squares, "arm": self.arm}
+        return {**super().get_state(), "counts": self.counts.copy(), "sums": self.sums.copy(),
+                "squares": self.squares, "arm": self.arm}
 
     def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
         self.counts = np.array(state["counts"], dtype=float)
         self.sums = np.array(state["sums"], dtype=float)
         self.squares = float(state["squares"])
@@ -247,7 +261,9 @@ class GradientShading(_Randomised):
     ) -> None:
         super().__init__(facts)
         if not (lr > 0 and sigma > 0 and 0 < lo < 1 < hi):
-            raise ValueError(f"lr = {lr!r}, sigma = {sigma!r}, [lo, hi] = [{lo!r}, {hi!r}]: expected lr, sigma > 0, lo < 1 < hi")
+            raise ValueError(
+                f"lr = {lr!r}, sigma = {sigma!r}, [lo, hi] = [{lo!r}, {hi!r}]: expected lr, sigma > 0, lo < 1 < hi"
+            )
         self.lr, self.sigma = float(lr), float(sigma)
         self.bounds = (float(np.log(lo)), float(np.log(hi)))
         self.theta = 0.0
@@ -272,9 +288,11 @@ class GradientShading(_Randomised):
         return float(np.exp(self.theta))
 
     def get_state(self) -> dict[str, Any]:
-        return {"theta": self.theta, "baseline": self.baseline, "rounds": self.rounds, "eps": self.eps}
+        return {**super().get_state(), "theta": self.theta, "baseline": self.baseline, "rounds": self.rounds,
+                "eps": self.eps}
 
     def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
         self.theta, self.baseline = float(state["theta"]), float(state["baseline"])
         self.rounds, self.eps = int(state["rounds"]), float(state["eps"])
 
@@ -293,7 +311,9 @@ class CoinPredictor(Strategy):
     def __init__(self, facts: BidderFacts = BidderFacts(), leak_seed: int = 0) -> None:
         super().__init__(facts)
         if facts.mu is None:
-            raise ValueError("coin-predictor: facts.mu is None; expected a mechanism that resamples bids (mu in (0, 1))")
+            raise ValueError(
+                "coin-predictor: facts.mu is None; expected a mechanism that resamples bids (mu in (0, 1))"
+            )
         self.leak_seed = int(leak_seed)
         self.rounds = 0
 
@@ -344,7 +364,7 @@ def _underbid(facts: BidderFacts = BidderFacts(), s: float = -0.2) -> Shade:
     return Shade(facts, s)
 
 
-STRATEGIES: dict[str, Callable[..., Strategy]] = {
+STRATEGIES: Registry[Strategy] = Registry("strategy", {
     "truthful": Truthful,
     "shade": Shade,
     "underbid": _underbid,
@@ -354,7 +374,7 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "gradient": GradientShading,
     "coin-predictor": CoinPredictor,
     "ring": RotationRing,
-}
+})
 
 # Strategies played by several providers at once: the ring needs its members to play it together.
 COALITIONS: dict[str, int] = {"ring": 2}
@@ -362,11 +382,4 @@ COALITIONS: dict[str, int] = {"ring": 2}
 
 def build_strategy(name: str, facts: BidderFacts = BidderFacts(), **params: Any) -> Strategy:
     """The strategy registered as ``name`` for a provider bidding under ``facts``, with ``params``."""
-    try:
-        factory = STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"strategy: unknown strategy {name!r}; known: {sorted(STRATEGIES)}") from None
-    try:
-        return factory(facts, **params)
-    except TypeError as err:
-        raise ValueError(f"strategy {name!r}: bad parameters {sorted(params)}: {err}") from None
+    return STRATEGIES.build(name, facts, **params)

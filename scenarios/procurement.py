@@ -100,7 +100,8 @@ def instance(config: dict[str, Any], seed: int) -> MarketInstance:
     priors = []
     for name in MMLU_PRICE_NAMES:
         row = prices[name]
-        list_price = c["prompt_tokens"] * row["input_cost_per_token"] + c["answer_tokens"] * row["output_cost_per_token"]
+        list_price = (c["prompt_tokens"] * row["input_cost_per_token"]
+                      + c["answer_tokens"] * row["output_cost_per_token"])
         priors.append(UniformCost((1 - c["spread"]) * list_price, (1 + c["spread"]) * list_price))
     counts = np.array([len(x) for x in replay.replay.correct], dtype=float)
     weights = counts / counts.sum()

@@ -402,8 +402,10 @@ def describe(summary: dict[str, Any], config: dict[str, Any], *, market: str) ->
             rows.append(f"{p:<{w}}{m['requests'].get(p, 0):>10}{received.get(p, {}).get(POSTED_PRICE, 0) / 1e6:>12.4f}")
         rows.append("")
         rows.append(f"regret vs integer optimum    {m['regret_integer']:10.2f}   (r* = {m['optimum_integer']:.4f})")
-        rows.append(f"regret vs fractional optimum {m['regret_fractional']:10.2f}   (r* = {m['optimum_fractional']:.4f})")
-        rows.append(f"budget violation V(T)        {m['violation']:10.2f}   per round {m['violation'] / max(m['rounds'], 1):.5f}"
+        rows.append(f"regret vs fractional optimum {m['regret_fractional']:10.2f}"
+                    f"   (r* = {m['optimum_fractional']:.4f})")
+        rows.append(f"budget violation V(T)        {m['violation']:10.2f}"
+                    f"   per round {m['violation'] / max(m['rounds'], 1):.5f}"
                     f"   (expected costs: {m['violation_expected']:.2f})")
         rows.append(f"mean normalised cost {m['mean_cost']:.4f} per query (rho {s['budget']}), "
                     f"accuracy {m['accuracy']:.4f}, empty rounds {m['empty_rounds']}")

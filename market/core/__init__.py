@@ -1,1 +1,4 @@
-"""Floor 1: pure market objects (messages, ledger, quality, mechanisms, learners, language models); no asyncio, no I/O."""
+"""Floor 1: pure market objects (messages, ledger, quality, mechanisms, learners, language models).
+
+No asyncio, no I/O.
+"""

@@ -77,7 +77,9 @@ def _read_mmlu() -> tuple[list[str], list[np.ndarray]]:
     subjects, outcomes = [], []
     for row in csv.DictReader(io.StringIO(text)):
         subjects.append(row["subject"])
-        outcomes.append(np.array([[c == "1" for c in row["mixtral_correct"]], [c == "1" for c in row["gpt4_correct"]]]).T)
+        mixtral = [c == "1" for c in row["mixtral_correct"]]
+        gpt4 = [c == "1" for c in row["gpt4_correct"]]
+        outcomes.append(np.array([mixtral, gpt4]).T)
     return subjects, outcomes
 
 

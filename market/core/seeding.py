@@ -19,3 +19,17 @@ def stream_key(name: str) -> int:
 def derive_rng(seed: int, name: str) -> np.random.Generator:
     """The generator for ``name`` in a run with root ``seed``: independent of creation order."""
     return np.random.default_rng(np.random.SeedSequence([seed, stream_key(name)]))
+
+
+def generator_state(rng: np.random.Generator | None) -> dict | None:
+    """The position of ``rng`` as plain values (None for no generator yet), for a learner's ``get_state``."""
+    return None if rng is None else dict(rng.bit_generator.state)
+
+
+def generator_from_state(state: dict | None) -> np.random.Generator | None:
+    """A generator at the position ``generator_state`` returned (None stays None)."""
+    if state is None:
+        return None
+    rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    rng.bit_generator.state = state
+    return rng

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, fields
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, TypeVar, dataclass_transform
 
 import msgpack
 
@@ -124,7 +124,7 @@ _DECODERS: dict[str, Callable[[tuple], Any]] = {}
 _packer = msgpack.Packer(use_bin_type=True)
 
 
-def _make_encoder(cls: type) -> Callable[[Any], bytes]:
+def _make_encoder(cls: type[Message]) -> Callable[[Any], bytes]:
     parts = []
     for name, spec in cls.fields:
         parts.append(f"pack_vector(m.{name})" if spec.type == "vector" else f"m.{name}")
@@ -134,7 +134,7 @@ def _make_encoder(cls: type) -> Callable[[Any], bytes]:
     return env["enc"]
 
 
-def _make_decoder(cls: type) -> Callable[[tuple], Any]:
+def _make_decoder(cls: type[Message]) -> Callable[[tuple], Any]:
     """Generate a straight-line checker for one kind: decode is on the bus's hot path.
 
     The generated code tests the common case inline and falls back to ``Field.check`` (which
@@ -194,14 +194,21 @@ class Message:
     kind: ClassVar[str]
     sealed: ClassVar[bool] = False  # sealed kinds may only be sent to the auctioneer
     fields: ClassVar[tuple[tuple[str, Field], ...]]
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # set by @message, which makes each kind a dataclass
 
     __slots__ = ()
 
 
-def message(kind: str, *, sealed: bool = False, **specs: Field):
+M = TypeVar("M", bound=Message)
+
+
+# dataclass_transform tells type checkers that a decorated class is a frozen dataclass, whose
+# constructor takes its fields (they cannot see through the dataclass() call inside wrap).
+@dataclass_transform(frozen_default=True)
+def message(kind: str, *, sealed: bool = False, **specs: Field) -> Callable[[type[M]], type[M]]:
     """Register a dataclass as a message kind, with the wire type of each field (in order)."""
 
-    def wrap(cls: type) -> type:
+    def wrap(cls: type[M]) -> type[M]:
         dc = dataclass(frozen=True, slots=True)(cls)
         names = [f.name for f in fields(dc)]
         if names != list(specs):
@@ -279,7 +286,12 @@ class Feedback(Message):
     reward: float
 
 
-@message("error", code=Field("text", max_len=64), field=Field("text", max_len=128), detail=Field("text", max_len=MAX_TEXT_LEN))
+@message(
+    "error",
+    code=Field("text", max_len=64),
+    field=Field("text", max_len=128),
+    detail=Field("text", max_len=MAX_TEXT_LEN),
+)
 class Error(Message):
     """The auctioneer's reply to a message it rejected."""
 
@@ -376,7 +388,7 @@ def encode_fields(kind: str, *values: Any) -> bytes:
     return _packer.pack([SCHEMA_VERSION, kind, *values])
 
 
-def decode(data: bytes) -> Message:
+def decode(data: bytes | bytearray | memoryview) -> Message:
     """Parse and validate one frame; raises ``WireError`` (and nothing else) on bad input."""
     if type(data) is not bytes:
         if not isinstance(data, (bytearray, memoryview)):

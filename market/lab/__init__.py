@@ -1,1 +1,4 @@
-"""Floor 5: studies and tools that ask questions of markets (deviation, curve, egta, sweep, report, bench, reproductions, the CLI)."""
+"""Floor 5: studies and tools that ask questions of markets.
+
+Deviation, curve, egta, sweep, report, bench, the papers' reproductions and the CLI.
+"""

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from market.core.registry import Registry
 from market.core.wire import Bid, CallForBids
 from market.runtime.bus import Bus
 from market.runtime.kernel import VirtualTimeLoop
@@ -191,20 +192,15 @@ def bench_sweep(quick: bool = False) -> dict[str, Any]:
     }
 
 
+BENCHMARKS: Registry[dict[str, Any]] = Registry("benchmark", {
+    "bus": bench_bus,
+    "memory": bench_memory,
+    "sweep": bench_sweep,
+    "rosa": "market.lab.bench_mechanisms:bench_rosa",
+    "mosaic": "market.lab.bench_mechanisms:bench_mosaic",
+})
+
+
 def run(what: str, quick: bool = False) -> dict[str, Any]:
-    if what == "sweep":
-        return bench_sweep(quick)
-    if what == "bus":
-        return bench_bus(quick)
-    if what == "memory":
-        return bench_memory(quick)
-    if what == "rosa":
-        from market.lab.bench_mechanisms import bench_rosa
-
-        return bench_rosa(quick)
-    if what == "mosaic":
-        from market.lab.bench_mechanisms import bench_mosaic
-
-        return bench_mosaic(quick)
-    raise ValueError(f"bench: unknown benchmark {what!r}")
-
+    """The benchmark registered as ``what``, as a JSON-ready dict."""
+    return BENCHMARKS.build(what, quick)

@@ -10,10 +10,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from market.core.mechanisms.base import MechanismError
+from market.core.registry import Registry, RegistryError
 from market.runtime.config import ConfigError, load_toml, resolve, scenario_files
 from market.runtime.eventlog import EventLogError
 from market.runtime.run import replay, resume_scenario, run_scenario
@@ -87,11 +89,30 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 # -- list ------------------------------------------------------------------------------------
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
+def registries() -> dict[str, Registry[Any]]:
+    """Every registry of names a scenario file or a command picks from, by the heading ``list`` shows."""
+    from agents.ad_strategies import AD_STRATEGIES
+    from agents.hostile import HOSTILES
     from agents.strategies import STRATEGIES
+    from market.core.learning.selectors import SELECTORS
     from market.core.mechanisms.aggregation import AGGREGATIONS
     from market.core.mechanisms.reverse import MECHANISMS
+    from market.lab.bench import BENCHMARKS
+    from market.lab.repro import PAPERS
 
+    return {
+        "mechanisms (reverse auctions)": MECHANISMS,
+        "mechanisms (aggregation auctions)": AGGREGATIONS,
+        "selectors (users choosing models)": SELECTORS,
+        "strategies (providers)": STRATEGIES,
+        "ad strategies (advertisers)": AD_STRATEGIES,
+        "hostile agents": HOSTILES,
+        "benchmarks (llm-market bench)": BENCHMARKS,
+        "papers (llm-market repro)": PAPERS,
+    }
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
     files = {name: load_toml(path) for name, path in sorted(scenario_files().items())}
     print("scenarios:")
     for name, raw in files.items():
@@ -101,15 +122,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for name, raw in files.items():
         if "sweep" in raw:
             print(f"  {name:<20} {raw['sweep'].get('scenario', '')} over {sorted(raw.get('grid', {}))}")
-    print("mechanisms (reverse auctions):")
-    for name in sorted(MECHANISMS):
-        print(f"  {name}")
-    print("mechanisms (aggregation auctions):")
-    for name in sorted(AGGREGATIONS):
-        print(f"  {name}")
-    print("strategies:")
-    for name in sorted(STRATEGIES):
-        print(f"  {name}")
+    for heading, registry in registries().items():
+        print(f"{heading}:")
+        for name in registry:
+            print(f"  {name}")
     return 0
 
 
@@ -125,12 +141,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_repro(args: argparse.Namespace) -> int:
-    import importlib
+    from market.lab.repro import PAPERS
 
-    mod = importlib.import_module(f"market.lab.repro.{args.paper}")
     out = Path(args.out) if args.out else Path("runs") / f"repro-{args.paper}"
     out.mkdir(parents=True, exist_ok=True)
-    result = mod.run(out, quick=args.quick)
+    result = PAPERS.get(args.paper)(out, quick=args.quick)
     print(json.dumps(result, indent=2, default=str))
     print(f"figures and tables in {out}")
     return 0
@@ -216,6 +231,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agents.ad_strategies import AD_STRATEGIES
+    from agents.strategies import STRATEGIES
+    from market.core.mechanisms.reverse import MECHANISMS
+    from market.lab.bench import BENCHMARKS
+    from market.lab.repro import PAPERS
+
     p = argparse.ArgumentParser(prog="llm-market", description=__doc__)
     p.add_argument("--log-format", choices=["console", "json"], default="console")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (quiet by default)")
@@ -235,23 +256,24 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dir")
     rp.set_defaults(func=_cmd_replay)
 
-    ls = sub.add_parser("list", help="list scenarios, mechanisms and strategies")
+    ls = sub.add_parser("list", help="list scenarios and every registry: mechanisms, strategies, selectors, ...")
     ls.set_defaults(func=_cmd_list)
 
     b = sub.add_parser("bench", help="benchmarks, printed as JSON")
-    b.add_argument("what", choices=["bus", "rosa", "mosaic", "memory", "sweep"])
+    b.add_argument("what", choices=BENCHMARKS.names())
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
     b.set_defaults(func=_cmd_bench)
 
     e = sub.add_parser("repro", help="reproduction experiments of the papers (CSV + PNG)")
-    e.add_argument("paper", choices=["rosa", "mosaic", "selection"])
+    e.add_argument("paper", choices=PAPERS.names())
     e.add_argument("--out")
     e.add_argument("--quick", action="store_true")
     e.set_defaults(func=_cmd_repro)
 
     dv = sub.add_parser("deviate", help="a strategy's gain over its truthful twin, with a bootstrap CI")
     dv.add_argument("scenario", help="built-in scenario name or path to a TOML file")
-    dv.add_argument("--strategy", action="append", required=True, help="deviating strategy (repeatable)")
+    dv.add_argument("--strategy", action="append", required=True, help="deviating strategy (repeatable)",
+                    choices=sorted({*STRATEGIES, *AD_STRATEGIES}))
     dv.add_argument("--deviator", help="provider id that deviates (default provider-0)")
     dv.add_argument("--seeds", type=int, default=20)
     dv.add_argument("--rounds", type=int, default=1000)
@@ -264,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cv = sub.add_parser("curve", help="a provider's exact expected profit per shading multiplier (CSV + PNG)")
     cv.add_argument("scenario", help="built-in scenario name or path to a TOML file")
-    cv.add_argument("--mechanism", action="append", help="mechanism name (repeatable; default: the scenario's)")
+    cv.add_argument("--mechanism", action="append", choices=MECHANISMS.names(),
+                    help="mechanism name (repeatable; default: the scenario's)")
     cv.add_argument("--deviator", default="provider-0", help="provider whose bids are shaded (default provider-0)")
     cv.add_argument("--multipliers", help="comma-separated multipliers (default 0.8,0.9,1,1.1,1.2,1.3,1.5,1.7,2)")
     cv.add_argument("--seeds", type=int, default=4)
@@ -306,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EventLogError as exc:
         print(f"event log error: {exc}", file=sys.stderr)
         return 2
-    except MechanismError as exc:
+    except (MechanismError, RegistryError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as other CLI tools do

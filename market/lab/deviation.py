@@ -17,6 +17,7 @@ import numpy as np
 
 from agents.providers import provider_strategies
 from agents.strategies import COALITIONS, BidFeedback
+from market.core.mechanisms.aggregation import AGGREGATIONS
 from market.core.seeding import derive_rng
 from market.runtime.config import ConfigError, resolve
 from market.runtime.world import World
@@ -61,7 +62,9 @@ class Verdict:
     twin: str = ""  # the twin it is compared with, e.g. "provider-0=truthful"
 
 
-def bootstrap_ci(values: Sequence[float], seed: int = 0, resamples: int = 4000, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], seed: int = 0, resamples: int = 4000, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean of ``values``, from a generator seeded with ``seed``."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
@@ -238,9 +241,6 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
     return RunResult({f"provider-{i}": float(u) for i, u in enumerate(utilities)}, float(user), rounds)
 
 
-AD_MECHANISMS = ("mosaic", "mosaic-rochet", "mosaic-nopay", "token-auction")
-
-
 def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: Sequence[str] = ()) -> RunResult:
     """The ads scenario's instances as a floor-1 loop: auctions in the scenario's order (query t mod Q, each once
     per proposal); advertiser 0 of each query plays ``strategy``, the others are truthful.
@@ -259,11 +259,13 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
     from market.runtime.platform import description_refusal
     from scenarios.ads import asked, instances, proposals
 
-    if mechanism not in AD_MECHANISMS:
-        raise ConfigError(f"mechanism: got {mechanism!r}, expected one of {AD_MECHANISMS}")
+    if mechanism not in AGGREGATIONS:
+        raise ConfigError(f"mechanism.name: {AGGREGATIONS.unknown(mechanism)}")
     deviant = build_ad_strategy(strategy)
     dev_rng, draws = derive_rng(seed, "advertiser-0"), derive_rng(seed, "mechanism")
-    trace_at = set(np.linspace(0, rounds - 1, TRACE_POINTS).astype(int).tolist()) if hasattr(deviant, "alpha") else set()
+    trace_at: set[int] = set()
+    if hasattr(deviant, "alpha"):
+        trace_at = set(np.linspace(0, rounds - 1, TRACE_POINTS).astype(int).tolist())
     trace: list[float] = []
     if mechanism == "token-auction":
         utilities, revenue = np.zeros(2), 0.0
@@ -432,7 +434,8 @@ def write_outputs(verdicts: dict[str, Verdict], out_dir: Path) -> None:
                     "rounds", "final_multiplier"])
         for name, v in verdicts.items():
             w.writerow([name, f"{v.gain:.6f}", f"{v.ci_low:.6f}", f"{v.ci_high:.6f}", v.verdict, f"{v.others:.6f}",
-                        f"{v.user:.6f}", f"{v.platform:.6f}", v.seeds, v.rounds, f"{v.trace[-1]:.3f}" if v.trace else ""])
+                        f"{v.user:.6f}", f"{v.platform:.6f}", v.seeds, v.rounds,
+                        f"{v.trace[-1]:.3f}" if v.trace else ""])
     names = list(verdicts)
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 4))
     gains = np.array([verdicts[k].gain for k in names])

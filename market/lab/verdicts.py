@@ -130,7 +130,8 @@ def format_table(cells: list[Cell]) -> str:
     for c in cells:
         v = c.verdict
         ci = f"[{v.ci_low:+.4f}, {v.ci_high:+.4f}]"
-        rows.append(f"{c.mechanism:<27}{c.strategy:<18}{v.gain:>+10.4f}  {ci:<22}{v.verdict:<28}{v.seeds:>6}{v.rounds:>7}")
+        rows.append(f"{c.mechanism:<27}{c.strategy:<18}{v.gain:>+10.4f}  {ci:<22}{v.verdict:<28}"
+                    f"{v.seeds:>6}{v.rounds:>7}")
     return "\n".join(rows)
 
 

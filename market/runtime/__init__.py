@@ -1,1 +1,4 @@
-"""Floor 2: the market runtime (virtual-time kernel, bus, agents, auctioneer, platform, world, event log, run/resume/replay)."""
+"""Floor 2: the market runtime.
+
+Virtual-time kernel, bus, agents, auctioneer, platform, world, event log, run/resume/replay.
+"""

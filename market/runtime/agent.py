@@ -34,7 +34,7 @@ class Agent:
 
     def __init__(self, agent_id: str) -> None:
         self.id = agent_id
-        self.port: Port | None = None
+        self.port: Port  # given by attach(), before the agent runs
         self.rng: np.random.Generator | None = None
         self._task: asyncio.Task | None = None
         self._record: Callable[[list], None] | None = None
@@ -110,4 +110,5 @@ class Agent:
 
     def set_state(self, state: dict[str, Any]) -> None:
         if state.get("rng") is not None:
+            assert self.rng is not None, f"{self.id}: set_state before attach"
             self.rng.bit_generator.state = state["rng"]

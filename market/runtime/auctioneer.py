@@ -159,6 +159,7 @@ class ReverseAuctioneer(Agent):
 
     async def _collect(self) -> None:
         cur = self._current
+        assert cur is not None, "collecting bids with no round open"
         n = len(self.providers)
         while cur.received < n and cur.deadline > self.now():
             try:
@@ -186,6 +187,7 @@ class ReverseAuctioneer(Agent):
 
     def _close(self) -> None:
         cur = self._current
+        assert cur is not None, "closing a round that is not open"
         self._current = None
         now = self.now()
         if cur.received:

@@ -314,22 +314,22 @@ class Bus:
                 self._transmit(env, target.id, link, now)
         return True
 
-    def _route(self, port: Port, dsts: tuple[str, ...], label: str) -> tuple | None:
+    def _route(self, port: Port, dsts: tuple[str, ...], label: str) -> tuple[tuple[Port, Link | None], ...] | None:
         """Resolve recipients and links once per (sender, destination); None if one is unknown."""
         ports = self._ports
         for dst in dsts:
             if dst not in ports:
                 self._refuse(port, "unknown_agent", "dst", f"no agent {dst!r} on the bus")
                 return None
-        route = []
+        hops: list[tuple[Port, Link | None]] = []
         for dst in dsts:
             if dst == port.id:
                 continue
-            link = self.link(port.id, dst)
+            link: Link | None = self.link(port.id, dst)
             if link is _PERFECT:
                 link = _DEAD_ONLY if ports[dst].dead else None
-            route.append((ports[dst], link))
-        route = tuple(route)
+            hops.append((ports[dst], link))
+        route = tuple(hops)
         self._routes[(port.id, label)] = route
         return route
 

@@ -42,7 +42,8 @@ def unpack_state(obj: Any) -> Any:
         if len(obj) == 1:
             if _ARRAY in obj:
                 dtype, shape, data = obj[_ARRAY]
-                return np.frombuffer(data, dtype=np.dtype(dtype)).reshape(shape).astype(np.dtype(dtype).newbyteorder("="))
+                wire_dtype = np.dtype(dtype)
+                return np.frombuffer(data, dtype=wire_dtype).reshape(shape).astype(wire_dtype.newbyteorder("="))
             if _BIGINT in obj:
                 return int(obj[_BIGINT])
         return {k: unpack_state(v) for k, v in obj.items()}
@@ -68,7 +69,7 @@ def last_checkpoint(path: Path) -> Resume:
     found: tuple[int, float, Any] | None = None
     header_end = 0
     for offset, record, torn in iter_frames(Path(path)):
-        if torn is not None:
+        if record is None:
             break
         if record[0] == "header":
             header, header_end = record[1], offset

@@ -77,7 +77,7 @@ class LogContents:
     valid_bytes: int = 0  # offset just past the last whole frame
 
 
-def iter_frames(path: Path) -> Iterator[tuple[int, list | None, str | None]]:
+def iter_frames(path: Path) -> Iterator[tuple[int, list, None] | tuple[int, None, str]]:
     """Yield ``(end_offset, record, None)`` per whole frame, then at most one
     ``(offset, None, why)`` if the file ends in a torn frame. Streams: memory stays flat."""
     with open(path, "rb") as f:
@@ -125,7 +125,7 @@ def read_log(path: Path) -> LogContents:
     """Read a whole log into memory (small logs, tests); use ``iter_frames`` to stream."""
     out = LogContents(valid_bytes=len(MAGIC))
     for offset, record, torn in iter_frames(Path(path)):
-        if torn is not None:
+        if record is None:
             out.torn = torn
             out.valid_bytes = min(out.valid_bytes, offset)
         else:

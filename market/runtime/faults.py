@@ -61,7 +61,7 @@ def _number(key: str, v: Any, lo: float = 0.0, hi: float = math.inf) -> float:
 
 
 def _link_params(key: str, table: dict[str, Any]) -> dict[str, float]:
-    out = {}
+    out: dict[str, float] = {}
     for k, v in table.items():
         if k not in LINK_KEYS:
             raise ConfigError(f"{key}.{k}: unknown key; known: {list(LINK_KEYS)}")
@@ -148,13 +148,16 @@ def link_graph(model: FaultModel, hub: str, spokes: list[str], base: dict[str, f
         overrides[frozenset((a, b))] = params
     for a, b in g.edges:
         faults = {**model.link, **overrides.get(frozenset((a, b)), {})}
-        attrs = {}
+        attrs: dict[str, float] = {}
         for k in LINK_KEYS:
             if k == "copies":
                 attrs[k] = max(int(base.get(k, 1)), int(faults.get(k, 1)))
                 continue
             x, y = float(base.get(k, 0.0)), faults.get(k, 0.0)
-            attrs[k] = 1.0 - (1.0 - x) * (1.0 - y) if k in PROBABILITIES else (max(x, y) if k == "reorder_delay" else x + y)
+            if k in PROBABILITIES:
+                attrs[k] = 1.0 - (1.0 - x) * (1.0 - y)
+            else:
+                attrs[k] = max(x, y) if k == "reorder_delay" else x + y
         g.add_edge(a, b, **attrs)
     return g
 
@@ -164,7 +167,7 @@ def check_agents(model: FaultModel, agents: list[str], hub: str) -> None:
     whole run's: checkpoints and ``--resume`` cover it)."""
     known = set(agents)
     for i, p in enumerate(model.partitions):
-        for a in ((p.node,) if p.node is not None else p.edge):
+        for a in ((p.node,) if p.node is not None else p.edge or ()):
             if a not in known:
                 raise ConfigError(f"faults.partitions[{i}]: got agent {a!r}, expected one of {sorted(known)}")
     for i, c in enumerate(model.crashes):

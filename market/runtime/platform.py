@@ -25,6 +25,7 @@ from market.core.ledger import Ledger, LedgerError, to_minor, to_units
 from market.core.lm.ads import AdInstance
 from market.core.lm.base import Reply
 from market.core.lm.catalogue import CatalogueLM
+from market.core.lm.ngram import NGramLM
 from market.core.mechanisms.aggregation import AGGREGATIONS, build_aggregation, sample_shown
 from market.core.mechanisms.base import MechanismError
 from market.core.wire import (
@@ -73,7 +74,9 @@ def reply_mentions(instance: AdInstance, reply: tuple[int, ...]) -> np.ndarray:
     lm = instance.lm
     if isinstance(lm, CatalogueLM):
         return lm.mentions()[reply[0]]
-    return np.isin(lm.n_generic + np.arange(lm.n_brands), reply)
+    if isinstance(lm, NGramLM):
+        return np.isin(lm.n_generic + np.arange(lm.n_brands), reply)
+    raise TypeError(f"instance.lm: got a {type(lm).__name__}, expected a CatalogueLM or an NGramLM")
 
 
 @dataclass(slots=True)
@@ -205,6 +208,7 @@ class AdPlatform(Agent):
 
     async def _collect(self) -> None:
         cur = self._current
+        assert cur is not None, "collecting reports with no auction open"
         while cur.received < len(cur.present):
             timeout = cur.deadline - self.now()
             if timeout <= 0:
@@ -242,6 +246,7 @@ class AdPlatform(Agent):
 
     def _close(self) -> None:
         cur = self._current
+        assert cur is not None, "closing an auction that is not open"
         self._current = None
         inst = self.instances[cur.query_id]
         names = self.advertisers[cur.query_id]

@@ -63,7 +63,7 @@ def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | 
     footer = None
     torn = None
     for _, record, why in iter_frames(path):
-        if why is not None:
+        if record is None:
             torn = why
             break
         if record[0] == "footer":

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from market.core.instance import MarketInstance
+from market.core.registry import Registry
 
 if TYPE_CHECKING:
     from market.runtime.world import World
@@ -34,12 +35,12 @@ class Factories:
     and the keywords the builder supplies itself (a config may not set them)."""
 
     table: str
-    registry: Mapping[str, Callable[..., Any]]
+    registry: Mapping[str, Callable[..., Any]] | Registry
     supplied: frozenset[str] = frozenset()
 
     def factory(self, name: str) -> Callable[..., Any] | None:
         """The factory registered under ``name``, None if there is none."""
-        return self.registry.get(name)
+        return self.registry.get(name) if name in self.registry else None
 
     def names(self) -> list[str]:
         return sorted(self.registry)

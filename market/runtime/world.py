@@ -91,7 +91,7 @@ class World:
         self._groups: dict[str, tuple[str, ...]] = {}
         self.graph: nx.Graph | None = None
         self.drain_seconds = 0.0
-        self.bus: Bus | None = None
+        self.bus: Bus  # made when the run starts: it needs the run's loop
         self.finishers: list[Callable[[World], None]] = []
         self.partitions: tuple[Partition, ...] = ()
         self.crashes: tuple[Crash, ...] = ()
@@ -101,7 +101,7 @@ class World:
         self._dead: dict[str, Any] = {}  # dead agent -> its state when it died
         self._initial: dict[str, Any] = {}  # agent -> its state at the start of the run
         self._draining = False
-        self._change: asyncio.Event | None = None
+        self._change: asyncio.Event  # made when the run starts, in the run's loop
 
     # -- building --------------------------------------------------------------------------
     def rng(self, name: str) -> np.random.Generator:
@@ -155,7 +155,7 @@ class World:
                 self._replay_metrics()
             run_virtual(self._main(), start=self._resume.t if self._resume is not None else 0.0)
             summary = self.result()
-            if self.log is not None:
+            if self.log is not None and self.out_dir is not None:
                 self.log.append(["footer", summary])
                 self.log.close()
                 (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -176,7 +176,7 @@ class World:
             self._initial[agent.id] = agent.get_state()
             if agent.id == self.auctioneer_id and hasattr(agent, "idle"):
                 agent.idle = self._idle
-        if self._resume is not None:
+        if self._resume is not None and self._resume.state is not None:
             self._restore(self._resume.state)
         self._muted = False
         for t, action, index in self._fault_schedule()[self._fault_step:]:
@@ -189,9 +189,11 @@ class World:
             self._change.clear()
             await self._change.wait()
             for a in self.agents:  # a failed agent ends the run now, not when the principals are done
-                t = a._task
-                if a not in principals and t.done() and not t.cancelled() and t.exception() is not None:
-                    raise RuntimeError(f"agent {a.id!r} failed: {t.exception()!r}") from t.exception()
+                task = a._task
+                if a not in principals and task is not None and task.done() and not task.cancelled():
+                    exc = task.exception()
+                    if exc is not None:
+                        raise RuntimeError(f"agent {a.id!r} failed: {exc!r}") from exc
         self._draining = True
         if self.drain_seconds:
             await asyncio.sleep(self.drain_seconds)
@@ -215,8 +217,9 @@ class World:
     def _principal_done(self, agent: Agent) -> bool:
         """Finished its run, or dead with no restart to come; an agent that failed ends the run."""
         task = agent._task
-        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()
+        failure = task.exception() if task is not None and task.done() and not task.cancelled() else None
+        if failure is not None:
+            raise failure
         if agent.finished:
             return True
         return agent.id in self._dead and not any(
@@ -280,10 +283,10 @@ class World:
 
     def _replay_metrics(self) -> None:
         """Scenario metrics are functions of the records: rebuild them from the kept part of the log."""
-        if not self.metrics:
+        if not self.metrics or self.log is None:
             return
-        for _, record, torn in iter_frames(self.log.path):
-            if torn is not None:
+        for _, record, _torn in iter_frames(self.log.path):
+            if record is None:
                 break
             for m in self.metrics:
                 m.observe(record)

@@ -121,5 +121,5 @@ def test_hostile_runs_replay_and_conserve_money(runs, tmp_path_factory):
 
 
 def test_unknown_hostile_names_are_refused():
-    with pytest.raises(ConfigError, match=r"hostile.agents\[0\]: got 'troll'"):
+    with pytest.raises(ConfigError, match=r"hostile.agents\[0\]: hostile agent: unknown name 'troll'; known: eav"):
         run_scenario("hostile", overrides=['hostile.agents=["troll"]', "run.rounds=4"])

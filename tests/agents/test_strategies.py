@@ -118,3 +118,9 @@ def test_scenario_picks_strategies_and_params_by_name_and_refuses_bad_ones():
     assert paid > 0  # a shading provider under pay-as-bid earns a margin, truthful ones earn 0
     with pytest.raises(ConfigError, match="provider-0.*'bogus'"):
         run_scenario("quickstart", rounds=5, overrides=["strategies.overrides.provider-0=bogus"])
+
+
+def test_every_coalition_is_a_registered_strategy():
+    from agents.strategies import COALITIONS
+
+    assert set(COALITIONS) <= set(STRATEGIES) and all(size >= 2 for size in COALITIONS.values())

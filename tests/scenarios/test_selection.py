@@ -44,7 +44,8 @@ def test_same_seed_gives_a_byte_identical_event_log(runs):
     a = (runs / "posted-a" / "events.msgpack").read_bytes()
     assert a == (runs / "posted-b" / "events.msgpack").read_bytes()
     assert a != (runs / "posted-c" / "events.msgpack").read_bytes()
-    assert (runs / "finetune-a" / "events.msgpack").read_bytes() == (runs / "finetune-b" / "events.msgpack").read_bytes()
+    finetune_a = (runs / "finetune-a" / "events.msgpack").read_bytes()
+    assert finetune_a == (runs / "finetune-b" / "events.msgpack").read_bytes()
 
 
 @pytest.mark.parametrize("name", ["posted-a", "finetune-a"])
@@ -197,3 +198,10 @@ def test_selector_window_reaches_the_sliding_window_and_change_detection_learner
                                                                              "selector.window=12"])
     assert market is FINETUNE and summary["metrics"]["rounds"] == 30
     assert getattr(make_learner(config, 3, "finetune"), attribute) == 12
+
+
+def test_the_two_selector_families_cover_the_registry_once():
+    from market.core.learning.selectors import SELECTORS
+    from scenarios.selection import PULL_SELECTORS, SUBSET_SELECTORS
+
+    assert sorted(SUBSET_SELECTORS + PULL_SELECTORS) == list(SELECTORS.names())

@@ -143,7 +143,7 @@ class ChangeDetectionUCB:
         self.t = 0
         self.counts = np.zeros(self.n_arms, dtype=np.int64)
         self.sums = np.zeros(self.n_arms)
-        self.recent = [deque(maxlen=self.window) for _ in range(self.n_arms)]
+        self.recent: list[deque[float]] = [deque(maxlen=self.window) for _ in range(self.n_arms)]
         self.detections: list[tuple[int, int, int]] = []
         self.total_pulls = np.zeros(self.n_arms, dtype=np.int64)
 
@@ -190,4 +190,4 @@ class ChangeDetectionUCB:
         self.sums = np.asarray(state["sums"], dtype=float).copy()
         self.total_pulls = np.asarray(state["total_pulls"], dtype=np.int64).copy()
         self.recent = [deque(map(float, b), maxlen=self.window) for b in state["recent"]]
-        self.detections = [tuple(int(v) for v in row) for row in np.asarray(state["detections"])]
+        self.detections = [(int(arm), int(n), int(t)) for arm, n, t in np.asarray(state["detections"])]

@@ -58,11 +58,11 @@ def box_cardinality_lp(
     i, j = _pairs(k)
     da = a[i] - a[j]
     ok = np.abs(da) > _TOL
-    lams = [(v[i][ok] - v[j][ok]) / da[ok]]
+    crossings = [(v[i][ok] - v[j][ok]) / da[ok]]
     if not exact_size:
         nz = np.abs(a) > _TOL
-        lams.append(v[nz] / a[nz])
-    lams = np.concatenate([zero, *lams])
+        crossings.append(v[nz] / a[nz])
+    lams = np.concatenate([zero, *crossings])
     lams = np.sort(lams[np.isfinite(lams) & (lams >= 0.0)])
     # one filter drops repeats and breakpoints equal up to rounding, which would leave a sliver
     # where ties decide the greedy set

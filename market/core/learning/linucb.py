@@ -67,7 +67,8 @@ class LinUCB:
             return
         pulls = self.pulls if arm is None else self.pulls[arm]
         log_det = self.d * np.log1p(pulls * self.context_bound**2 / (self.d * self.ridge))
-        beta = self.sigma * np.sqrt(2.0 * np.log(self.n / self.delta) + log_det) + np.sqrt(self.ridge) * self.theta_bound
+        beta = (self.sigma * np.sqrt(2.0 * np.log(self.n / self.delta) + log_det)
+                + np.sqrt(self.ridge) * self.theta_bound)
         if arm is None:
             self._radius = np.asarray(beta, float)
         else:

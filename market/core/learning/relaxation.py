@@ -78,6 +78,14 @@ def linear_lp(
     return _linprog(-values, np.vstack(rows), bounds, a_eq, b_eq)
 
 
+def _lp_from_nothing(values: np.ndarray, cost: np.ndarray, max_arms: int, budget: float, solver: str) -> np.ndarray:
+    """linear_lp without a fixed size, where p = 0 is feasible for any budget >= 0 (costs are >= 0)."""
+    p = linear_lp(values, cost, max_arms, budget, solver=solver)
+    if p is None:
+        raise MechanismError(f"budget={budget!r}: expected >= 0")
+    return p
+
+
 def solve_relaxation(
     mu_bar: np.ndarray,
     c_low: np.ndarray,
@@ -100,21 +108,21 @@ def solve_relaxation(
     k = mu.size
     if model == "suc":
         values = mu if weights is None else mu * np.asarray(weights, dtype=float)
-        p = linear_lp(values, cost, max_arms, budget, solver=solver)
+        p = _lp_from_nothing(values, cost, max_arms, budget, solver)
         return RelaxedSolution(p, float(values @ p))
     if model == "aic":
         logs = np.log(np.clip(mu, _LOG_FLOOR, 1.0))
         n = min(max_arms, k)
-        p = linear_lp(logs, cost, n, budget, exact_size=True, solver=solver)
-        if p is None:
+        pipeline = linear_lp(logs, cost, n, budget, exact_size=True, solver=solver)
+        if pipeline is None:
             # no N-pipeline meets the budget even optimistically: spend the least
             p = np.zeros(k)
             p[_top(-cost, n)] = 1.0
             return RelaxedSolution(p, float(logs @ p), feasible=False)
-        return RelaxedSolution(p, float(logs @ p))
+        return RelaxedSolution(pipeline, float(logs @ pipeline))
     if relaxation == "multilinear":
         return _continuous_greedy(mu, cost, max_arms, budget, greedy_steps, solver)
-    p = linear_lp(mu, cost, max_arms, budget, solver=solver)
+    p = _lp_from_nothing(mu, cost, max_arms, budget, solver)
     total = float(mu @ p)
     if total < 1.0:
         return RelaxedSolution(p, total)
@@ -146,7 +154,7 @@ def _continuous_greedy(
         # d/dp_i of 1 - prod(1 - p_j mu_j) = mu_i prod_{j != i}(1 - p_j mu_j); form without division:
         # row i holds miss with a 1 in place of miss_i
         others = np.where(skip_self, 1.0, miss[None, :]).prod(axis=1)
-        direction = linear_lp(mu * others, cost, max_arms, budget, solver=solver)
+        direction = _lp_from_nothing(mu * others, cost, max_arms, budget, solver)
         p = p + direction / steps
     p = np.clip(p, 0.0, 1.0)
     return RelaxedSolution(p, multilinear_awc(p, mu))

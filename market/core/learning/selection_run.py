@@ -7,10 +7,41 @@ Subset runs (C2MAB-V and baselines) record r(S_t; mu), realised and expected cos
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from market.core.learning.reward_models import realised_reward
+
+
+class SubsetLearner(Protocol):
+    """Picks a subset of arms each round and learns from their qualities and costs (C2MAB-V, CUCB, ...)."""
+
+    def select(self, rng: np.random.Generator) -> np.ndarray: ...
+    def update(self, arms: np.ndarray, qualities: np.ndarray, costs: np.ndarray) -> None: ...
+
+
+class SubsetArms(Protocol):
+    """K arms with random quality and cost, played a subset at a time."""
+
+    n_arms: int
+    mean_cost: np.ndarray
+
+    def draw(self, arms: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]: ...
+    def subset_rewards(self, masks: np.ndarray, reward_model: str) -> np.ndarray: ...
+
+
+class PullLearner(Protocol):
+    """Picks one arm each round and learns from its reward (TI-UCB, UCB1, ...)."""
+
+    def select(self, rng: np.random.Generator) -> int: ...
+    def update(self, arm: int, reward: float) -> None: ...
+
+
+class RestedArms(Protocol):
+    """Arms whose expected reward moves with their own pull count."""
+
+    def pull(self, arm: int, rng: np.random.Generator) -> tuple[float, float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +55,9 @@ class SubsetTrajectory:
     expected_cost: np.ndarray
 
 
-def simulate_subsets(learner, env, horizon: int, reward_model: str, rng: np.random.Generator) -> SubsetTrajectory:
+def simulate_subsets(
+    learner: SubsetLearner, env: SubsetArms, horizon: int, reward_model: str, rng: np.random.Generator
+) -> SubsetTrajectory:
     """Play horizon rounds; one Generator drives both the learner and the environment."""
     k = env.n_arms
     masks = np.zeros((horizon, k), dtype=bool)
@@ -53,7 +86,7 @@ class PullTrajectory:
     expected: np.ndarray
 
 
-def simulate_pulls(learner, env, horizon: int, rng: np.random.Generator) -> PullTrajectory:
+def simulate_pulls(learner: PullLearner, env: RestedArms, horizon: int, rng: np.random.Generator) -> PullTrajectory:
     """Play horizon rounds of a single-arm learner on rested arms (env.pull)."""
     arms = np.zeros(horizon, dtype=np.int64)
     reward = np.zeros(horizon)

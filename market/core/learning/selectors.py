@@ -5,15 +5,16 @@ CD-UCB). build_selector(name, **params) constructs one.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from market.core.learning.c2mabv import C2MABV
 from market.core.learning.combinatorial_baselines import CUCB, EpsilonGreedySubsets, ThompsonSubsets
 from market.core.learning.increasing import UCB1, ChangeDetectionUCB, SlidingWindowUCB
 from market.core.learning.tiucb import TIUCB
-from market.core.mechanisms.base import MechanismError
+from market.core.mechanisms.base import MechanismRegistryError
+from market.core.registry import Registry
 
-SELECTORS: dict[str, Callable[..., Any]] = {
+SELECTORS: Registry[Any] = Registry("selector", {
     "c2mabv": C2MABV,
     "cucb": CUCB,
     "epsilon_greedy": EpsilonGreedySubsets,
@@ -22,16 +23,9 @@ SELECTORS: dict[str, Callable[..., Any]] = {
     "ucb1": UCB1,
     "sw_ucb": SlidingWindowUCB,
     "cd_ucb": ChangeDetectionUCB,
-}
+}, error=MechanismRegistryError)
 
 
 def build_selector(name: str, **params: Any) -> Any:
     """Construct the learner registered under name with its keyword parameters."""
-    try:
-        factory = SELECTORS[name]
-    except KeyError:
-        raise MechanismError(f"selector name={name!r}: expected one of {sorted(SELECTORS)}") from None
-    try:
-        return factory(**params)
-    except TypeError as exc:
-        raise MechanismError(f"selector {name!r} parameters {sorted(params)}: {exc}") from None
+    return SELECTORS.build(name, **params)

@@ -75,8 +75,8 @@ class TIUCB:
         self.segment_start = np.zeros(self.n_arms, dtype=np.int64)  # pulls before the segment
         self.fits = [LeastSquaresTrend() for _ in range(self.n_arms)]
         # the detector only ever looks at the last 2w + 1 pulls of an arm
-        self.xs = [deque(maxlen=2 * self.window + 1) for _ in range(self.n_arms)]
-        self.ys = [deque(maxlen=2 * self.window + 1) for _ in range(self.n_arms)]
+        self.xs: list[deque[float]] = [deque(maxlen=2 * self.window + 1) for _ in range(self.n_arms)]
+        self.ys: list[deque[float]] = [deque(maxlen=2 * self.window + 1) for _ in range(self.n_arms)]
         self.detections: list[tuple[int, int, int]] = []
         self._refresh_cache()
 
@@ -169,5 +169,5 @@ class TIUCB:
         size = 2 * self.window + 1
         self.xs = [deque(map(float, v), maxlen=size) for v in state["xs"]]
         self.ys = [deque(map(float, v), maxlen=size) for v in state["ys"]]
-        self.detections = [tuple(int(v) for v in row) for row in np.asarray(state["detections"])]
+        self.detections = [(int(arm), int(n), int(t)) for arm, n, t in np.asarray(state["detections"])]
         self._refresh_cache()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -92,7 +92,8 @@ class NGramLM:
 
     @classmethod
     def random(
-        cls, n_generic: int, n_brands: int, max_len: int, rng: np.random.Generator, *, scale: float = 1.0, **kwargs
+        cls, n_generic: int, n_brands: int, max_len: int, rng: np.random.Generator, *, scale: float = 1.0,
+        **kwargs: Any,
     ) -> NGramLM:
         """A bigram table with N(0, scale²) logits drawn from ``rng``; kwargs as in the constructor."""
         vocab = n_generic + n_brands

@@ -12,8 +12,9 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from market.core.mechanisms.base import MechanismError
+from market.core.mechanisms.base import MechanismError, MechanismRegistryError
 from market.core.mechanisms.token_auction import token_auction
+from market.core.registry import Registry
 
 Payment = Literal["offset", "rochet", "none"]
 PAYMENTS = ("offset", "rochet", "none")
@@ -160,16 +161,14 @@ def ess(log_weights: np.ndarray) -> float:
     return float(np.exp(2 * _lse(lw) - _lse(2 * lw)))
 
 
-AGGREGATIONS: dict[str, Callable[..., Any]] = {
+AGGREGATIONS: Registry[Any] = Registry("aggregation", {
     "mosaic": partial(mosaic, payment="offset"),
     "mosaic-rochet": partial(mosaic, payment="rochet"),
     "mosaic-nopay": partial(mosaic, payment="none"),
     "token-auction": token_auction,
-}
+}, error=MechanismRegistryError)
 
 
 def build_aggregation(name: str, **params: Any) -> Callable[..., Any]:
     """The aggregation mechanism registered under ``name`` with ``params`` bound (e.g. tau=1.0)."""
-    if name not in AGGREGATIONS:
-        raise MechanismError(f"unknown aggregation mechanism {name!r}; known: {sorted(AGGREGATIONS)}")
-    return partial(AGGREGATIONS[name], **params)
+    return partial(AGGREGATIONS.get(name), **params)

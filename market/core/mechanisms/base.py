@@ -11,9 +11,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from market.core.registry import RegistryError
+
 
 class MechanismError(ValueError):
     """Invalid input to a mechanism (bids, parameters); names the field and the value."""
+
+
+class MechanismRegistryError(RegistryError, MechanismError):
+    """An unknown mechanism, aggregation or selector name, or parameters its factory does not take."""
 
 
 @dataclass(frozen=True, slots=True)

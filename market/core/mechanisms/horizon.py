@@ -53,7 +53,9 @@ class SeparatedElimination:
             return True
         return int(self.scale * (t + 1) ** (2 / 3)) > int(self.scale * t ** (2 / 3))
 
-    def _indices(self, context: np.ndarray, resampled: np.ndarray, active: np.ndarray | None):
+    def _indices(
+        self, context: np.ndarray, resampled: np.ndarray, active: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         lcb, ucb = self.learner.bounds(context)
         phi = self.priors.virtual_cost(resampled)
         idx, low = _masked(ucb - phi, active), _masked(lcb - phi, active)
@@ -127,7 +129,9 @@ class HorizonROSA:
         """Fix the horizon bids and draw ROSA's coins once."""
         bids = validate_bids(bids, active, self.cost_floor, self.cost_cap)
         self.bids = bids.copy()
-        self.resampled, self.modified = resample(np.where(np.isnan(bids), self.cost_cap, bids), self.mu, self.cost_cap, rng)
+        self.resampled, self.modified = resample(
+            np.where(np.isnan(bids), self.cost_cap, bids), self.mu, self.cost_cap, rng
+        )
 
     def select(
         self,
@@ -147,6 +151,8 @@ class HorizonROSA:
                 raise MechanismError(
                     f"bids[{i}] = {bids[i]}: the horizon bid was committed as {self.bids[i]} and cannot change"
                 )
+        # commit() has set all three
+        assert self.bids is not None and self.resampled is not None and self.modified is not None
         winner = self.rule.allocate(context, self.resampled, active)
         pay = np.zeros(self.n)
         if winner is not None:
@@ -158,12 +164,11 @@ class HorizonROSA:
         self.rule.update(context, outcome.winner, outcome.resampled, reward)
 
     def get_state(self) -> dict[str, Any]:
-        committed = self.bids is not None
         return {
             "rule": self.rule.get_state(),
-            "bids": self.bids.copy() if committed else None,
-            "resampled": self.resampled.copy() if committed else None,
-            "modified": self.modified.copy() if committed else None,
+            "bids": None if self.bids is None else self.bids.copy(),
+            "resampled": None if self.resampled is None else self.resampled.copy(),
+            "modified": None if self.modified is None else self.modified.copy(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ ROSA is truthful only in expectation over coins drawn after the bids are committ
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -40,7 +40,8 @@ class LeakyROSA(ROSA):
     ) -> ReverseOutcome:
         coins = public_coins(self.leak_seed, self.rounds, self.n)
         self.rounds += 1
-        return super().select(context, bids, _Replay(coins), active)
+        # _Replay has the one Generator method ROSA.select calls
+        return super().select(context, bids, cast(np.random.Generator, _Replay(coins)), active)
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), "rounds": self.rounds}

@@ -20,8 +20,11 @@ _REGULARITY_GRID = 2049
 class CostPrior(Protocol):
     """A regular cost distribution on [c_lo, c_cap]; every method is vectorised over its input."""
 
-    c_lo: float
-    c_cap: float
+    # read-only: the priors are frozen dataclasses
+    @property
+    def c_lo(self) -> float: ...
+    @property
+    def c_cap(self) -> float: ...
 
     def cdf(self, c: np.ndarray) -> np.ndarray: ...
     def pdf(self, c: np.ndarray) -> np.ndarray: ...

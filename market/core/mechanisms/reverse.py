@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from market.core.mechanisms.base import MechanismError
+from market.core.mechanisms.base import MechanismRegistryError, ReverseMechanism
 from market.core.mechanisms.baselines import CriticalBid, Myerson, PayAsBid
 from market.core.mechanisms.horizon import HorizonROSA, SeparatedElimination
 from market.core.mechanisms.leaky import LeakyROSA
@@ -13,6 +13,7 @@ from market.core.mechanisms.priors import CostPriors, UniformCost
 from market.core.mechanisms.rosa import ROSA
 from market.core.mechanisms.rules import TRCMUCB, EpsilonGreedyRule, UCBRule
 from market.core.parameters import forwards
+from market.core.registry import Registry
 
 
 def _support(priors: Any, n: int, cost_floor: float | None, cost_cap: float | None) -> tuple[float, float]:
@@ -69,7 +70,7 @@ def _linucb_critical(n: int, d: int, priors: Any = UniformCost(), cost_floor: fl
     return CriticalBid(TRCMUCB(n, d, priors=priors, **rule_params), cap, lo)
 
 
-MECHANISMS: dict[str, Callable[..., Any]] = {
+MECHANISMS: Registry[ReverseMechanism] = Registry("mechanism", {
     "myerson": Myerson,
     "rosa-trcm-ucb": _rosa_of(TRCMUCB),
     "rosa-eps-greedy": _rosa_of(EpsilonGreedyRule),
@@ -80,15 +81,9 @@ MECHANISMS: dict[str, Callable[..., Any]] = {
     "pay-as-bid": _pay_as_bid,
     "first-price-ucb": _first_price_ucb,
     "linucb-critical": _linucb_critical,
-}
+}, error=MechanismRegistryError)
 
 
-def build_mechanism(name: str, **params: Any) -> Any:
+def build_mechanism(name: str, **params: Any) -> ReverseMechanism:
     """Build a registered mechanism, e.g. build_mechanism("rosa-trcm-ucb", n=5, d=8, mu=0.05)."""
-    factory = MECHANISMS.get(name)
-    if factory is None:
-        raise MechanismError(f"mechanism = {name!r} is unknown; known: {sorted(MECHANISMS)}")
-    try:
-        return factory(**params)
-    except TypeError as err:
-        raise MechanismError(f"mechanism {name!r}: bad parameters {sorted(params)}: {err}") from err
+    return MECHANISMS.build(name, **params)

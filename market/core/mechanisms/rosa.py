@@ -180,7 +180,9 @@ class ROSA:
         listed = bids.tolist()
         # A NaN makes the sum NaN (min/max of a list would skip it depending on its position).
         total = sum(listed)
-        if active is not None or not (self.cost_floor <= min(listed) and max(listed) <= self.cost_cap and total == total):
+        if active is not None or not (
+            self.cost_floor <= min(listed) and max(listed) <= self.cost_cap and total == total
+        ):
             if self.clip_bids and not np.isnan(bids if active is None else bids[active]).any():
                 bids = np.clip(bids, self.cost_floor, self.cost_cap)
             bids = validate_bids(bids, active, self.cost_floor, self.cost_cap)

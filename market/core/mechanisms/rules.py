@@ -37,9 +37,9 @@ def critical_index(index: np.ndarray, i: int, reserve: float) -> float:
 
 def _threshold(prior: CostPrior, score: float, need: float) -> float:
     """Largest bid b in [c_lo, c_cap] with score - phi(b) >= need; -inf if even c_lo loses."""
-    if score - float(prior.virtual_cost(prior.c_lo)) < need:
+    if score - float(prior.virtual_cost(np.asarray(prior.c_lo))) < need:
         return _NO_ONE
-    return float(prior.inverse_virtual_cost(score - need))
+    return float(prior.inverse_virtual_cost(np.asarray(score - need)))
 
 
 class MyersonRule:

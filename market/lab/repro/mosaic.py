@@ -202,7 +202,8 @@ def _plot(rows: list[dict[str, float]], out_dir: pathlib.Path) -> list[pathlib.P
                 sel = [r for r in rows if r["n"] == n and r["proposal"] == proposal]
                 ax.plot([r["M"] for r in sel], [r[key] for r in sel], style, label=proposal)
                 if bench and sel:
-                    ax.axhline(sel[0][bench], color="grey", lw=0.8, label="exact optimum" if proposal == "context" else None)
+                    ax.axhline(sel[0][bench], color="grey", lw=0.8,
+                               label="exact optimum" if proposal == "context" else None)
             ax.set_title(f"{title} (n={n})", fontsize=8)
             ax.set_xlabel("M", fontsize=8)
             ax.tick_params(labelsize=7)

@@ -1,4 +1,6 @@
-"""Reproduction experiment for ROSA + TRCM-UCB (Patra et al., AAMAS 2026), following the protocol of the ROSA spec section 6.
+"""Reproduction experiment for ROSA + TRCM-UCB (Patra et al., AAMAS 2026).
+
+It follows the protocol of the ROSA spec, section 6.
 
 Per-round reverse auctions on floor 1 (no bus): linear qualities, U[0, 1] costs bid truthfully, Gaussian and
 exponential rewards. It measures regret against T and mu, payment spread, a provider's expected utility
@@ -144,8 +146,10 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
 
     regret_rows, curves = [], {}
     for noise in noises:
-        scaled = np.array([[simulate(setup, int(T), T ** -0.5, noise, s).regret.sum() for T in horizons] for s in seeds])
-        fixed = np.array([np.cumsum(simulate(setup, int(horizons[-1]), fixed_mu, noise, s).regret)[horizons - 1] for s in seeds])
+        scaled = np.array([[simulate(setup, int(T), T ** -0.5, noise, s).regret.sum() for T in horizons]
+                           for s in seeds])
+        fixed = np.array([np.cumsum(simulate(setup, int(horizons[-1]), fixed_mu, noise, s).regret)[horizons - 1]
+                          for s in seeds])
         curves[noise] = (scaled.mean(axis=0), fixed.mean(axis=0))
         for s_i, s in enumerate(seeds):
             for j, T in enumerate(horizons):
@@ -165,7 +169,8 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
             sweep_rows.append((mu, s, r.regret.sum(), r.paid.mean(), r.paid.std(), served.std() if served.size else 0.0,
                                r.changed.mean(), r.modified.mean(), 1 - (1 - mu) ** setup.n))
     _write(out_dir / "rosa_mu_sweep.csv",
-           ("mu", "seed", "regret", "payment_mean", "payment_sd", "winner_payment_sd", "changed_fraction", "modified_fraction", "bound"),
+           ("mu", "seed", "regret", "payment_mean", "payment_sd", "winner_payment_sd", "changed_fraction",
+            "modified_fraction", "bound"),
            sweep_rows)
     sweep = np.array(sweep_rows, dtype=float)
     by_mu = np.array([sweep[sweep[:, 0] == mu].mean(axis=0) for mu in mus])

@@ -159,7 +159,8 @@ def _increasing(out_dir, horizon, seeds):
                 dets.extend(getattr(learner, "detections", []))
                 best = int(np.argmax(env.limits))
                 summary.append([env_name, name, seed, float(regrets[-1][-1]),
-                                float((tr.arms[horizon // 2:] == best).mean()), len(getattr(learner, "detections", []))])
+                                float((tr.arms[horizon // 2:] == best).mean()),
+                                len(getattr(learner, "detections", []))])
             mean = np.mean(regrets, axis=0)
             line = ax.plot(np.arange(1, horizon + 1), mean, label=name)[0]
             if dets:

@@ -1,4 +1,7 @@
-"""The truthfulness kit passes ROSA and MOSAIC and finds the counterexamples of pay-as-bid and no-payment aggregation."""
+"""The truthfulness kit passes ROSA and MOSAIC.
+
+It finds the counterexamples of pay-as-bid and of no-payment aggregation.
+"""
 
 from functools import partial
 

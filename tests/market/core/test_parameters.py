@@ -53,14 +53,14 @@ def test_a_partial_accepts_what_its_function_accepts():
 @pytest.mark.parametrize("registry", [MECHANISMS, SELECTORS, AGGREGATIONS],
                          ids=["mechanisms", "selectors", "aggregations"])
 def test_every_registered_factory_says_which_keywords_it_accepts(registry):
-    for name, factory in registry.items():
-        assert accepted_keywords(factory) is not None, name
+    for name in registry:
+        assert accepted_keywords(registry.get(name)) is not None, name
 
 
 def test_rosa_over_trcm_ucb_reaches_the_linucb_keywords_and_first_price_does_not_take_surplus():
-    rosa = accepted_keywords(MECHANISMS["rosa-trcm-ucb"])
+    rosa = accepted_keywords(MECHANISMS.get("rosa-trcm-ucb"))
     assert {"mu", "alpha", "reserve", "sigma", "delta", "clip_bids"} <= rosa and "muu" not in rosa
-    assert {"mu", "epsilon"} <= accepted_keywords(MECHANISMS["rosa-eps-greedy"])
-    assert "sigma" in accepted_keywords(MECHANISMS["rosa-ucb"])  # UCBRule -> TRCMUCB -> LinUCB
-    assert "surplus" not in accepted_keywords(MECHANISMS["first-price-ucb"])
-    assert "surplus" in accepted_keywords(MECHANISMS["pay-as-bid"])
+    assert {"mu", "epsilon"} <= accepted_keywords(MECHANISMS.get("rosa-eps-greedy"))
+    assert "sigma" in accepted_keywords(MECHANISMS.get("rosa-ucb"))  # UCBRule -> TRCMUCB -> LinUCB
+    assert "surplus" not in accepted_keywords(MECHANISMS.get("first-price-ucb"))
+    assert "surplus" in accepted_keywords(MECHANISMS.get("pay-as-bid"))

@@ -10,7 +10,8 @@ PAB = ["mechanism.name=pay-as-bid"]
 
 
 def test_fast_engine_reproduces_the_market_run_to_the_micro_credit():
-    sets = ["mechanism.name=rosa-trcm-ucb", "strategies.overrides.provider-0=exp3", "strategies.overrides.provider-2=shade"]
+    sets = ["mechanism.name=rosa-trcm-ucb", "strategies.overrides.provider-0=exp3",
+            "strategies.overrides.provider-2=shade"]
     fast = play_fast("quickstart", sets, 3, 150, "provider-0")
     market = play_market("quickstart", sets, 3, 150)
     assert fast.utilities.keys() == market.utilities.keys()

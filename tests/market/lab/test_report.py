@@ -55,7 +55,8 @@ def write_result(out: Path, name: str, point: list, seed_index: int, metrics: di
 
 
 def test_sweep_report_tables_means_with_cis_and_draws_one_figure_per_metric(tmp_path):
-    values = {(2, "a"): [1.0, 2.0, 3.0], (2, "b"): [5.0, 5.0, 5.0], (4, "a"): [2.0, 4.0, 6.0], (4, "b"): [7.0, 8.0, 9.0]}
+    values = {(2, "a"): [1.0, 2.0, 3.0], (2, "b"): [5.0, 5.0, 5.0],
+              (4, "a"): [2.0, 4.0, 6.0], (4, "b"): [7.0, 8.0, 9.0]}
     for (n, mech), vs in values.items():
         for i, v in enumerate(vs):
             write_result(tmp_path, f"{n}{mech}-seed{i}", [["market.providers", n], ["mechanism.name", mech]], i,

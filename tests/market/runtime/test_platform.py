@@ -105,7 +105,9 @@ def test_bad_reports_are_refused_with_clear_errors_and_the_round_completes():
         ]
 
     name = load_ad_queries()[0].advertisers[1]
-    world, records, _, agents, user = _market({0: lambda n: Scripted(n, lambda c: []), 1: lambda n: Scripted(n, script)}, queries=1, rounds=1)
+    world, records, _, agents, user = _market(
+        {0: lambda n: Scripted(n, lambda c: []), 1: lambda n: Scripted(n, script)}, queries=1, rounds=1
+    )
     rejects = [r for r in records if r[0] == "reject"]
     # the bus refuses the NaN frame as it is sent; the platform refuses the rest as they arrive
     assert [(r[2], r[3], r[4]) for r in rejects] == [

@@ -165,7 +165,7 @@ def test_invalid_inputs_raise_mechanism_error():
         C2MABV(3, 1, 1.0, "best")
     with pytest.raises(MechanismError, match="max_arms"):
         C2MABV(3, 4, 1.0)
-    with pytest.raises(MechanismError, match="selector name"):
+    with pytest.raises(MechanismError, match="selector: unknown name 'nope'; known: c2mabv, "):
         build_selector("nope")
     assert isinstance(build_selector("c2mabv", n_arms=3, max_arms=1, budget=0.5), C2MABV)
     with pytest.raises(MechanismError, match="arms"):

@@ -106,6 +106,7 @@ def test_integer_optimum_is_below_fractional_and_infeasible_aic_is_nan():
     mu = np.array([0.9, 0.5, 0.7])
     cost = np.array([0.8, 0.1, 0.3])
     for model in ("awc", "suc", "aic"):
-        assert integer_optimum(mu, cost, 2, 0.5, model).value <= fractional_optimum(mu, cost, 2, 0.5, model).value + 1e-12
+        integer = integer_optimum(mu, cost, 2, 0.5, model).value
+        assert integer <= fractional_optimum(mu, cost, 2, 0.5, model).value + 1e-12
     assert np.isnan(integer_optimum(mu, cost, 2, 0.3, "aic").value)
     assert box_cardinality_lp(np.log(mu), cost, 0.3, 2, exact_size=True) is None

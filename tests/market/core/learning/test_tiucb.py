@@ -63,7 +63,8 @@ def test_detection_falls_within_a_window_after_the_converging_point():
 def test_finds_the_late_bloomer_that_ucb1_abandons():
     share_ti, share_ucb = [], []
     for seed in range(3):
-        ti = simulate_pulls(TIUCB(5, window=50, gamma=0.1), PiecewiseLinearArms.trap(), 6000, np.random.default_rng(seed))
+        ti = simulate_pulls(TIUCB(5, window=50, gamma=0.1), PiecewiseLinearArms.trap(), 6000,
+                            np.random.default_rng(seed))
         ucb = simulate_pulls(UCB1(5), PiecewiseLinearArms.trap(), 6000, np.random.default_rng(seed))
         share_ti.append((ti.arms[3000:] == 1).mean())
         share_ucb.append((ucb.arms[3000:] == 1).mean())

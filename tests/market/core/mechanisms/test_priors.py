@@ -45,7 +45,11 @@ def test_truncated_exponential_cdf_integrates_pdf(rate):
 
 @pytest.mark.parametrize(
     "prior",
-    [UniformCost(0.1, 0.9), TruncatedExponentialCost(3.0, 0.0, 1.0), HistogramCost((0.0, 0.3, 0.6, 1.0), (0.5, 0.3, 0.2))],
+    [
+        UniformCost(0.1, 0.9),
+        TruncatedExponentialCost(3.0, 0.0, 1.0),
+        HistogramCost((0.0, 0.3, 0.6, 1.0), (0.5, 0.3, 0.2)),
+    ],
 )
 def test_samples_follow_the_cdf(prior):
     # KS at the 1e-3 level on 20k draws: a wrong sampler fails with overwhelming probability.

@@ -144,7 +144,9 @@ def test_payments_are_the_bks_payments_mirrored():
     np.testing.assert_allclose(payments(bids, alloc, modified, mu, CAP), CAP * alloc - p_bks, atol=1e-12)
 
 
-@pytest.mark.parametrize("z,tau,mu", [(0.1, 0.7, 0.3), (0.4, 0.7, 0.3), (0.69, 0.7, 0.3), (0.3, 0.6, 0.05), (0.5, 0.9, 0.5)])
+@pytest.mark.parametrize(
+    "z,tau,mu", [(0.1, 0.7, 0.3), (0.4, 0.7, 0.3), (0.69, 0.7, 0.3), (0.3, 0.6, 0.05), (0.5, 0.9, 0.5)]
+)
 def test_single_threshold_closed_forms_hold_by_monte_carlo(z, tau, mu):
     # 400k draws, common coins; tolerance: |z-score| < 4 for E[A], E[P] and Var(P)
     m = 400_000

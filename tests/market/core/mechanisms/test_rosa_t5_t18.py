@@ -204,7 +204,8 @@ def _trap(rule: dict[str, Any]) -> HorizonInstance:
     above it leaves query 0 to provider 1, and provider 0, tried later, keeps winning."""
     T = 12
     rewards = np.column_stack([np.r_[-3.0, np.ones(T - 1)], np.full(T, 0.2)])
-    return HorizonInstance(np.ones((T, 1)), rewards, np.array([0.1, 0.48]), 0.3, {"alpha": 0.5, "reserve": None, **rule})
+    params = {"alpha": 0.5, "reserve": None, **rule}
+    return HorizonInstance(np.ones((T, 1)), rewards, np.array([0.1, 0.48]), 0.3, params)
 
 
 def test_argmax_linucb_horizon_rule_is_caught_rewarding_an_overbid():

@@ -1,0 +1,403 @@
+"""API and seed checks for a user's own mechanism, strategy or aggregation auction, as PettingZoo's ``api_test``
+and ``seed_test`` are for environments: each builds the object, drives it through its contract (the shapes and
+types it returns, state it must not change, equal seeds giving equal results, a get_state/set_state round trip
+restoring behaviour, bad input refused) and raises ``ConformanceError`` naming the first thing that failed.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from agents.ad_strategies import AdFeedback
+from agents.strategies import BidderFacts, BidFeedback
+from market.core.mechanisms.base import MechanismError, ReverseOutcome
+from market.runtime.checkpoint import pack_state
+
+
+class ConformanceError(AssertionError):
+    """An object that breaks its contract: names the object, the check and what was seen against what was expected."""
+
+
+def same_state(a: Any, b: Any) -> bool:
+    """Structural equality of states (dicts, sequences, arrays, scalars), NaN equal to NaN."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() and all(
+            same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (np.ndarray, list, tuple)) or isinstance(b, (np.ndarray, list, tuple)):
+        try:
+            x, y = np.asarray(a), np.asarray(b)
+        except ValueError:  # ragged: compare element by element
+            return len(a) == len(b) and all(same_state(u, v) for u, v in zip(a, b))
+        if x.dtype == object or y.dtype == object:
+            return x.shape == y.shape and all(same_state(u, v) for u, v in zip(x.ravel(), y.ravel()))
+        floats = x.dtype.kind in "fc" and y.dtype.kind in "fc"
+        return x.shape == y.shape and bool(np.array_equal(x, y, equal_nan=floats))
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    return bool(a == b)
+
+
+def _snapshot(owner: str, obj: Any) -> Any:
+    """A deep copy of ``obj.get_state()``, checked to be what a checkpoint can store."""
+    state = obj.get_state()
+    if not isinstance(state, dict):
+        raise ConformanceError(f"{owner}: get_state() returned a {type(state).__name__}, expected a dict")
+    try:
+        pack_state(state)
+    except TypeError as err:
+        raise ConformanceError(f"{owner}: get_state() cannot be checkpointed: {err}") from None
+    return copy.deepcopy(state)
+
+
+def _check_outcome(owner: str, out: Any, bids: np.ndarray, active: np.ndarray) -> None:
+    n = bids.size
+    if not isinstance(out, ReverseOutcome):
+        raise ConformanceError(f"{owner}: select returned a {type(out).__name__}, expected a ReverseOutcome")
+    w = out.winner
+    if w is not None and not (isinstance(w, numbers.Integral) and not isinstance(w, bool) and 0 <= w < n):
+        raise ConformanceError(f"{owner}: winner = {w!r}, expected None or a provider index in [0, {n})")
+    if w is not None and not active[w]:
+        raise ConformanceError(f"{owner}: winner = {w}, but provider {w} abstained (active False)")
+    for field, kind in (("payments", "f"), ("resampled", "f"), ("modified", "b")):
+        arr = getattr(out, field)
+        if not isinstance(arr, np.ndarray) or arr.shape != (n,) or arr.dtype.kind != kind:
+            got = f"{arr.dtype}{arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise ConformanceError(f"{owner}: outcome.{field} is {got}, expected a ({n},) "
+                                   f"{'float' if kind == 'f' else 'bool'} array")
+    pay = out.payments
+    if not np.all(np.isfinite(pay)) or np.any(pay < 0):
+        raise ConformanceError(f"{owner}: payments = {pay.tolist()}, expected finite amounts >= 0 (user to provider)")
+    unpaid = np.ones(n, dtype=bool) if w is None else np.arange(n) != w
+    if np.any(pay[unpaid] != 0):
+        raise ConformanceError(f"{owner}: payments = {pay.tolist()} with winner {w}, expected 0 for everyone else")
+    if w is not None and pay[w] < bids[w]:
+        # individual rationality: a provider bidding its cost never loses money by winning
+        raise ConformanceError(f"{owner}: the winner {w} bid {bids[w]} and is paid {pay[w]}, expected at least its bid")
+
+
+def _same_outcome(a: ReverseOutcome, b: ReverseOutcome) -> bool:
+    return a.winner == b.winner and all(same_state(getattr(a, f), getattr(b, f))
+                                        for f in ("payments", "resampled", "modified"))
+
+
+def check_reverse_mechanism(factory: Callable[[int, int], Any], *, n: int = 4, d: int = 3, rounds: int = 30,
+                            seed: int = 0, stateless_select: bool = True,
+                            error: type[Exception] = MechanismError) -> None:
+    """Check a reverse-auction mechanism ``factory(n, d)`` against the auctioneer's contract (``ReverseMechanism``).
+
+    It plays ``rounds`` rounds with the last provider abstaining (NaN bid, active False) and, in half the rounds,
+    another one sitting out (its bid unchanged, active False), and checks every outcome's
+    types and shapes, that abstainers never win and only the winner is paid, at least its bid; that ``select``
+    leaves ``get_state()`` unchanged after the first round (a horizon mechanism commits the bids at its first
+    select; ``stateless_select=False`` for a mechanism that counts its selects by design) and that equal rng
+    seeds give equal outcomes; that a fresh mechanism given ``get_state()`` selects and learns as the original;
+    that NaN and infinite bids raise ``error`` and that a bid outside [cost_floor, cost_cap] raises it or is
+    treated as the nearest bid inside.
+    """
+    mech = factory(n, d)
+    owner = f"mechanism {getattr(mech, 'name', type(mech).__name__)!r}"
+    if not isinstance(getattr(mech, "name", None), str):
+        raise ConformanceError(f"{owner}: name = {getattr(mech, 'name', None)!r}, expected a string")
+    if getattr(mech, "n", None) != n:
+        raise ConformanceError(f"{owner}: n = {getattr(mech, 'n', None)!r}, expected {n} (built with n = {n})")
+    lo, cap = getattr(mech, "cost_floor", None), getattr(mech, "cost_cap", None)
+    if not (isinstance(lo, numbers.Real) and isinstance(cap, numbers.Real) and np.isfinite([lo, cap]).all()
+            and lo < cap):
+        raise ConformanceError(f"{owner}: [cost_floor, cost_cap] = [{lo!r}, {cap!r}], expected finite numbers, "
+                               "floor < cap (the bid range the auctioneer and the strategies use)")
+    lo, cap = float(lo), float(cap)
+    draws = np.random.default_rng(seed)
+    bids = lo + (cap - lo) * draws.uniform(0.05, 0.4, n)  # low against the rewards below: most rounds sell
+    present = np.ones(n, dtype=bool)
+    present[n - 1] = False
+
+    def active() -> np.ndarray:
+        """Who bids this round: a second provider sits out half the time, so several win and get learned about."""
+        mask = present.copy()
+        if n > 2 and draws.random() < 0.5:
+            mask[int(draws.integers(n - 1))] = False
+        return mask
+    bids[n - 1] = np.nan
+    # rewards linear in the context, one quality vector per provider, so a learner's state changes its choices
+    theta = draws.random((n, d))
+
+    def reward(x: np.ndarray, winner: int | None) -> float:
+        if winner is None:
+            return 0.0
+        return cap * (0.5 + float(theta[winner] @ x) / d) + 0.1 * (cap - lo) * float(draws.standard_normal())
+
+    mech_rng = np.random.default_rng([seed, 1])
+    for t in range(rounds):
+        x = draws.random(d)
+        before = _snapshot(owner, mech)
+        mask = active()
+        out = mech.select(x, bids.copy(), mech_rng, mask.copy())
+        _check_outcome(f"{owner} round {t}", out, bids, mask)
+        if stateless_select and t > 0 and not same_state(before, mech.get_state()):
+            raise ConformanceError(f"{owner} round {t}: select changed get_state(); expected select to draw an "
+                                   "outcome without learning (only update learns)")
+        mech.update(x, out, reward(x, out.winner))
+
+    state = _snapshot(owner, mech)
+    x = draws.random(d)
+    k = int(draws.integers(1 << 30))
+    mask = active()
+    first = mech.select(x, bids.copy(), np.random.default_rng(k), mask.copy())
+    mech.set_state(copy.deepcopy(state))
+    again = mech.select(x, bids.copy(), np.random.default_rng(k), mask.copy())
+    if not _same_outcome(first, again):
+        raise ConformanceError(f"{owner}: two selects from one state with rng seed {k} disagree "
+                               f"(winner {first.winner} vs {again.winner}); expected the rng to be its only coins")
+    mech.set_state(copy.deepcopy(state))
+    twin = factory(n, d)
+    twin.set_state(copy.deepcopy(state))
+    if not same_state(state, twin.get_state()):
+        raise ConformanceError(f"{owner}: set_state(s) then get_state() differs from s")
+    for t in range(rounds):
+        x, k, mask = draws.random(d), int(draws.integers(1 << 30)), active()
+        a = mech.select(x, bids.copy(), np.random.default_rng(k), mask.copy())
+        b = twin.select(x, bids.copy(), np.random.default_rng(k), mask.copy())
+        if not _same_outcome(a, b):
+            raise ConformanceError(f"{owner}: a fresh mechanism given get_state() selects differently {t} rounds "
+                                   f"later (winner {a.winner} vs {b.winner}); expected the state to restore behaviour")
+        r = reward(x, a.winner)
+        mech.update(x, a, r)
+        twin.update(x, b, r)
+
+    honest = lo + (cap - lo) * 0.5
+    for bad in (np.nan, np.inf, -np.inf, cap + (cap - lo), lo - (cap - lo)):
+        probe, clipped = factory(n, d), factory(n, d)
+        wrong = np.full(n, honest)
+        wrong[0] = bad
+        x, k = draws.random(d), int(draws.integers(1 << 30))
+        try:
+            out = probe.select(x, wrong, np.random.default_rng(k))
+        except error:
+            continue
+        except Exception as err:  # reported as what was raised instead
+            raise ConformanceError(f"{owner}: bids[0] = {bad} raised {type(err).__name__}: {err}; expected "
+                                   f"{error.__name__}") from err
+        if not np.isfinite(bad):
+            raise ConformanceError(f"{owner}: bids[0] = {bad} from an active provider was accepted; expected "
+                                   f"{error.__name__}")
+        inside = wrong.copy()
+        inside[0] = min(max(bad, lo), cap)
+        if not _same_outcome(out, clipped.select(x, inside, np.random.default_rng(k))):
+            raise ConformanceError(f"{owner}: bids[0] = {bad} outside [{lo}, {cap}] was accepted and not treated as "
+                                   f"{inside[0]}; expected {error.__name__} or the nearest bid inside the range")
+
+
+def _bid_stream(owner: str, strategy: Any, facts: BidderFacts, rounds: int, seed: int, d: int,
+                start: int = 0, provider: np.random.Generator | None = None) -> list[float]:
+    """Bids of ``strategy`` over rounds start..rounds-1 of a market drawn from ``seed``: costs in the bid range,
+    contexts in [0, 1]^d, a rival threshold bid; a win pays the threshold (a critical-bid payment)."""
+    market = np.random.default_rng([seed, 7])
+    provider = provider if provider is not None else np.random.default_rng([seed, 8])
+    lo, cap = facts.cost_floor, facts.cost_cap
+    out = []
+    for t in range(rounds):
+        cost, context, rival = lo + (cap - lo) * market.random(), market.random(d), lo + (cap - lo) * market.random()
+        if t < start:
+            continue
+        position = provider.bit_generator.state
+        bid = strategy.bid(cost, context, provider)
+        if provider.bit_generator.state != position:
+            raise ConformanceError(f"{owner} round {t}: bid advanced the provider's generator; expected coins split "
+                                   "off it (rng.spawn) so the provider's cost draws match its truthful twin's")
+        if isinstance(bid, bool) or not isinstance(bid, numbers.Real) or not np.isfinite(bid):
+            raise ConformanceError(f"{owner} round {t}: bid = {bid!r}, expected a finite number")
+        if not lo <= bid <= cap:
+            raise ConformanceError(f"{owner} round {t}: bid = {bid!r}, expected a bid in [cost_floor, cost_cap] = "
+                                   f"[{lo}, {cap}] (the auctioneer refuses any other)")
+        won = bid <= rival
+        strategy.learn(BidFeedback(t, won, rival if won else 0.0, cost, float(bid)))
+        out.append(float(bid))
+    return out
+
+
+def check_strategy(factory: Callable[[BidderFacts], Any], *, facts: BidderFacts = BidderFacts(0, 3, 0.0, 1.0, 0.2),
+                   rounds: int = 60, seed: int = 0, d: int = 3) -> None:
+    """Check a provider strategy ``factory(facts)`` (``bid(cost, context, rng)``, ``learn(feedback)``).
+
+    Every bid is a finite number in [cost_floor, cost_cap]; ``bid`` leaves the provider's generator where it was
+    (a randomised strategy splits its coins off it); two strategies fed one seed bid alike (no global RNG, no
+    clock); ``get_state()`` can be checkpointed, and a fresh strategy given it, mid-run, bids on as the original.
+    """
+    first = factory(facts)
+    owner = f"strategy {getattr(first, 'name', type(first).__name__)!r}"
+    if not isinstance(getattr(first, "name", None), str):
+        raise ConformanceError(f"{owner}: name = {getattr(first, 'name', None)!r}, expected a string")
+    bids = _bid_stream(owner, first, facts, rounds, seed, d)
+    again = _bid_stream(owner, factory(facts), facts, rounds, seed, d)
+    if bids != again:
+        t = next(i for i, (a, b) in enumerate(zip(bids, again)) if a != b)
+        raise ConformanceError(f"{owner} round {t}: one seed gave bids {bids[t]!r} and {again[t]!r}; expected equal "
+                               "bids (coins only from the rng passed to bid)")
+    if not (hasattr(first, "get_state") and hasattr(first, "set_state")):
+        return
+    half = rounds // 2
+    original = factory(facts)
+    provider = np.random.default_rng([seed, 8])
+    _bid_stream(owner, original, facts, half, seed, d, provider=provider)
+    state = _snapshot(owner, original)
+    twin = factory(facts)
+    twin.set_state(copy.deepcopy(state))
+    if not same_state(state, twin.get_state()):
+        raise ConformanceError(f"{owner}: set_state(s) then get_state() differs from s")
+    position = provider.bit_generator.state
+    rest = _bid_stream(owner, original, facts, rounds, seed, d, start=half, provider=provider)
+    twin_provider = np.random.default_rng([seed, 8])
+    twin_provider.bit_generator.state = position
+    restored = _bid_stream(owner, twin, facts, rounds, seed, d, start=half, provider=twin_provider)
+    if rest != restored:
+        t = half + next(i for i, (a, b) in enumerate(zip(rest, restored)) if a != b)
+        raise ConformanceError(f"{owner} round {t}: a fresh strategy given get_state() at round {half} bids "
+                               f"{restored[t - half]!r}, the original {rest[t - half]!r}; expected the state to "
+                               "restore behaviour (a checkpointed run resumes exactly)")
+
+
+def _report_stream(owner: str, strategy: Any, rounds: int, seed: int, m: int, start: int = 0,
+                   advertiser: np.random.Generator | None = None) -> list[np.ndarray]:
+    market = np.random.default_rng([seed, 9])
+    advertiser = advertiser if advertiser is not None else np.random.default_rng([seed, 10])
+    out = []
+    for t in range(rounds):
+        true, shown, payment = market.normal(size=m), int(market.integers(m)), float(market.normal())
+        if t < start:
+            continue
+        position = advertiser.bit_generator.state
+        report = strategy.report(true.copy(), advertiser)
+        if advertiser.bit_generator.state != position:
+            raise ConformanceError(f"{owner} round {t}: report advanced the advertiser's generator; expected coins "
+                                   "split off it (rng.spawn)")
+        report = np.asarray(report)
+        if report.shape != (m,) or report.dtype.kind not in "fi" or not np.all(np.isfinite(report)):
+            raise ConformanceError(f"{owner} round {t}: report = {report!r}, expected ({m},) finite rewards")
+        strategy.learn(AdFeedback(t, true, report, float(true[shown]), payment))
+        out.append(report.astype(float))
+    return out
+
+
+def check_ad_strategy(factory: Callable[[], Any], *, rounds: int = 40, seed: int = 0, m: int = 5) -> None:
+    """Check an advertiser strategy ``factory()`` (``describe``, ``report(true_rewards, rng)``, ``learn``).
+
+    ``describe`` returns a string; every report is (M,) finite rewards; ``report`` leaves the advertiser's generator
+    where it was; one seed gives equal reports; a fresh strategy given ``get_state()`` mid-run reports on alike.
+    """
+    first = factory()
+    owner = f"advertiser strategy {getattr(first, 'name', type(first).__name__)!r}"
+    described = first.describe("Acme", "fast tea")
+    if not isinstance(described, str):
+        raise ConformanceError(f"{owner}: describe returned {described!r}, expected a string")
+    reports = _report_stream(owner, first, rounds, seed, m)
+    again = _report_stream(owner, factory(), rounds, seed, m)
+    for t, (a, b) in enumerate(zip(reports, again)):
+        if not np.array_equal(a, b):
+            raise ConformanceError(f"{owner} round {t}: one seed gave reports {a.tolist()} and {b.tolist()}")
+    half = rounds // 2
+    original, advertiser = factory(), np.random.default_rng([seed, 10])
+    _report_stream(owner, original, half, seed, m, advertiser=advertiser)
+    state = _snapshot(owner, original)
+    twin = factory()
+    twin.set_state(copy.deepcopy(state))
+    twin_advertiser = np.random.default_rng([seed, 10])
+    twin_advertiser.bit_generator.state = advertiser.bit_generator.state
+    rest = _report_stream(owner, original, rounds, seed, m, start=half, advertiser=advertiser)
+    restored = _report_stream(owner, twin, rounds, seed, m, start=half, advertiser=twin_advertiser)
+    for t, (a, b) in enumerate(zip(rest, restored)):
+        if not np.array_equal(a, b):
+            raise ConformanceError(f"{owner} round {half + t}: a fresh strategy given get_state() at round {half} "
+                                   f"reports {b.tolist()}, the original {a.tolist()}")
+
+
+def _check_same_arrays(owner: str, what: str, a: Any, b: Any, fields: tuple[str, ...]) -> None:
+    for f in fields:
+        if not np.array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f))):
+            raise ConformanceError(f"{owner}: {what}: {f} {np.asarray(getattr(a, f)).tolist()} vs "
+                                   f"{np.asarray(getattr(b, f)).tolist()}")
+
+
+def check_aggregation(aggregate: Callable[..., Any], *, n: int = 2, m: int = 6, tau: float = 1.0, seed: int = 0,
+                      error: type[Exception] = MechanismError) -> None:
+    """Check a MOSAIC-style aggregation auction ``aggregate(rewards (n, M), log_ref (M,), log_gen (M,), tau=...)``
+    returning ``q`` (M,) and ``payments`` (n,).
+
+    q is a probability vector and payments are finite; equal inputs give equal outputs and are not modified;
+    relabelling the candidates permutes q the same way and leaves payments unchanged (no position bias); NaN
+    rewards and mismatched shapes raise ``error``.
+    """
+    label = getattr(aggregate, "__name__", None) or getattr(getattr(aggregate, "func", None), "__name__", aggregate)
+    owner = f"aggregation {label!r}"
+    rng = np.random.default_rng(seed)
+    rewards = rng.normal(size=(n, m))
+    log_ref, log_gen = np.log(rng.dirichlet(np.ones(m))), np.log(rng.dirichlet(np.ones(m)))
+    kept = rewards.copy(), log_ref.copy(), log_gen.copy()
+    out = aggregate(rewards, log_ref, log_gen, tau=tau)
+    if any(not np.array_equal(a, b) for a, b in zip((rewards, log_ref, log_gen), kept)):
+        raise ConformanceError(f"{owner}: the call modified its inputs; expected them untouched")
+    q, pay = np.asarray(getattr(out, "q", None)), np.asarray(getattr(out, "payments", None))
+    if q.shape != (m,) or q.dtype.kind != "f" or not np.all(np.isfinite(q)) or np.any(q < 0) or abs(q.sum() - 1) > 1e-9:
+        raise ConformanceError(f"{owner}: q = {q!r}, expected a ({m},) probability vector")
+    if pay.shape != (n,) or pay.dtype.kind != "f" or not np.all(np.isfinite(pay)):
+        raise ConformanceError(f"{owner}: payments = {pay!r}, expected ({n},) finite amounts")
+    _check_same_arrays(owner, "two calls on equal inputs differ", out, aggregate(*kept, tau=tau), ("q", "payments"))
+    order = rng.permutation(m)
+    moved = aggregate(rewards[:, order], log_ref[order], log_gen[order], tau=tau)
+    if not (np.allclose(np.asarray(moved.q), q[order], rtol=1e-9, atol=1e-12)
+            and np.allclose(np.asarray(moved.payments), pay, rtol=1e-9, atol=1e-12)):
+        raise ConformanceError(f"{owner}: relabelling the candidates by {order.tolist()} changed the outcome beyond "
+                               "the relabelling; expected q permuted alike and payments unchanged")
+    bad_reward = rewards.copy()
+    bad_reward[0, 0] = np.nan
+    for what, args in (("a NaN reward", (bad_reward, log_ref, log_gen)),
+                       ("log_ref of another length", (rewards, log_ref[:-1], log_gen))):
+        try:
+            aggregate(*args, tau=tau)
+        except error:
+            continue
+        except Exception as err:  # reported as what was raised instead
+            raise ConformanceError(f"{owner}: {what} raised {type(err).__name__}: {err}; "
+                                   f"expected {error.__name__}") from err
+        raise ConformanceError(f"{owner}: {what} was accepted; expected {error.__name__}")
+
+
+def check_token_aggregation(step: Callable[..., Any], *, n: int = 3, v: int = 6, seed: int = 0,
+                            error: type[Exception] = MechanismError) -> None:
+    """Check a token auction step ``step(token_probs (n, V), bids (n,))`` returning ``q`` (V,) and ``payments`` (n,).
+
+    q is a probability vector; payments are finite, >= 0 and at most the bid; equal inputs give equal outputs;
+    relabelling the tokens permutes q alike and leaves payments unchanged; NaN or negative bids raise ``error``.
+    """
+    owner = f"token aggregation {getattr(step, '__name__', step)!r}"
+    rng = np.random.default_rng(seed)
+    probs, bids = rng.dirichlet(np.ones(v), size=n), rng.uniform(0.5, 2.0, n)
+    kept = probs.copy(), bids.copy()
+    out = step(probs, bids)
+    if not (np.array_equal(probs, kept[0]) and np.array_equal(bids, kept[1])):
+        raise ConformanceError(f"{owner}: the call modified its inputs; expected them untouched")
+    q, pay = np.asarray(out.q), np.asarray(out.payments)
+    if q.shape != (v,) or not np.all(np.isfinite(q)) or np.any(q < 0) or abs(q.sum() - 1) > 1e-9:
+        raise ConformanceError(f"{owner}: q = {q!r}, expected a ({v},) probability vector")
+    if pay.shape != (n,) or not np.all(np.isfinite(pay)) or np.any(pay < 0) or np.any(pay > bids + 1e-12):
+        raise ConformanceError(f"{owner}: payments = {pay!r} for bids {bids.tolist()}, expected ({n},) amounts in "
+                               "[0, bid]")
+    _check_same_arrays(owner, "two calls on equal inputs differ", out, step(*kept), ("q", "payments"))
+    order = rng.permutation(v)
+    moved = step(probs[:, order], bids)
+    if not (np.allclose(moved.q, q[order], rtol=1e-9, atol=1e-12) and np.allclose(moved.payments, pay, rtol=1e-9,
+                                                                                    atol=1e-12)):
+        raise ConformanceError(f"{owner}: relabelling the tokens by {order.tolist()} changed the outcome beyond the "
+                               "relabelling")
+    for bad in (np.nan, -1.0):
+        wrong = bids.copy()
+        wrong[0] = bad
+        try:
+            step(probs, wrong)
+        except error:
+            continue
+        raise ConformanceError(f"{owner}: bids[0] = {bad} was accepted; expected {error.__name__}")
