@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,9 +11,10 @@ from market.core.ledger import EXTERNAL, to_minor
 from market.core.mechanisms.priors import CostPrior
 from market.core.wire import Answer, Bid, CallForBids, Error, RoundResult
 from market.runtime.agent import Agent, remember_round
+from market.runtime.config import ConfigError, require
 from market.runtime.world import Wallet
 
-from .strategies import BidFeedback, Truthful
+from .strategies import BidderFacts, BidFeedback, Truthful, build_strategy
 
 
 class Provider(Agent):
@@ -66,3 +68,21 @@ class Provider(Agent):
         super().set_state(state)
         self.strategy.set_state(state["strategy"])
         self._open = {int(r): tuple(v) for r, v in state["open"].items()}
+
+
+def provider_strategies(strategies: dict[str, Any], providers: Sequence[str], mechanism: Any) -> list[Any]:
+    """Each provider's strategy object, from a config's ``strategies`` table (``default``, ``overrides`` by
+    provider id, ``params`` by strategy name), bidding under the mechanism's public rules (bid range, mu)."""
+    out = []
+    for i, pid in enumerate(providers):
+        key = f"strategies.overrides.{pid}" if pid in strategies["overrides"] else "strategies.default"
+        name = strategies["overrides"].get(pid, strategies["default"])
+        params = strategies["params"].get(name, {})
+        require(isinstance(params, dict), f"strategies.params.{name}", params, "a table of parameters")
+        facts = BidderFacts(i, mechanism.n, float(mechanism.cost_floor), float(mechanism.cost_cap),
+                            getattr(mechanism, "mu", None))
+        try:
+            out.append(build_strategy(name, facts, **params))
+        except ValueError as err:
+            raise ConfigError(f"{key}: {err}") from None
+    return out

@@ -1,4 +1,4 @@
-"""Builder of the advertising market: MOSAIC aggregation auctions (arXiv 2405.05905) over LLM replies.
+"""The advertising market (``SCENARIO``): MOSAIC aggregation auctions (arXiv 2405.05905) over LLM replies.
 
 One user asks the paper's 50 advertising queries; each query has its two advertisers (brand, one-line
 description, own prompted LLM); the platform runs MOSAIC with M candidates from the baseline or the
@@ -17,11 +17,13 @@ from agents.ad_users import AdUser
 from agents.advertisers import Advertiser
 from market.core.ledger import to_minor
 from market.core.lm.ads import AdInstance, catalogue_instance, load_ad_queries, ngram_instance
+from market.core.mechanisms.aggregation import AGGREGATIONS
 from market.core.seeding import stream_key
 from market.core.wire import decode
 from market.runtime.bus import star_graph
 from market.runtime.config import require
 from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions
+from market.runtime.scenario import Factories, Scenario
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -46,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 LMS = ("catalogue", "ngram")
+# The arguments the platform (MOSAIC) or the fast engine (token auction) gives an aggregation auction.
+SUPPLIED_PARAMS = frozenset({"rewards", "log_ref", "log_gen", "tau", "token_probs", "bids"})
 PLATFORM_ACCOUNT = "platform"
 
 
@@ -284,3 +288,9 @@ def build(world: World, config: dict[str, Any]) -> None:
         world.graph = star_graph(world.auctioneer_id, [a.id for a in world.agents if a.id != world.auctioneer_id],
                                  latency=m["latency"], jitter=m["jitter"], loss=m["loss"])
     world.drain_seconds = m["report_window"] + 2 * (m["latency"] + m["jitter"])
+
+
+SCENARIO = Scenario(
+    "ads", DEFAULTS, build, describe=describe, metrics=metrics, observers=observers,
+    factories=(Factories("mechanism", AGGREGATIONS, SUPPLIED_PARAMS),),
+)

@@ -1,4 +1,4 @@
-"""Builders of the procurement market: a user buys answers from LLM providers by reverse auction.
+"""The procurement market (``SCENARIO``): a user buys answers from LLM providers by reverse auction.
 
 ``quickstart`` is the built-in default: 1 user, 5 truthful providers with private per-query costs
 and linear context-dependent quality, the Myerson-optimal auction with known qualities.
@@ -6,25 +6,25 @@ and linear context-dependent quality, the Myerson-optimal auction with known qua
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from agents.hostile import add_hostiles
-from agents.providers import Provider
-from agents.strategies import BidderFacts, build_strategy
+from agents.providers import Provider, provider_strategies
 from agents.users import ProcurementUser
+from market.core.instance import MarketInstance, MechanismSpec, Quality
 from market.core.ledger import to_minor
-from market.core.mechanisms.priors import CostPriors, UniformCost
-from market.core.mechanisms.reverse import build_mechanism
+from market.core.mechanisms.priors import CostPrior, CostPriors, UniformCost
+from market.core.mechanisms.reverse import MECHANISMS
 from market.core.quality import LinearQuality, ReplayQuality, load_llm_prices
 from market.core.wire import decode
 from market.runtime.auctioneer import ReverseAuctioneer
-from market.runtime.config import ConfigError, require
+from market.runtime.config import require
 from market.runtime.faults import DEFAULTS as FAULT_DEFAULTS
 from market.runtime.faults import MAX_COPIES, check_agents, link_graph, max_route_delay, parse_faults
+from market.runtime.scenario import Factories, Scenario
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -69,21 +69,11 @@ DEFAULTS: dict[str, Any] = {
 MMLU_PRICE_NAMES = ("together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview")
 
 
-@dataclass(frozen=True, slots=True)
-class Instance:
-    """The market's hidden truth: who is good at what, and what serving costs."""
-
-    providers: tuple[str, ...]
-    quality: Any  # LinearQuality or ReplayQuality: .mean(x) (n,), .sample(arm, x, rng)
-    priors: tuple[UniformCost, ...]
-    contexts: Callable[[np.random.Generator], np.ndarray]
-
-    @property
-    def n(self) -> int:
-        return len(self.providers)
+# The keywords of a mechanism's factory that the market fills in from the instance (mechanism_spec).
+SUPPLIED_PARAMS = frozenset({"n", "d", "priors", "theta"})
 
 
-def instance(config: dict[str, Any], seed: int) -> Instance:
+def instance(config: dict[str, Any], seed: int) -> MarketInstance:
     """Linear: theta (n, d) with ||theta_i||_1 = value_scale, costs U[c_lo, c_cap], x ~ U[0, 1]^d.
     MMLU: two real models, contexts are question subjects, costs priced from list prices."""
     m, q, c = config["market"], config["quality"], config["costs"]
@@ -93,11 +83,15 @@ def instance(config: dict[str, Any], seed: int) -> Instance:
         theta *= q["value_scale"] / theta.sum(axis=1, keepdims=True)
         d = m["dim"]
         prior = UniformCost(c["c_lo"], c["c_cap"])
-        return Instance(
+        quality = LinearQuality(theta, noise=q["noise"], scale=q["scale"])
+        priors = (prior,) * m["providers"]
+        return MarketInstance(
             tuple(f"provider-{i}" for i in range(m["providers"])),
-            LinearQuality(theta, noise=q["noise"], scale=q["scale"]),
-            (prior,) * m["providers"],
+            priors,
+            quality,
             lambda rng: rng.uniform(0.0, 1.0, d),
+            d,
+            mechanism_spec(config, quality, priors, d),
         )
     require(q["model"] == "mmlu", "quality.model", q["model"], "'linear' or 'mmlu'")
     require(0.0 <= c["spread"] < 1.0, "costs.spread", c["spread"], "a number in [0, 1)")
@@ -112,11 +106,13 @@ def instance(config: dict[str, Any], seed: int) -> Instance:
     counts = np.array([len(x) for x in replay.replay.correct], dtype=float)
     weights = counts / counts.sum()
     embedding = replay.replay.embedding
-    return Instance(
+    return MarketInstance(
         tuple(replay.replay.MODELS),
-        replay,
         tuple(priors),
+        replay,
         lambda rng: embedding[rng.choice(len(weights), p=weights)],
+        embedding.shape[1],
+        mechanism_spec(config, replay, tuple(priors), embedding.shape[1]),
     )
 
 
@@ -142,7 +138,7 @@ class RegretMeter:
     ones it is the regret against their reports. Also the winner's payment mean and spread.
     """
 
-    def __init__(self, inst: Instance) -> None:
+    def __init__(self, inst: MarketInstance) -> None:
         self.inst = inst
         self.index = {p: i for i, p in enumerate(inst.providers)}
         self.priors = CostPriors.of(list(inst.priors), inst.n)
@@ -205,18 +201,17 @@ def observers(config: dict[str, Any], seed: int) -> list[Any]:
     return [RegretMeter(instance(config, seed))]
 
 
-def make_mechanism(spec: dict[str, Any], inst: Instance, dim: int, rounds: int) -> Any:
+def mechanism_spec(config: dict[str, Any], quality: Quality, priors: tuple[CostPrior, ...], dim: int) -> MechanismSpec:
     """The mechanism named in the config. Myerson knows the qualities (linear model only); learners
     get (n, d) and ROSA's mu defaults to T^-1/2, the rate that balances learning and resampling regret."""
-    name, params = spec["name"], dict(spec["params"])
-    priors = list(inst.priors)
+    name, params = config["mechanism"]["name"], dict(config["mechanism"]["params"])
     if name == "myerson":
-        theta = getattr(inst.quality, "theta", None)
+        theta = getattr(quality, "theta", None)
         require(theta is not None, "mechanism.name", name, "a learning mechanism: Myerson needs known linear qualities")
-        return build_mechanism(name, theta=theta, priors=priors, **params)
+        return MechanismSpec(name, {"theta": theta, "priors": list(priors), **params})
     if "rosa" in name:
-        params.setdefault("mu", 1.0 / np.sqrt(max(rounds, 1)))
-    return build_mechanism(name, n=inst.n, d=dim, priors=priors, **params)
+        params.setdefault("mu", 1.0 / np.sqrt(max(config["run"]["rounds"], 1)))
+    return MechanismSpec(name, {"n": len(priors), "d": dim, "priors": list(priors), **params})
 
 
 def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
@@ -264,19 +259,6 @@ def metrics(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]
     return out
 
 
-def provider_strategy(name: str, index: int, mechanism: Any, strategies: dict[str, Any]) -> Any:
-    """Provider ``index``'s strategy ``name`` with parameters ``strategies.params.<name>``, bidding under
-    the mechanism's public rules (bid range, resampling probability)."""
-    facts = BidderFacts(index, mechanism.n, float(mechanism.cost_floor), float(mechanism.cost_cap),
-                        getattr(mechanism, "mu", None))
-    params = strategies["params"].get(name, {})
-    require(isinstance(params, dict), f"strategies.params.{name}", params, "a table of parameters")
-    try:
-        return build_strategy(name, facts, **params)
-    except ValueError as err:
-        raise ConfigError(f"strategies.overrides.provider-{index}: {err}") from None
-
-
 def build(world: World, config: dict[str, Any]) -> None:
     m = config["market"]
     require(m["providers"] >= 1, "market.providers", m["providers"], "at least 1")
@@ -286,24 +268,22 @@ def build(world: World, config: dict[str, Any]) -> None:
     require(m["bid_window"] > 0, "market.bid_window", m["bid_window"], "> 0")
     require(1 <= m["copies"] <= MAX_COPIES, "market.copies", m["copies"], f"an integer in [1, {MAX_COPIES}]")
     inst = instance(config, world.seed)
-    dim = len(inst.contexts(np.random.default_rng(0)))
-    mechanism = make_mechanism(config["mechanism"], inst, dim, config["run"]["rounds"])
+    mechanism = inst.mechanism.build()
 
-    world.ledger.open("user", balance=to_minor(m["user_budget"]))
+    world.ledger.open(inst.user, balance=to_minor(m["user_budget"]))
     auctioneer = ReverseAuctioneer(
         world.auctioneer_id, mechanism, inst.providers, world.ledger, world.record, world.rng("mechanism"),
         bid_window=m["bid_window"], feedback_timeout=m["feedback_timeout"],
-        users=("user",), rate_limit=m["rate_limit"], rate_burst=m["rate_burst"],
+        users=(inst.user,), rate_limit=m["rate_limit"], rate_burst=m["rate_burst"],
     )
     world.add(auctioneer)
-    strategies = config["strategies"]
-    for i, (pid, prior) in enumerate(zip(inst.providers, inst.priors)):
+    strategies = provider_strategies(config["strategies"], inst.providers, mechanism)
+    for pid, prior, strategy in zip(inst.providers, inst.priors, strategies):
         world.ledger.open(pid, overdraft=None)
-        name = strategies["overrides"].get(pid, strategies["default"])
-        world.add(Provider(pid, prior, world.wallet(pid), provider_strategy(name, i, mechanism, strategies)))
+        world.add(Provider(pid, prior, world.wallet(pid), strategy))
     world.add(
         ProcurementUser(
-            "user", config["run"]["rounds"], inst.providers, inst.quality.sample, inst.contexts,
+            inst.user, config["run"]["rounds"], inst.providers, inst.quality.sample, inst.contexts,
             interarrival=m["interarrival"],
         ),
         principal=True,
@@ -318,3 +298,9 @@ def build(world: World, config: dict[str, Any]) -> None:
         world.partitions = faults.partitions
     world.crashes = faults.crashes
     world.drain_seconds = m["bid_window"] + max_route_delay(world.graph)
+
+
+SCENARIO = Scenario(
+    "procurement", DEFAULTS, build, describe=describe, metrics=metrics, observers=observers,
+    factories=(Factories("mechanism", MECHANISMS, SUPPLIED_PARAMS),), instance=instance,
+)

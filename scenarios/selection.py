@@ -1,8 +1,8 @@
-"""Builders of the markets where users choose models themselves, with their metrics from log records.
+"""The two markets where users choose models themselves, with their metrics from log records.
 
-``build_posted`` (multi-llm): a user buys several answers per query at posted prices with C2MAB-V
+``POSTED`` (multi-llm): a user buys several answers per query at posted prices with C2MAB-V
 (Dai et al., arXiv 2405.16587) or a baseline, on the FrugalGPT SciQ or RouteLLM GSM8K replay.
-``build_finetune`` (finetune): a user chooses between an API model and models being fine-tuned with
+``FINETUNE`` (finetune): a user chooses between an API model and models being fine-tuned with
 TI-UCB (Xia et al., WWW 2024) or a baseline, on Pythia checkpoint curves or synthetic rising curves.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from market.core.learning.environments import (
     read_data_csv,
 )
 from market.core.learning.reward_models import REWARD_MODELS, realised_reward
-from market.core.learning.selectors import build_selector
+from market.core.learning.selectors import SELECTORS, build_selector
 from market.core.learning.subset_oracle import candidate_subsets, mixture_optimum
 from market.core.ledger import to_minor
 from market.core.mechanisms.base import MechanismError
@@ -37,6 +38,7 @@ from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.runtime.bus import star_graph
 from market.runtime.config import ConfigError, require
+from market.runtime.scenario import Factories, Scenario
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -82,11 +84,8 @@ SUBSET_SELECTORS = ("c2mabv", "cucb", "epsilon_greedy", "thompson")
 PULL_SELECTORS = ("tiucb", "ucb1", "sw_ucb", "cd_ucb")
 POSTED_DATA = ("sciq", "gsm8k")
 CURVES = ("pythia", "piecewise_linear", "saturating")
-
-
-def _market(config: dict[str, Any]) -> str:
-    """'finetune' or 'posted', from the builder the scenario names."""
-    return "finetune" if config["scenario"]["builder"].endswith(":build_finetune") else "posted"
+# The learner's keywords make_learner fills in itself; the others may come from selector.params.
+SUPPLIED_PARAMS = frozenset({"n_arms"})
 
 
 # ---------------------------------------------------------------- the hidden truth
@@ -190,11 +189,12 @@ def finetune_instance(config: dict[str, Any]) -> FinetuneInstance:
 # ---------------------------------------------------------------- learners
 
 
-def make_learner(config: dict[str, Any], n_arms: int) -> Any:
-    """The learner named by selector.name with the scenario's N, rho, reward model, w and gamma."""
+def make_learner(config: dict[str, Any], n_arms: int, market: str) -> Any:
+    """The learner named by selector.name for ``market`` ("posted" or "finetune") with the scenario's N, rho,
+    reward model, w and gamma."""
     s = config["selector"]
     name = s["name"]
-    if _market(config) == "posted":
+    if market == "posted":
         require(name in SUBSET_SELECTORS, "selector.name", name, f"one of {list(SUBSET_SELECTORS)}")
         params = {"n_arms": n_arms, "max_arms": s["max_arms"], "reward_model": s["reward_model"]}
         if name == "c2mabv":
@@ -204,7 +204,9 @@ def make_learner(config: dict[str, Any], n_arms: int) -> Any:
         params = {"n_arms": n_arms}
         if name == "tiucb":
             params.update(window=s["window"], gamma=s["gamma"])
-        elif name in ("sw_ucb", "cd_ucb"):
+        elif name == "sw_ucb":
+            params["horizon_window"] = s["window"]
+        elif name == "cd_ucb":
             params["window"] = s["window"]
     params.update(s["params"])
     try:
@@ -304,7 +306,7 @@ class ChoiceMeter:
         f = config["finetune"]
         self.cost_weight, self.price_unit = f["cost_weight"], config["market"]["price_unit"]
         self.rounds = config["run"]["rounds"]
-        self.shadow = make_learner(config, len(self.inst.providers))
+        self.shadow = make_learner(config, len(self.inst.providers), "finetune")
         self.rng = derive_rng(seed, USER)
         self.pulls = np.zeros(len(self.inst.providers), dtype=np.int64)
         self.expected = 0.0
@@ -363,17 +365,17 @@ class ChoiceMeter:
         }
 
 
-def observers(config: dict[str, Any], seed: int) -> list[Any]:
+def observers(config: dict[str, Any], seed: int, *, market: str) -> list[Any]:
     """Metric observers of a run; replay rebuilds them from the logged config and seed."""
-    return [ChoiceMeter(config, seed)] if _market(config) == "finetune" else [SubsetMeter(config)]
+    return [ChoiceMeter(config, seed)] if market == "finetune" else [SubsetMeter(config)]
 
 
-def metrics(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]:
+def metrics(summary: dict[str, Any], config: dict[str, Any], *, market: str) -> dict[str, float]:
     """Flat figures for sweeps: regret(s), violation(s) (posted), spend and reward per round."""
     m = summary["metrics"]
     spend = sum(summary["paid"].get(USER, {}).get(k, 0) for k in (POSTED_PRICE, FINE_TUNING_COST)) / 1e6
     out = {"spend": spend}
-    if _market(config) == "finetune":
+    if market == "finetune":
         out.update(regret=m["regret"], mean_reward=m["mean_reward"], detections=float(len(m["detections"])),
                    best_share=m["pulls"][m["best_model"]] / m["rounds"] if m["rounds"] else 0.0)
         return out
@@ -384,14 +386,14 @@ def metrics(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]
     return out
 
 
-def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
+def describe(summary: dict[str, Any], config: dict[str, Any], *, market: str) -> str:
     """The run as a table: regret, violation, spend and accuracy (posted); regret, pulls and detection
     points (fine-tuning)."""
     m, s = summary["metrics"], config["selector"]
     paid = summary["paid"].get(USER, {})
     received = summary["received"]
     rows = []
-    if _market(config) == "posted":
+    if market == "posted":
         rows.append(f"{s['name']} on {config['posted']['data']}: {s['reward_model'].upper()}, N = {s['max_arms']}, "
                     f"rho = {s['budget']}, T = {m['rounds']}")
         w = max([len("provider")] + [len(p) for p in m["requests"]]) + 2
@@ -452,7 +454,7 @@ def build_posted(world: World, config: dict[str, Any]) -> None:
     """One SubsetBuyer and one PostedPriceProvider per replayed model."""
     _check_market(config)
     inst = posted_instance(config)
-    learner = make_learner(config, len(inst.providers))
+    learner = make_learner(config, len(inst.providers), "posted")
     m = config["market"]
     world.ledger.open(USER, balance=to_minor(m["user_budget"]))
     for pid, answer in zip(inst.providers, inst.answers):
@@ -472,7 +474,7 @@ def build_finetune(world: World, config: dict[str, Any]) -> None:
     """One ModelChooser, the API model and one CurveModel per fine-tuned model."""
     _check_market(config)
     inst = finetune_instance(config)
-    learner = make_learner(config, len(inst.providers))
+    learner = make_learner(config, len(inst.providers), "finetune")
     m, f = config["market"], config["finetune"]
     world.ledger.open(USER, balance=to_minor(m["user_budget"]))
     bills = inst.costs * m["price_unit"]
@@ -487,3 +489,15 @@ def build_finetune(world: World, config: dict[str, Any]) -> None:
         memos=[POSTED_PRICE] + [FINE_TUNING_COST] * (len(inst.providers) - 1),
     ), principal=True)
     _links(world, config, inst.providers)
+
+
+def _scenario(market: str, build: Callable[[World, dict[str, Any]], None]) -> Scenario:
+    """The two markets share the config's shape and the figures' code; each has its own agents and meters."""
+    return Scenario(
+        market, DEFAULTS, build, describe=partial(describe, market=market), metrics=partial(metrics, market=market),
+        observers=partial(observers, market=market), factories=(Factories("selector", SELECTORS, SUPPLIED_PARAMS),),
+    )
+
+
+POSTED = _scenario("posted", build_posted)
+FINETUNE = _scenario("finetune", build_finetune)

@@ -47,12 +47,12 @@ def _market_seconds(rounds: int, direct: bool) -> float:
     user, bus, ledger), or the same candidate sampling, reward scoring and MOSAIC calls made directly."""
     from market.runtime.config import resolve
     from market.runtime.world import World
-    from scenarios.ads import build, instances
+    from scenarios.ads import instances
 
-    config, _ = resolve("ads", ["market.lm=\"ngram\"", f"run.rounds={rounds}"])
+    config, market = resolve("ads", ["market.lm=\"ngram\"", f"run.rounds={rounds}"])
     if not direct:
         world = World(config, 0)
-        build(world, config)
+        market.build(world, config)
         t0 = time.perf_counter()
         world.run()
         return time.perf_counter() - t0
@@ -104,17 +104,17 @@ def _procurement_seconds(rounds: int, direct: bool) -> float:
     (auctioneer, providers, user, bus, ledger), or the same cost draws, select and update calls directly."""
     from market.runtime.config import resolve
     from market.runtime.world import World
-    from scenarios.procurement import instance, make_mechanism
+    from scenarios.procurement import instance
 
-    config, builder = resolve("procurement", ["market.providers=10", "market.dim=8", f"run.rounds={rounds}"])
+    config, market = resolve("procurement", ["market.providers=10", "market.dim=8", f"run.rounds={rounds}"])
     if not direct:
         world = World(config, 0)
-        builder(world, config)
+        market.build(world, config)
         t0 = time.perf_counter()
         world.run()
         return time.perf_counter() - t0
     inst = instance(config, 0)
-    mech = make_mechanism(config["mechanism"], inst, 8, rounds)
+    mech = inst.mechanism.build()
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     for _ in range(rounds):

@@ -38,15 +38,14 @@ def configure_logging(fmt: str, verbose: bool) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config, builder = resolve(args.scenario, [])  # early check of the scenario name
+    config, _ = resolve(args.scenario, [])  # early check of the scenario name
     if args.resume:
         if args.set or args.seed is not None or args.rounds is not None or args.out:
             raise ConfigError("--resume: got it with --seed/--rounds/--set/--out, expected it alone: "
                               "a resumed run keeps the config in its log")
         wall = time.perf_counter()
-        config, summary, module = resume_scenario(Path(args.resume), config["scenario"]["name"])
-        describe = getattr(module, "describe", None)
-        print(describe(summary, config) if describe else json.dumps(summary, indent=2))
+        config, summary, market = resume_scenario(Path(args.resume), config["scenario"]["name"])
+        print(market.describe(summary, config))
         print(f"resumed; simulated time {summary['sim_seconds']:.1f} s   wall time "
               f"{time.perf_counter() - wall:.2f} s   run dir {args.resume}")
         return 0
@@ -55,12 +54,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{name}-seed{seed}"
     log.info("run.start", scenario=name, seed=seed, out=str(out))
     wall = time.perf_counter()
-    config, summary, module = run_scenario(
+    config, summary, market = run_scenario(
         args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out
     )
     wall = time.perf_counter() - wall
-    describe = getattr(module, "describe", None)
-    print(describe(summary, config) if describe else json.dumps(summary, indent=2))
+    print(market.describe(summary, config))
     print(f"simulated time {summary['sim_seconds']:.1f} s   wall time {wall:.2f} s   run dir {out}")
     log.info("run.done", wall_seconds=round(wall, 3))
     return 0

@@ -92,8 +92,8 @@ def profit_samples(
     ``samples`` frozen rounds in which ``deviator`` bids multiplier x cost (clipped into the bid range)."""
     # the world is built for the run the curve stands for (warm-up + frozen rounds): ROSA's default mu = T^-1/2
     market = FastMarket(scenario, overrides, seed, warmup + samples)
-    kind = payment_kind(market.mechanism, market.world.config["mechanism"]["name"])
-    ids = [p.id for p in market.providers]
+    kind = payment_kind(market.mechanism, market.config["mechanism"]["name"])
+    ids = list(market.ids)
     if deviator not in ids:
         raise ConfigError(f"--deviator: got {deviator!r}, expected one of {ids}")
     i = ids.index(deviator)

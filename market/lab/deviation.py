@@ -3,7 +3,7 @@
 The world derives every agent's generator from (seed, agent id), so a profile and its twin differ only in
 the deviators' strategy objects. Over many seeds the deviators' mean per-round utility gain gets a seeded
 bootstrap 95% CI and a verdict. Two engines: ``market`` (the real runtime, the reference) and ``fast``
-(the same scenario, mechanism and strategy objects in a plain loop, no bus; see ``play_fast``).
+(the scenario's ``MarketInstance``, mechanism and strategy objects in a plain loop, no bus; see ``FastMarket``).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.providers import Provider
+from agents.providers import provider_strategies
 from agents.strategies import COALITIONS, BidFeedback
-from agents.users import ProcurementUser
 from market.core.mechanisms.aggregation import AGGREGATIONS
-from market.runtime.auctioneer import ReverseAuctioneer
+from market.core.seeding import derive_rng
 from market.runtime.config import ConfigError, resolve
 from market.runtime.world import World
 
@@ -105,14 +104,15 @@ def profile_overrides(strategy: str, deviators: Sequence[str]) -> list[str]:
 
 
 def build_world(scenario: str, overrides: Sequence[str], seed: int, rounds: int) -> World:
-    config, builder = resolve(scenario, [*overrides, f"run.seed={seed}", f"run.rounds={rounds}"])
+    config, market = resolve(scenario, [*overrides, f"run.seed={seed}", f"run.rounds={rounds}"])
     world = World(config, seed, None)
-    builder(world, config)
+    market.build(world, config)
     return world
 
 
 class FastMarket:
-    """The scenario's world without the bus: same mechanism, strategies, priors, quality and streams.
+    """The scenario's ``MarketInstance`` played without a world: the mechanism, strategies, priors, quality
+    and random streams a run of it has.
 
     ``round(t)`` plays one round as a run without link faults in which every provider bids: the user draws a
     context, each provider draws its cost and bids, the mechanism selects, everyone learns, the winner's
@@ -120,28 +120,34 @@ class FastMarket:
     """
 
     def __init__(self, scenario: str, overrides: Sequence[str], seed: int, rounds: int) -> None:
-        world = build_world(scenario, overrides, seed, rounds)
-        m = world.config.get("market", {})
+        config, market = resolve(scenario, [*overrides, f"run.seed={seed}", f"run.rounds={rounds}"])
+        if market.instance is None:
+            raise ConfigError(f"engine fast: scenario {config['scenario']['name']!r} ({market.name} market) has no "
+                              "MarketInstance; expected a procurement market (or --engine market)")
+        m = config.get("market", {})
         if m.get("latency") or m.get("jitter") or m.get("loss"):
             raise ConfigError("engine fast: market.latency/jitter/loss must be 0 (the fast engine has no bus)")
-        self.world = world
-        self.auctioneer = next(a for a in world.agents if isinstance(a, ReverseAuctioneer))
-        self.user = next(a for a in world.agents if isinstance(a, ProcurementUser))
-        by_id = {a.id: a for a in world.agents if isinstance(a, Provider)}
-        self.providers = [by_id[p] for p in self.auctioneer.providers]
-        self.rngs = [world.rng(p.id) for p in self.providers]
-        self.user_rng, self.mech_rng = world.rng(self.user.id), self.auctioneer.mechanism_rng
-        self.mechanism = self.auctioneer.mechanism
-        self.lo, self.hi = self.auctioneer.lo, self.auctioneer.hi
-        self.n = len(self.providers)
+        self.config = config
+        self.instance = inst = market.instance(config, seed)
+        self.mechanism = inst.mechanism.build()
+        # The streams a run gives these agents (the world derives each from the seed and the agent's id)
+        # and the auctioneer's mechanism coins, so the fast engine draws what the market would.
+        self.ids = inst.providers
+        self.strategies = provider_strategies(config["strategies"], inst.providers, self.mechanism)
+        self.rngs = [derive_rng(seed, p) for p in inst.providers]
+        self.user_rng, self.mech_rng = derive_rng(seed, inst.user), derive_rng(seed, "mechanism")
+        self.lo = float(getattr(self.mechanism, "cost_floor", 0.0))
+        self.hi = float(getattr(self.mechanism, "cost_cap", np.inf))
+        self.queries = int(config["run"]["rounds"])
+        self.n = inst.n
 
     def draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(context, costs, bids) of the next round, each provider bidding through its strategy."""
-        x = np.asarray(self.user.contexts(self.user_rng), dtype=float)
+        x = np.asarray(self.instance.contexts(self.user_rng), dtype=float)
         costs, bids = np.empty(self.n), np.empty(self.n)
-        for i, p in enumerate(self.providers):
-            costs[i] = float(p.prior.sample(self.rngs[i], 1)[0])
-            bids[i] = float(p.strategy.bid(costs[i], x, self.rngs[i]))
+        for i, (prior, strategy) in enumerate(zip(self.instance.priors, self.strategies)):
+            costs[i] = float(prior.sample(self.rngs[i], 1)[0])
+            bids[i] = float(strategy.bid(costs[i], x, self.rngs[i]))
         return x, costs, bids
 
     def round(self, t: int) -> tuple[int | None, float, float, np.ndarray]:
@@ -150,14 +156,14 @@ class FastMarket:
         present = (bids >= self.lo) & (bids <= self.hi)
         outcome = self.mechanism.select(x, bids, self.mech_rng, present) if present.any() else None
         winner = outcome.winner if outcome is not None else None
-        for i, p in enumerate(self.providers):
+        for i, strategy in enumerate(self.strategies):
             if present[i]:
                 won = i == winner
                 pay = float(outcome.payments[i]) if won else 0.0
-                p.strategy.learn(BidFeedback(t, won, pay, float(costs[i]), float(bids[i])))
+                strategy.learn(BidFeedback(t, won, pay, float(costs[i]), float(bids[i])))
         if winner is None:
             return None, 0.0, 0.0, costs
-        reward = float(self.user.reward(winner, x, self.user_rng))
+        reward = float(self.instance.quality.sample(winner, x, self.user_rng))
         self.mechanism.update(x, outcome, reward)
         return winner, float(outcome.payments[winner]), reward, costs
 
@@ -166,9 +172,9 @@ def play_fast(scenario: str, overrides: Sequence[str], seed: int, rounds: int, w
     """The scenario's world, run as a plain loop (``FastMarket``). Money stays in floats (the ledger
     rounds to micro-credits)."""
     market = FastMarket(scenario, overrides, seed, rounds)
-    providers, queries = market.providers, market.user.queries
+    queries = market.queries
     utilities, value, spend, served = np.zeros(market.n), 0.0, 0.0, 0
-    watched = next((p.strategy for p in providers if p.id == watch), None)
+    watched = next((s for p, s in zip(market.ids, market.strategies) if p == watch), None)
     marks = set(np.linspace(0, queries - 1, TRACE_POINTS).astype(int).tolist()) if watched is not None else set()
     trace = []
     for t in range(queries):
@@ -180,7 +186,7 @@ def play_fast(scenario: str, overrides: Sequence[str], seed: int, rounds: int, w
             served += 1
         if t in marks:
             trace.append(float(watched.multiplier))
-    return RunResult({p.id: float(u) for p, u in zip(providers, utilities)}, value - spend, queries, tuple(trace),
+    return RunResult({p: float(u) for p, u in zip(market.ids, utilities)}, value - spend, queries, tuple(trace),
                      spend=spend, served=served)
 
 
@@ -212,7 +218,6 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
     """
     from agents.strategies import BidderFacts, build_strategy
     from market.core.mechanisms.reverse import build_mechanism
-    from market.core.seeding import derive_rng
 
     world = derive_rng(seed, "horizon-instance")
     theta = world.uniform(0.0, 1.0, (providers, dim))
@@ -251,7 +256,6 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
     from agents.ad_strategies import AdFeedback, build_ad_strategy
     from market.core.mechanisms.aggregation import build_aggregation, sample_shown
     from market.core.mechanisms.token_auction import token_auction
-    from market.core.seeding import derive_rng
     from market.runtime.platform import description_refusal
     from scenarios.ads import asked, instances, proposals
 
@@ -390,8 +394,8 @@ def deviate(
         raise ConfigError(f"--engine: got {engine!r}, expected one of {ENGINES}")
     if seeds < 2:
         raise ConfigError(f"--seeds: got {seeds}, expected at least 2 (a confidence interval needs them)")
-    config = resolve(scenario, list(overrides))[0]
-    if config["scenario"]["builder"].startswith("scenarios.ads:"):
+    config, market = resolve(scenario, list(overrides))
+    if market.name == "ads":
         # advertiser 0 of every query deviates, in the floor-1 loop (fast) or through the platform (market)
         if deviator not in (None, "advertiser-0"):
             raise ConfigError(f"--deviator: got {deviator!r}; in the ad market advertiser-0 (of every query) deviates")

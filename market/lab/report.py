@@ -6,7 +6,7 @@ against the first swept key. ``mean_ci`` and ``plot_band`` serve any figure of m
 
 from __future__ import annotations
 
-import importlib
+import copy
 import json
 import re
 import tomllib
@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from market.runtime.config import ConfigError, load_builder, load_toml, merge  # noqa: E402
+from market.runtime.config import ConfigError, load_scenario, load_toml, merge  # noqa: E402
 
 
 def mean_ci(samples: Any, level: float = 0.95, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
@@ -189,13 +189,13 @@ def _run_report(d: Path) -> Path:
     summary = json.loads((d / "summary.json").read_text())
     config = tomllib.loads((d / "config.toml").read_text())
     builder = config.get("scenario", {}).get("builder", "")
-    compute = None
-    if ":" in builder:
-        fn, defaults = load_builder(builder)
+    named: dict[str, float] = {}
+    if builder:
+        market = load_scenario(builder)
+        defaults = copy.deepcopy(market.defaults)
         defaults["scenario"] = dict(config["scenario"])
         config = merge(defaults, config)  # a run written before a key was added reads it as its default
-        compute = getattr(importlib.import_module(fn.__module__), "metrics", None)
-    named = dict(compute(summary, config)) if compute else {}
+        named = dict(market.metrics(summary, config))
 
     # Per-agent families (wins, and scenario metrics named family.agent) as bar charts.
     families: dict[str, dict[str, float]] = defaultdict(dict)

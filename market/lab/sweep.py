@@ -215,19 +215,14 @@ def check_spec(spec: SweepSpec) -> None:
 
     first = next(spec.points())
     overrides = fixed + [f"{k}={toml_literal(v)}" for k, v in first]
-    config, summary, module = run_scenario(spec.scenario, seed=task_seed(spec.root_seed, 0), rounds=0,
+    config, summary, market = run_scenario(spec.scenario, seed=task_seed(spec.root_seed, 0), rounds=0,
                                            overrides=overrides)
-    named = _scenario_metrics(module, summary, config)
+    named = market.metrics(summary, config)
     for metric in spec.metrics:
         if metric in named or _summary_path_known(summary, metric):
             continue
         known = sorted(named) + sorted(_summary_paths(summary))
         raise ConfigError(f"sweep.metrics: unknown metric {metric!r}; known: {', '.join(known)}")
-
-
-def _scenario_metrics(module: Any, summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]:
-    compute = getattr(module, "metrics", None)
-    return dict(compute(summary, config)) if compute else {}
 
 
 def _summary_path_known(summary: dict[str, Any], path: str) -> bool:
@@ -301,8 +296,8 @@ def run_task(task: Task) -> tuple[str, str, str]:
         "package_version": __version__,
     }
     try:
-        config, summary, module = run_scenario(task.scenario, seed=task.seed, overrides=task.overrides())
-        named = _scenario_metrics(module, summary, config)
+        config, summary, market = run_scenario(task.scenario, seed=task.seed, overrides=task.overrides())
+        named = market.metrics(summary, config)
         record["metrics"] = {m: read_metric(summary, named, m) for m in task.metrics}
         status = "done"
     except Exception as exc:  # any failure of one run is reported, never fatal to the sweep

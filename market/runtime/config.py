@@ -1,8 +1,8 @@
 """Scenario configuration: TOML files, dotted ``key=value`` overrides, typed checking against defaults.
 
-A scenario file names its builder (``[scenario] builder = "module:function"``); the builder module
-declares ``DEFAULTS``, a nested dict whose values fix each key's type. Every error names the key
-and the bad value.
+A scenario file names its ``Scenario`` (``[scenario] builder = "module:NAME"``), whose defaults fix each
+key's type and whose factories' keywords bound each ``params`` table. Every error names the key and the
+bad value.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import importlib
 import importlib.resources
 import math
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from market.core.parameters import accepted_keywords
+from market.runtime.scenario import Factories, Scenario
 
 
 class ConfigError(ValueError):
@@ -49,19 +52,26 @@ def find_scenario(name_or_path: str) -> Path:
     return files[name_or_path]
 
 
-def load_builder(spec: str) -> tuple[Callable[..., Any], dict[str, Any]]:
-    """``"module:function"`` -> (function, the module's DEFAULTS)."""
+def load_scenario(spec: str) -> Scenario:
+    """``"module:NAME"`` -> the module's ``Scenario`` called NAME. NAME may also be the Scenario's build
+    function, as logs written before Scenario objects name it (``"scenarios.procurement:build"``)."""
     if not isinstance(spec, str) or ":" not in spec:
-        raise ConfigError(f"scenario.builder: got {spec!r}, expected 'module:function'")
-    mod_name, fn_name = spec.split(":", 1)
+        raise ConfigError(f"scenario.builder: got {spec!r}, expected 'module:NAME' naming a Scenario")
+    mod_name, attr = spec.split(":", 1)
     try:
         mod = importlib.import_module(mod_name)
     except ImportError as exc:
         raise ConfigError(f"scenario.builder: cannot import {mod_name!r}: {exc}") from None
-    fn = getattr(mod, fn_name, None)
-    if not callable(fn):
-        raise ConfigError(f"scenario.builder: {mod_name!r} has no function {fn_name!r}")
-    return fn, copy.deepcopy(getattr(mod, "DEFAULTS", {}))
+    found = getattr(mod, attr, None)
+    if isinstance(found, Scenario):
+        return found
+    scenarios = [v for v in vars(mod).values() if isinstance(v, Scenario)]
+    built_by = [s for s in scenarios if found is not None and s.build is found]
+    if len(built_by) == 1:
+        return built_by[0]
+    exported = sorted(k for k, v in vars(mod).items() if isinstance(v, Scenario))
+    raise ConfigError(f"scenario.builder: got {spec!r}, but {mod_name!r} has no Scenario {attr!r} (nor one built by "
+                      f"a function {attr!r}); its Scenarios: {exported}")
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -138,19 +148,40 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def resolve(scenario: str, overrides: Iterable[str] = ()) -> tuple[dict[str, Any], Callable[..., Any]]:
-    """Load a scenario, apply ``--set`` overrides, check everything; returns (config, builder)."""
+def resolve(scenario: str, overrides: Iterable[str] = ()) -> tuple[dict[str, Any], Scenario]:
+    """Load a scenario file, apply ``--set`` overrides, check everything; returns (config, its Scenario)."""
     path = find_scenario(scenario)
     raw = load_toml(path)
     spec = raw.get("scenario", {}).get("builder")
     if spec is None:
         raise ConfigError(f"scenario.builder: missing in {path.name}")
-    builder, defaults = load_builder(spec)
+    market = load_scenario(spec)
+    defaults = copy.deepcopy(market.defaults)
     defaults["scenario"] = {"name": path.stem, "builder": spec, "description": ""}
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(raw, key, value)
-    return merge(defaults, raw), builder
+    config = merge(defaults, raw)
+    for factories in market.factories:
+        check_params(config, factories)
+    return config, market
+
+
+def check_params(config: dict[str, Any], factories: Factories) -> None:
+    """``<table>.name`` must be registered and every key of ``<table>.params`` a keyword its factory accepts
+    (less those the builder supplies), so a misspelt parameter is refused here, not deep inside a build."""
+    table = factories.table
+    name = config[table]["name"]
+    factory = factories.factory(name)
+    if factory is None:
+        raise ConfigError(f"{table}.name: got {name!r}, expected one of {factories.names()}")
+    accepted = accepted_keywords(factory)
+    if accepted is None:  # the factory takes **kwargs and does not say where they go: nothing to check
+        return
+    allowed = sorted(accepted - factories.supplied)
+    for key in config[table]["params"]:
+        if key not in allowed:
+            raise ConfigError(f"{table}.params.{key}: not a parameter of {table} {name!r}; accepted: {allowed}")
 
 
 def require(cond: bool, key: str, value: Any, expected: str) -> None:

@@ -6,15 +6,14 @@ directory they write replays.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from market.runtime.checkpoint import last_checkpoint
-from market.runtime.config import ConfigError, load_builder, resolve
+from market.runtime.config import ConfigError, load_scenario, resolve
 from market.runtime.eventlog import iter_frames
+from market.runtime.scenario import Scenario
 from market.runtime.summary import SummaryAccumulator
 from market.runtime.world import World
 
@@ -26,34 +25,34 @@ def run_scenario(
     rounds: int | None = None,
     overrides: Sequence[str] = (),
     out: Path | None = None,
-) -> tuple[dict[str, Any], dict[str, Any], Any]:
-    """Resolve, build and run a scenario; returns (config, summary, builder module)."""
+) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
+    """Resolve, build and run a scenario; returns (config, summary, its Scenario)."""
     sets = list(overrides)
     if seed is not None:
         sets.append(f"run.seed={seed}")
     if rounds is not None:
         sets.append(f"run.rounds={rounds}")
-    config, builder = resolve(scenario, sets)
+    config, market = resolve(scenario, sets)
     world = World(config, config["run"]["seed"], out)
-    builder(world, config)
-    world.metrics.extend(scenario_observers(config, world.seed))
+    market.build(world, config)
+    world.metrics.extend(market.observers(config, world.seed))
     summary = world.run()
-    return config, summary, sys.modules[builder.__module__]
+    return config, summary, market
 
 
-def resume_scenario(run_dir: Path, scenario: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+def resume_scenario(run_dir: Path, scenario: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
     """Continue a killed run from the last checkpoint in its log (from the start if it has none):
-    the log is cut after that checkpoint and appended to; returns (config, summary, builder module)."""
+    the log is cut after that checkpoint and appended to; returns (config, summary, its Scenario)."""
     point = last_checkpoint(Path(run_dir) / "events.msgpack")
     logged = point.config["scenario"]["name"]
     if scenario is not None and scenario != logged:
         raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")
-    builder, _ = load_builder(point.config["scenario"]["builder"])
+    market = load_scenario(point.config["scenario"]["builder"])
     world = World(point.config, point.seed, Path(run_dir), resume=point)
-    builder(world, point.config)
-    world.metrics.extend(scenario_observers(point.config, world.seed))
+    market.build(world, point.config)
+    world.metrics.extend(market.observers(point.config, world.seed))
     summary = world.run()
-    return point.config, summary, sys.modules[builder.__module__]
+    return point.config, summary, market
 
 
 def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
@@ -82,10 +81,6 @@ def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | 
 
 
 def scenario_observers(config: dict[str, Any], seed: int) -> list[Any]:
-    """The metric observers the run's builder module declares (``observers(config, seed)``), if any."""
-    spec = config.get("scenario", {}).get("builder", "")
-    if ":" not in spec:
-        return []
-    module = importlib.import_module(spec.split(":", 1)[0])
-    make = getattr(module, "observers", None)
-    return list(make(config, seed)) if make else []
+    """The metric observers of the Scenario a logged config names; none for a log of a world built by hand."""
+    spec = config.get("scenario", {}).get("builder")
+    return load_scenario(spec).observers(config, seed) if spec else []

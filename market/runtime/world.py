@@ -66,7 +66,7 @@ class World:
         self.auctioneer_id = auctioneer_id
         self.summary = SummaryAccumulator()
         # Scenario metrics computed from the same records (e.g. regret against the hidden truth);
-        # replay rebuilds them from the builder module's ``observers(config, seed)``.
+        # replay rebuilds them from the Scenario's ``observers(config, seed)``.
         self.metrics: list[Any] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.log: EventLogWriter | None = None

@@ -15,9 +15,9 @@ def test_remember_round_forgets_the_oldest_rounds_beyond_the_bound():
 
 def test_providers_do_not_keep_rounds_whose_result_was_lost():
     rounds = 5 * OPEN_ROUNDS  # about a quarter of the results are lost at this loss rate
-    config, builder = resolve("quickstart", [f"run.rounds={rounds}", "market.loss=0.4", "market.latency=0.01"])
+    config, market = resolve("quickstart", [f"run.rounds={rounds}", "market.loss=0.4", "market.latency=0.01"])
     world = World(config, 0)
-    builder(world, config)
+    market.build(world, config)
     providers = [a for a in world.agents if a.id.startswith("provider-")]
     summary = world.run()
     assert summary["rounds"] > OPEN_ROUNDS
@@ -43,9 +43,9 @@ def test_forged_and_stray_frames_to_providers_and_users_are_logged_and_ignored(t
             self.send("provider-2", Feedback(3, 1.0))
 
     def build(forged: bool):
-        config, builder = resolve("quickstart", ["run.rounds=20"])
+        config, market = resolve("quickstart", ["run.rounds=20"])
         world = World(config, 0, tmp_path / f"forged-{forged}")
-        builder(world, config)
+        market.build(world, config)
         if forged:
             world.add(Forger("forger"))
         summary = world.run()

@@ -72,9 +72,9 @@ def test_real_data_variant_replays_mmlu_with_list_prices():
 
 
 def test_myerson_on_real_data_is_refused_with_a_clear_error():
-    config, builder = resolve("procurement_mmlu", ["mechanism.name=myerson"])
+    config, market = resolve("procurement_mmlu", ["mechanism.name=myerson"])
     from market.runtime.config import ConfigError
     from market.runtime.world import World
 
     with pytest.raises(ConfigError, match="mechanism.name"):
-        builder(World(config, 0), config)
+        market.build(World(config, 0), config)

@@ -68,7 +68,11 @@ def test_replay_reports_a_torn_log(runs, tmp_path, capsys):
         (["--set", "market.providers=many"], "market.providers: got 'many'"),
         (["--set", "market.colour=1"], "market.colour: unknown key"),
         (["--set", "market.providers=0"], "market.providers: got 0"),
-        (["--set", "mechanism.name=nonsense"], "mechanism: unknown name 'nonsense'; known: first-price-ucb, "),
+        (["--set", "mechanism.name=nonsense"], "mechanism.name: got 'nonsense', expected one of ["),
+        (["--set", "mechanism.name=rosa-trcm-ucb", "--set", "mechanism.params.muu=0.1"],
+         "mechanism.params.muu: not a parameter of mechanism 'rosa-trcm-ucb'; accepted: ['alpha', "),
+        (["--set", "mechanism.params.theta=[1.0]"], "mechanism.params.theta: not a parameter of mechanism 'myerson'; "
+                                                    "accepted: ['reserve']"),
         (["--set", "novalue"], "expected key=value"),
     ],
 )

@@ -17,7 +17,7 @@ from market.lab.cli import main
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import iter_frames
 from market.runtime.run import replay, run_scenario
-from scenarios.selection import describe, metrics
+from scenarios.selection import FINETUNE, POSTED, make_learner
 
 # loss and jitter make answers go missing: the equivalence must hold through timeouts too
 LOSSY = ["market.loss=0.05", "market.latency=0.1", "market.jitter=0.2", "posted.cost_spread=0.5"]
@@ -119,7 +119,7 @@ def test_budget_violation_per_round_shrinks_with_the_horizon():
     per_round = {}
     for t in (400, 1600):
         config, summary, _ = run_scenario("multi-llm", rounds=t)
-        per_round[t] = metrics(summary, config)["violation_per_round"]
+        per_round[t] = POSTED.metrics(summary, config)["violation_per_round"]
         # no cost spread: paid costs are the mean costs, up to half a micro-credit per bill (N = 2)
         assert abs(summary["metrics"]["violation"] - summary["metrics"]["violation_expected"]) <= 2 * t * 0.5e-6
     assert per_round[1600] < 0.5 * per_round[400]
@@ -148,14 +148,14 @@ def test_tiucb_in_the_market_finds_the_late_bloomer_that_ucb1_abandons(tmp_path)
 def test_describe_prints_regret_violation_and_detections(runs):
     posted = json.loads((runs / "posted-a" / "summary.json").read_text())
     config = _records(runs / "posted-a")[0][1]["config"]
-    text = describe(posted, config)
+    text = POSTED.describe(posted, config)
     for words in ("regret vs integer optimum", "regret vs fractional optimum", "budget violation", "accuracy",
                   "user spend"):
         assert words in text
     tuned = json.loads((runs / "finetune-a" / "summary.json").read_text())
-    text = describe(tuned, _records(runs / "finetune-a")[0][1]["config"])
+    text = FINETUNE.describe(tuned, _records(runs / "finetune-a")[0][1]["config"])
     assert "pulls" in text and "detections" in text and "pythia-12b" in text
-    assert set(metrics(tuned, _records(runs / "finetune-a")[0][1]["config"])) == {
+    assert set(FINETUNE.metrics(tuned, _records(runs / "finetune-a")[0][1]["config"])) == {
         "spend", "regret", "mean_reward", "detections", "best_share"}
 
 
@@ -190,6 +190,14 @@ def test_bad_config_is_refused_naming_the_key(sets, key):
 def test_bad_finetune_config_is_refused_naming_the_key(sets, key):
     with pytest.raises(ConfigError, match=key):
         run_scenario("finetune", rounds=5, overrides=sets)
+
+
+@pytest.mark.parametrize(("name", "attribute"), [("sw_ucb", "horizon_window"), ("cd_ucb", "window")])
+def test_selector_window_reaches_the_sliding_window_and_change_detection_learners(name, attribute):
+    config, summary, market = run_scenario("finetune", rounds=30, overrides=[f"selector.name={name}",
+                                                                             "selector.window=12"])
+    assert market is FINETUNE and summary["metrics"]["rounds"] == 30
+    assert getattr(make_learner(config, 3, "finetune"), attribute) == 12
 
 
 def test_the_two_selector_families_cover_the_registry_once():

@@ -12,6 +12,7 @@ from market.core.mechanisms.leaky import LeakyROSA
 from market.core.mechanisms.priors import CostPriors, UniformCost
 from market.core.mechanisms.rosa import ROSA
 from market.core.mechanisms.rules import TRCMUCB, EpsilonGreedyRule, UCBRule
+from market.core.parameters import forwards
 from market.core.registry import Registry
 
 
@@ -23,6 +24,7 @@ def _support(priors: Any, n: int, cost_floor: float | None, cost_cap: float | No
 
 
 def _rosa_of(rule_cls: type) -> Callable[..., ROSA]:
+    @forwards(rule_cls)
     def build(n: int, d: int, mu: float, priors: Any = UniformCost(), cost_floor: float | None = None,
               cost_cap: float | None = None, clip_bids: bool = False, **rule_params: Any) -> ROSA:
         lo, cap = _support(priors, n, cost_floor, cost_cap)
@@ -30,6 +32,7 @@ def _rosa_of(rule_cls: type) -> Callable[..., ROSA]:
     return build
 
 
+@forwards(TRCMUCB)
 def _leaky_rosa(n: int, d: int, mu: float, priors: Any = UniformCost(), cost_floor: float | None = None,
                 cost_cap: float | None = None, leak_seed: int = 0, **rule_params: Any) -> LeakyROSA:
     lo, cap = _support(priors, n, cost_floor, cost_cap)
@@ -37,6 +40,7 @@ def _leaky_rosa(n: int, d: int, mu: float, priors: Any = UniformCost(), cost_flo
 
 
 def _horizon_of(rule_cls: type) -> Callable[..., HorizonROSA]:
+    @forwards(rule_cls)
     def build(n: int, d: int, mu: float, priors: Any = UniformCost(), cost_floor: float | None = None,
               cost_cap: float | None = None, **rule_params: Any) -> HorizonROSA:
         lo, cap = _support(priors, n, cost_floor, cost_cap)
@@ -44,12 +48,14 @@ def _horizon_of(rule_cls: type) -> Callable[..., HorizonROSA]:
     return build
 
 
+@forwards(TRCMUCB)
 def _pay_as_bid(n: int, d: int, priors: Any = UniformCost(), cost_floor: float | None = None,
                 cost_cap: float | None = None, **rule_params: Any) -> PayAsBid:
     lo, cap = _support(priors, n, cost_floor, cost_cap)
     return PayAsBid(TRCMUCB(n, d, priors=priors, **rule_params), cap, lo)
 
 
+@forwards(TRCMUCB, bound=("surplus",))
 def _first_price_ucb(n: int, d: int, priors: Any = UniformCost(), cost_floor: float | None = None,
                      cost_cap: float | None = None, **rule_params: Any) -> PayAsBid:
     lo, cap = _support(priors, n, cost_floor, cost_cap)
@@ -57,6 +63,7 @@ def _first_price_ucb(n: int, d: int, priors: Any = UniformCost(), cost_floor: fl
     return PayAsBid(rule, cap, lo, name="first-price-ucb")
 
 
+@forwards(TRCMUCB)
 def _linucb_critical(n: int, d: int, priors: Any = UniformCost(), cost_floor: float | None = None,
                      cost_cap: float | None = None, **rule_params: Any) -> CriticalBid:
     lo, cap = _support(priors, n, cost_floor, cost_cap)

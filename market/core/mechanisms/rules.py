@@ -12,6 +12,7 @@ import numpy as np
 from market.core.learning.linucb import LinUCB
 from market.core.mechanisms.base import MechanismError
 from market.core.mechanisms.priors import CostPrior, CostPriors, UniformCost
+from market.core.parameters import forwards
 
 _NO_ONE = -np.inf
 
@@ -82,6 +83,7 @@ class MyersonRule:
         pass
 
 
+@forwards(LinUCB)
 class TRCMUCB:
     """TRCM-UCB per-round rule (spec 2.2): winner argmax_i UCB_i(x) - phi_i(chi_i) over the active set.
 
@@ -182,6 +184,7 @@ class TRCMUCB:
         self.learner.set_state(state["learner"])
 
 
+@forwards(TRCMUCB)
 class UCBRule(TRCMUCB):
     """Non-contextual UCB on virtual surplus: one mean per provider, the context ignored (spec 6 baseline)."""
 

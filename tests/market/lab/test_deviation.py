@@ -23,6 +23,21 @@ def test_fast_engine_reproduces_the_market_run_to_the_micro_credit():
     assert len(fast.trace) == 20
 
 
+def test_fast_engine_plays_the_scenarios_market_instance_without_building_a_world(monkeypatch):
+    from market.lab.deviation import FastMarket
+    from market.runtime.world import World
+
+    def no_world(*args, **kwargs):
+        raise AssertionError("the fast engine built a World")
+
+    monkeypatch.setattr(World, "__init__", no_world)
+    market = FastMarket("quickstart", ["mechanism.name=rosa-trcm-ucb"], 3, 150)
+    assert market.ids == tuple(f"provider-{i}" for i in range(5)) and market.queries == 150
+    assert market.mechanism.mu == pytest.approx(150 ** -0.5)  # ROSA's mu from the run's horizon, as in a run
+    with pytest.raises(ConfigError, match="engine fast: scenario 'multi-llm' .* has no MarketInstance"):
+        FastMarket("multi-llm", [], 0, 10)
+
+
 def test_both_engines_give_the_same_verdict_on_a_small_instance():
     fast = deviate("quickstart", "shade", seeds=4, rounds=80, overrides=PAB, engine="fast")
     market = deviate("quickstart", "shade", seeds=4, rounds=80, overrides=PAB, engine="market")

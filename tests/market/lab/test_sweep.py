@@ -145,7 +145,7 @@ metrics = ["rounds"]
 "run.rounds" = 20
 [zip]
 "mechanism.name" = ["myerson", "pay-as-bid"]
-"mechanism.params" = [{}, {bogus = 1}]
+"market.providers" = [5, 0]
 """)
     out = tmp_path / "out"
     result = run_sweep(spec, out, workers=1)
@@ -153,8 +153,8 @@ metrics = ["rounds"]
     failed = [json.loads(p.read_text()) for p in sorted((out / "failed").glob("*.json"))]
     assert len(failed) == 2
     for rec in failed:
-        assert "bogus" in rec["error"]
-        assert ["mechanism.params", {"bogus": 1}] in rec["point"]
+        assert "market.providers: got 0" in rec["error"]
+        assert ["market.providers", 0] in rec["point"]
     again = run_sweep(spec, out, workers=1)  # finished tasks skipped, failed ones retried
     assert (again.skipped, again.done, again.failed) == (2, 0, 2)
 
@@ -176,6 +176,8 @@ BAD_SPECS = [
     ("[sweep]\nscenario='quickstart'\nmetrics=['rounds']\n[grids]\n'market.providers'=[2]", "grids"),
     ("[sweep]\nscenario='quickstart'\nmetrics=['rounds']\n[zip]\n'market.providers'=[2, 3]\n'market.dim'=[4]",
      "zip"),
+    ("[sweep]\nscenario='quickstart'\nmetrics=['rounds']\n[grid]\n'mechanism.params'=[{}, {bogus = 1}]",
+     "mechanism.params.bogus"),
 ]
 
 

@@ -266,9 +266,9 @@ def test_feedback_that_never_arrives_leaves_the_learner_unchanged_and_is_counted
     from market.runtime.config import resolve
     from market.runtime.world import World
 
-    config, builder = resolve("quickstart", ['mechanism.name="rosa-trcm-ucb"', "run.rounds=40"])
+    config, market = resolve("quickstart", ['mechanism.name="rosa-trcm-ucb"', "run.rounds=40"])
     world = World(config, 0)
-    builder(world, config)
+    market.build(world, config)
     user = next(a for a in world.agents if a.id == "user")
     auctioneer = next(a for a in world.agents if a.id == "auctioneer")
     user._rate = lambda query_id, round, provider: user._contexts.pop(query_id)  # rates nothing
