@@ -19,6 +19,7 @@ import numpy as np
 from agents.finetuned import CurveModel
 from agents.posted import PostedPriceProvider
 from agents.selectors import FINE_TUNING_COST, POSTED_PRICE, ModelChooser, SubsetBuyer, net_reward
+from market.core.learning import LearningError
 from market.core.learning.environments import (
     PYTHIA_DEFAULT_MODELS,
     SCIQ_DEFAULT_EXCLUDE,
@@ -33,7 +34,6 @@ from market.core.learning.reward_models import REWARD_MODELS, realised_reward
 from market.core.learning.selectors import SELECTORS, build_selector
 from market.core.learning.subset_oracle import candidate_subsets, mixture_optimum
 from market.core.ledger import to_minor
-from market.core.mechanisms.base import MechanismError
 from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.runtime.bus import star_graph
@@ -174,7 +174,7 @@ def finetune_instance(config: dict[str, Any]) -> FinetuneInstance:
                 f"one value per model ({len(f['models'])})")
         try:
             env = PythiaCurveArms(tuple(f["models"]), steps_per_pull=np.asarray(f["steps_per_pull"], dtype=float))
-        except MechanismError as err:
+        except LearningError as err:
             raise ConfigError(f"finetune.models/steps_per_pull: {err}") from None
         names = tuple(env.names)
     else:
@@ -211,7 +211,7 @@ def make_learner(config: dict[str, Any], n_arms: int, market: str) -> Any:
     params.update(s["params"])
     try:
         return build_selector(name, **params)
-    except MechanismError as err:
+    except LearningError as err:
         raise ConfigError(f"selector: {err}") from None
 
 

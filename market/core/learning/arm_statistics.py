@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from market.core.mechanisms.base import MechanismError
+from market.core.learning import LearningError
 
 
 class ArmStatistics:
@@ -18,7 +18,7 @@ class ArmStatistics:
 
     def __init__(self, n_arms: int) -> None:
         if int(n_arms) < 1:
-            raise MechanismError(f"n_arms={n_arms}: expected >= 1")
+            raise LearningError(f"n_arms={n_arms}: expected >= 1")
         self.n_arms = int(n_arms)
         self.counts = np.zeros(self.n_arms, dtype=np.int64)
         self.quality_sum = np.zeros(self.n_arms)
@@ -31,14 +31,14 @@ class ArmStatistics:
         x = np.asarray(qualities, dtype=float).reshape(-1)
         y = np.asarray(costs, dtype=float).reshape(-1)
         if not (arms.size == x.size == y.size):
-            raise MechanismError(
+            raise LearningError(
                 f"arms/qualities/costs sizes {arms.size}/{x.size}/{y.size}: expected equal lengths"
             )
         if arms.size and (arms.min() < 0 or arms.max() >= self.n_arms):
-            raise MechanismError(f"arms={arms.tolist()}: expected indices in [0, {self.n_arms})")
+            raise LearningError(f"arms={arms.tolist()}: expected indices in [0, {self.n_arms})")
         # a set is cheaper than np.unique on the few arms of one round
         if len(set(arms.tolist())) != arms.size:
-            raise MechanismError(f"arms={arms.tolist()}: expected distinct indices")
+            raise LearningError(f"arms={arms.tolist()}: expected distinct indices")
         self.counts[arms] += 1
         self.quality_sum[arms] += x
         self.cost_sum[arms] += y
@@ -67,7 +67,7 @@ class ArmStatistics:
     def set_state(self, state: dict[str, Any]) -> None:
         counts = np.asarray(state["counts"], dtype=np.int64)
         if counts.shape != (self.n_arms,):
-            raise MechanismError(f"state counts shape {counts.shape}: expected ({self.n_arms},)")
+            raise LearningError(f"state counts shape {counts.shape}: expected ({self.n_arms},)")
         self.counts = counts.copy()
         self.quality_sum = np.asarray(state["quality_sum"], dtype=float).copy()
         self.cost_sum = np.asarray(state["cost_sum"], dtype=float).copy()

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from market.core.learning import LearningError
 from market.core.learning.arm_statistics import ArmStatistics
 from market.core.learning.relaxation import LP_SOLVERS, RELAXATIONS, solve_relaxation
 from market.core.learning.reward_models import check_reward_model
 from market.core.learning.rounding import ROUNDINGS, round_selection
-from market.core.mechanisms.base import MechanismError
 
 COST_BOUNDS = ("lcb", "mean")
 
@@ -54,17 +54,17 @@ class C2MABV:
     ) -> None:
         self.reward_model = check_reward_model(reward_model)
         if not 1 <= int(max_arms) <= int(n_arms):
-            raise MechanismError(f"max_arms={max_arms}: expected 1..n_arms={n_arms}")
+            raise LearningError(f"max_arms={max_arms}: expected 1..n_arms={n_arms}")
         if not budget >= 0:
-            raise MechanismError(f"budget={budget}: expected a non-negative number (inf allowed)")
+            raise LearningError(f"budget={budget}: expected a non-negative number (inf allowed)")
         if alpha < 0 or radius_constant < 0:
-            raise MechanismError(f"alpha={alpha}, radius_constant={radius_constant}: expected >= 0")
+            raise LearningError(f"alpha={alpha}, radius_constant={radius_constant}: expected >= 0")
         if relaxation not in RELAXATIONS:
-            raise MechanismError(f"relaxation={relaxation!r}: expected one of {RELAXATIONS}")
+            raise LearningError(f"relaxation={relaxation!r}: expected one of {RELAXATIONS}")
         if rounding not in ROUNDINGS:
-            raise MechanismError(f"rounding={rounding!r}: expected one of {ROUNDINGS}")
+            raise LearningError(f"rounding={rounding!r}: expected one of {ROUNDINGS}")
         if cost_bound not in COST_BOUNDS:
-            raise MechanismError(f"cost_bound={cost_bound!r}: expected one of {COST_BOUNDS}")
+            raise LearningError(f"cost_bound={cost_bound!r}: expected one of {COST_BOUNDS}")
         self.n_arms = int(n_arms)
         self.max_arms = int(max_arms)
         self.budget = float(budget)
@@ -75,12 +75,12 @@ class C2MABV:
         self.cost_bound = cost_bound
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
         if self.weights is not None and self.weights.shape != (self.n_arms,):
-            raise MechanismError(f"weights shape {self.weights.shape}: expected ({self.n_arms},)")
+            raise LearningError(f"weights shape {self.weights.shape}: expected ({self.n_arms},)")
         self.initial_exploration = bool(initial_exploration)
         self.clip_quality = bool(clip_quality)
         self.greedy_steps = int(greedy_steps)
         if lp_solver not in LP_SOLVERS:
-            raise MechanismError(f"lp_solver={lp_solver!r}: expected one of {LP_SOLVERS}")
+            raise LearningError(f"lp_solver={lp_solver!r}: expected one of {LP_SOLVERS}")
         self.lp_solver = lp_solver
         self.stats = ArmStatistics(self.n_arms)
 

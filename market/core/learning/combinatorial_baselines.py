@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from market.core.learning import LearningError
 from market.core.learning.arm_statistics import ArmStatistics
 from market.core.learning.reward_models import check_reward_model, expected_reward, feasible_subsets
-from market.core.mechanisms.base import MechanismError
 
 
 def _check_sizes(n_arms: int, max_arms: int) -> None:
     if not 1 <= int(max_arms) <= int(n_arms):
-        raise MechanismError(f"max_arms={max_arms}: expected 1..n_arms={n_arms}")
+        raise LearningError(f"max_arms={max_arms}: expected 1..n_arms={n_arms}")
 
 
 class CUCB:
@@ -61,7 +61,7 @@ class _PenalisedSubsets:
     def __init__(self, n_arms: int, max_arms: int, reward_model: str, penalty: float) -> None:
         _check_sizes(n_arms, max_arms)
         if penalty < 0:
-            raise MechanismError(f"penalty={penalty}: expected >= 0")
+            raise LearningError(f"penalty={penalty}: expected >= 0")
         self.reward_model = check_reward_model(reward_model)
         self.n_arms, self.max_arms = int(n_arms), int(max_arms)
         self.penalty = float(penalty)
@@ -96,7 +96,7 @@ class EpsilonGreedySubsets(_PenalisedSubsets):
     ) -> None:
         super().__init__(n_arms, max_arms, reward_model, penalty)
         if not 0.0 <= epsilon <= 1.0:
-            raise MechanismError(f"epsilon={epsilon}: expected a probability in [0, 1]")
+            raise LearningError(f"epsilon={epsilon}: expected a probability in [0, 1]")
         self.epsilon = float(epsilon)
 
     def select(self, rng: np.random.Generator) -> np.ndarray:

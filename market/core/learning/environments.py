@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from market.core.learning import LearningError
 from market.core.learning.reward_models import check_reward_model, expected_reward
-from market.core.mechanisms.base import MechanismError
 
 # jamba-1.5-large matches gemini-1.5-flash's accuracy at 28x the price; dropping it leaves 9 LLMs
 SCIQ_DEFAULT_EXCLUDE = ("jamba-1.5-large",)
@@ -46,16 +46,16 @@ class BernoulliCostArms:
         self.mean_quality = np.asarray(mean_quality, dtype=float)
         self.mean_cost = np.asarray(mean_cost, dtype=float)
         if self.mean_quality.shape != self.mean_cost.shape or self.mean_quality.ndim != 1:
-            raise MechanismError(
+            raise LearningError(
                 f"mean_quality shape {self.mean_quality.shape}, mean_cost shape "
                 f"{self.mean_cost.shape}: expected equal 1-D shapes"
             )
         if np.any((self.mean_quality < 0) | (self.mean_quality > 1)):
-            raise MechanismError(f"mean_quality={self.mean_quality}: expected values in [0, 1]")
+            raise LearningError(f"mean_quality={self.mean_quality}: expected values in [0, 1]")
         if not 0.0 <= cost_spread <= 1.0:
-            raise MechanismError(f"cost_spread={cost_spread}: expected a value in [0, 1]")
+            raise LearningError(f"cost_spread={cost_spread}: expected a value in [0, 1]")
         if np.any(self.mean_cost * (1 + cost_spread) > 1 + 1e-12) or np.any(self.mean_cost < 0):
-            raise MechanismError(
+            raise LearningError(
                 f"mean_cost={self.mean_cost}: expected c (1 + cost_spread) in [0, 1]"
             )
         self.cost_spread = float(cost_spread)
@@ -152,7 +152,7 @@ class IncreasingArms:
 
     def __init__(self, n_arms: int, noise: float | str = 0.05) -> None:
         if noise != "bernoulli" and not (isinstance(noise, (int, float)) and noise >= 0):
-            raise MechanismError(f"noise={noise!r}: expected a std >= 0 or 'bernoulli'")
+            raise LearningError(f"noise={noise!r}: expected a std >= 0 or 'bernoulli'")
         self.n_arms = int(n_arms)
         self.noise = noise
         self.pulls = np.zeros(self.n_arms, dtype=np.int64)
@@ -163,7 +163,7 @@ class IncreasingArms:
     def pull(self, arm: int, rng: np.random.Generator) -> tuple[float, float]:
         """Pull arm once. Returns (observed reward, expected reward mu_arm(n))."""
         if not 0 <= arm < self.n_arms:
-            raise MechanismError(f"arm={arm}: expected an index in [0, {self.n_arms})")
+            raise LearningError(f"arm={arm}: expected an index in [0, {self.n_arms})")
         self.pulls[arm] += 1
         mean = float(self.curve(arm, np.array([self.pulls[arm]]))[0])
         if self.noise == "bernoulli":
@@ -194,9 +194,9 @@ class PiecewiseLinearArms(IncreasingArms):
         self.slope = np.asarray(slope, dtype=float)
         self.converge = np.asarray(converge, dtype=float)
         if not (self.plateau.shape == self.slope.shape == self.converge.shape):
-            raise MechanismError("plateau, slope, converge: expected equal shapes")
+            raise LearningError("plateau, slope, converge: expected equal shapes")
         if np.any(self.slope < 0):
-            raise MechanismError(f"slope={self.slope}: expected non-negative slopes")
+            raise LearningError(f"slope={self.slope}: expected non-negative slopes")
         super().__init__(self.plateau.size, noise)
         self.limits = self.plateau
 
@@ -222,7 +222,7 @@ class SaturatingArms(IncreasingArms):
         self.plateau = np.asarray(plateau, dtype=float)
         self.kappa = np.asarray(kappa, dtype=float)
         if np.any(self.kappa <= 0):
-            raise MechanismError(f"kappa={self.kappa}: expected positive time constants")
+            raise LearningError(f"kappa={self.kappa}: expected positive time constants")
         super().__init__(self.plateau.size, noise)
         self.limits = self.plateau
 
@@ -262,7 +262,7 @@ def pythia_curves(
             if r["model"] == model and r["task"] == task and r["metric"] == metric
         )
         if not pts:
-            raise MechanismError(f"model={model!r}, task={task!r}, metric={metric!r}: no rows shipped")
+            raise LearningError(f"model={model!r}, task={task!r}, metric={metric!r}: no rows shipped")
         steps, values = zip(*pts)
         curves.append(LearningCurve(model, np.array(steps, dtype=float), np.array(values)))
     return curves
@@ -285,7 +285,7 @@ class PythiaCurveArms(IncreasingArms):
             np.asarray(steps_per_pull, dtype=float), (self.n_arms,)
         ).copy()
         if np.any(self.steps_per_pull <= 0):
-            raise MechanismError(f"steps_per_pull={steps_per_pull}: expected positive values")
+            raise LearningError(f"steps_per_pull={steps_per_pull}: expected positive values")
         self.names = tuple(c.model for c in self.curves)
         self.limits = np.array([c.values[-1] for c in self.curves])
 

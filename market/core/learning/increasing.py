@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from market.core.mechanisms.base import MechanismError
+from market.core.learning import LearningError
 
 
 def _check_arms(n_arms: int) -> int:
     if int(n_arms) < 1:
-        raise MechanismError(f"n_arms={n_arms}: expected >= 1")
+        raise LearningError(f"n_arms={n_arms}: expected >= 1")
     return int(n_arms)
 
 
@@ -31,7 +31,7 @@ class UCB1:
     ) -> None:
         self.n_arms = _check_arms(n_arms)
         if width_constant < 0 or int(initial_rounds) < 0:
-            raise MechanismError(
+            raise LearningError(
                 f"width_constant={width_constant}, initial_rounds={initial_rounds}: expected >= 0"
             )
         self.width_constant = float(width_constant)
@@ -56,7 +56,7 @@ class UCB1:
 
     def update(self, arm: int, reward: float) -> None:
         if not 0 <= arm < self.n_arms:
-            raise MechanismError(f"arm={arm}: expected an index in [0, {self.n_arms})")
+            raise LearningError(f"arm={arm}: expected an index in [0, {self.n_arms})")
         self.t += 1
         self.counts[arm] += 1
         self.sums[arm] += reward
@@ -79,7 +79,7 @@ class SlidingWindowUCB:
     def __init__(self, n_arms: int, horizon_window: int = 1000, xi: float = 0.6) -> None:
         self.n_arms = _check_arms(n_arms)
         if int(horizon_window) < 1 or xi < 0:
-            raise MechanismError(
+            raise LearningError(
                 f"horizon_window={horizon_window}, xi={xi}: expected a window >= 1 and xi >= 0"
             )
         self.horizon_window = int(horizon_window)
@@ -98,7 +98,7 @@ class SlidingWindowUCB:
 
     def update(self, arm: int, reward: float) -> None:
         if not 0 <= arm < self.n_arms:
-            raise MechanismError(f"arm={arm}: expected an index in [0, {self.n_arms})")
+            raise LearningError(f"arm={arm}: expected an index in [0, {self.n_arms})")
         self.t += 1
         self.history.append((arm, float(reward)))
         self.counts[arm] += 1
@@ -132,9 +132,9 @@ class ChangeDetectionUCB:
     ) -> None:
         self.n_arms = _check_arms(n_arms)
         if int(window) < 2 or int(window) % 2:
-            raise MechanismError(f"window={window}: expected an even number >= 2")
+            raise LearningError(f"window={window}: expected an even number >= 2")
         if threshold < 0 or not 0 <= explore <= 1 or width_constant < 0:
-            raise MechanismError(
+            raise LearningError(
                 f"threshold={threshold}, explore={explore}, width_constant={width_constant}:"
                 " expected threshold >= 0, explore in [0, 1], width_constant >= 0"
             )
@@ -158,7 +158,7 @@ class ChangeDetectionUCB:
 
     def update(self, arm: int, reward: float) -> None:
         if not 0 <= arm < self.n_arms:
-            raise MechanismError(f"arm={arm}: expected an index in [0, {self.n_arms})")
+            raise LearningError(f"arm={arm}: expected an index in [0, {self.n_arms})")
         self.t += 1
         self.total_pulls[arm] += 1
         self.counts[arm] += 1

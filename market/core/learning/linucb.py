@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from market.core.mechanisms.base import MechanismError
+from market.core.learning import LearningError
 
 
 class LinUCB:
@@ -33,15 +33,15 @@ class LinUCB:
         delta: float = 0.05,
     ) -> None:
         if n < 1 or d < 1:
-            raise MechanismError(f"LinUCB: n = {n}, d = {d}; expected positive integers")
+            raise LearningError(f"LinUCB: n = {n}, d = {d}; expected positive integers")
         if not ridge > 0:
-            raise MechanismError(f"LinUCB: ridge = {ridge}; expected > 0")
+            raise LearningError(f"LinUCB: ridge = {ridge}; expected > 0")
         if not alpha >= 0:
-            raise MechanismError(f"LinUCB: alpha = {alpha}; expected >= 0")
+            raise LearningError(f"LinUCB: alpha = {alpha}; expected >= 0")
         if width not in ("constant", "oful"):
-            raise MechanismError(f"LinUCB: width = {width!r}; expected 'constant' or 'oful'")
+            raise LearningError(f"LinUCB: width = {width!r}; expected 'constant' or 'oful'")
         if width == "oful" and not (0 < delta < 1 and sigma >= 0 and theta_bound >= 0 and context_bound > 0):
-            raise MechanismError(
+            raise LearningError(
                 f"LinUCB: oful needs 0 < delta < 1, sigma >= 0, theta_bound >= 0, context_bound > 0; "
                 f"got delta = {delta}, sigma = {sigma}, theta_bound = {theta_bound}, context_bound = {context_bound}"
             )
@@ -145,7 +145,7 @@ class LinUCB:
         v_inv = np.asarray(state["v_inv"], float)
         theta_hat = np.asarray(state["theta_hat"], float)
         if v_inv.shape != (self.n, self.d, self.d) or theta_hat.shape != (self.n, self.d):
-            raise MechanismError(
+            raise LearningError(
                 f"LinUCB state: v_inv {v_inv.shape}, theta_hat {theta_hat.shape}; "
                 f"expected {(self.n, self.d, self.d)} and {(self.n, self.d)}"
             )

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linprog
 
+from market.core.learning import LearningError
 from market.core.learning.knapsack_lp import box_cardinality_lp
 from market.core.learning.reward_models import check_reward_model
-from market.core.mechanisms.base import MechanismError
 
 RELAXATIONS = ("linear", "multilinear")
 LP_SOLVERS = ("lagrangian", "highs")
@@ -62,7 +62,7 @@ def linear_lp(
     if solver == "lagrangian":
         return box_cardinality_lp(values, cost, budget, max_arms, exact_size)
     if solver != "highs":
-        raise MechanismError(f"solver={solver!r}: expected one of {LP_SOLVERS}")
+        raise LearningError(f"solver={solver!r}: expected one of {LP_SOLVERS}")
     k = values.size
     n = min(max_arms, k)
     order = _top(values, n)
@@ -82,7 +82,7 @@ def _lp_from_nothing(values: np.ndarray, cost: np.ndarray, max_arms: int, budget
     """linear_lp without a fixed size, where p = 0 is feasible for any budget >= 0 (costs are >= 0)."""
     p = linear_lp(values, cost, max_arms, budget, solver=solver)
     if p is None:
-        raise MechanismError(f"budget={budget!r}: expected >= 0")
+        raise LearningError(f"budget={budget!r}: expected >= 0")
     return p
 
 
@@ -100,9 +100,9 @@ def solve_relaxation(
     """Solve the relaxed problem. mu_bar, c_low: (K,) optimistic quality, pessimistic cost."""
     model = check_reward_model(reward_model)
     if relaxation not in RELAXATIONS:
-        raise MechanismError(f"relaxation={relaxation!r}: expected one of {RELAXATIONS}")
+        raise LearningError(f"relaxation={relaxation!r}: expected one of {RELAXATIONS}")
     if solver not in LP_SOLVERS:
-        raise MechanismError(f"solver={solver!r}: expected one of {LP_SOLVERS}")
+        raise LearningError(f"solver={solver!r}: expected one of {LP_SOLVERS}")
     mu = np.clip(np.asarray(mu_bar, dtype=float), 0.0, None)
     cost = np.clip(np.asarray(c_low, dtype=float), 0.0, None)
     k = mu.size
@@ -145,7 +145,7 @@ def _continuous_greedy(
     mu: np.ndarray, cost: np.ndarray, max_arms: int, budget: float, steps: int, solver: str
 ) -> RelaxedSolution:
     if steps < 1:
-        raise MechanismError(f"greedy_steps={steps}: expected >= 1")
+        raise LearningError(f"greedy_steps={steps}: expected >= 1")
     mu = np.clip(mu, 0.0, 1.0)
     p = np.zeros(mu.size)
     skip_self = np.eye(mu.size, dtype=bool)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from market.core.mechanisms.base import MechanismError
+from market.core.learning import LearningError
 
 REWARD_MODELS = ("awc", "suc", "aic")
 
@@ -17,7 +17,7 @@ def check_reward_model(reward_model: str) -> str:
     """Normalise and validate a reward-model name."""
     name = str(reward_model).lower()
     if name not in REWARD_MODELS:
-        raise MechanismError(f"reward_model={reward_model!r}: expected one of {REWARD_MODELS}")
+        raise LearningError(f"reward_model={reward_model!r}: expected one of {REWARD_MODELS}")
     return name
 
 
@@ -63,7 +63,7 @@ def realised_reward(
 def all_subsets(n_arms: int) -> np.ndarray:
     """Every subset of [K] as a bool mask, in binary order: (2^K, K)."""
     if n_arms < 1 or n_arms > 20:
-        raise MechanismError(f"n_arms={n_arms}: expected 1..20 for subset enumeration")
+        raise LearningError(f"n_arms={n_arms}: expected 1..20 for subset enumeration")
     codes = np.arange(2**n_arms)[:, None]
     return ((codes >> np.arange(n_arms)[None, :]) & 1).astype(bool)
 

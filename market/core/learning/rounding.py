@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from market.core.mechanisms.base import MechanismError
+from market.core.learning import LearningError
 
 ROUNDINGS = ("dependent", "systematic")
 _TOL = 1e-9
@@ -19,7 +19,7 @@ def _check(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=float)
     # NaN fails both comparisons, so it is rejected too
     if p.ndim != 1 or p.size == 0 or not (p.min() >= -_TOL and p.max() <= 1 + _TOL):
-        raise MechanismError(f"p={p!r}: expected a non-empty 1-D array of probabilities in [0, 1]")
+        raise LearningError(f"p={p!r}: expected a non-empty 1-D array of probabilities in [0, 1]")
     return p
 
 
@@ -71,4 +71,4 @@ def round_selection(p: np.ndarray, rng: np.random.Generator, method: str = "depe
         return dependent_round(p, rng)
     if method == "systematic":
         return systematic_round(p, rng)
-    raise MechanismError(f"rounding={method!r}: expected one of {ROUNDINGS}")
+    raise LearningError(f"rounding={method!r}: expected one of {ROUNDINGS}")

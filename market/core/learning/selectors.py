@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from market.core.learning import LearningRegistryError
 from market.core.learning.c2mabv import C2MABV
 from market.core.learning.combinatorial_baselines import CUCB, EpsilonGreedySubsets, ThompsonSubsets
 from market.core.learning.increasing import UCB1, ChangeDetectionUCB, SlidingWindowUCB
 from market.core.learning.tiucb import TIUCB
-from market.core.mechanisms.base import MechanismRegistryError
 from market.core.registry import Registry
 
 SELECTORS: Registry[Any] = Registry("selector", {
@@ -23,7 +23,7 @@ SELECTORS: Registry[Any] = Registry("selector", {
     "ucb1": UCB1,
     "sw_ucb": SlidingWindowUCB,
     "cd_ucb": ChangeDetectionUCB,
-}, error=MechanismRegistryError)
+}, error=LearningRegistryError)
 
 
 def build_selector(name: str, **params: Any) -> Any:

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from market.core.learning import LearningError
 from market.core.learning.trend_fit import LeastSquaresTrend, fit_line
-from market.core.mechanisms.base import MechanismError
 
 TIME_INDICES = ("rested", "port", "restless")
 WIDTH_PULLS = ("all", "segment")
@@ -48,18 +48,18 @@ class TIUCB:
         detect: bool = True,
     ) -> None:
         if int(n_arms) < 1:
-            raise MechanismError(f"n_arms={n_arms}: expected >= 1")
+            raise LearningError(f"n_arms={n_arms}: expected >= 1")
         if int(window) < 2:
-            raise MechanismError(f"window={window}: expected >= 2 pulls")
+            raise LearningError(f"window={window}: expected >= 2 pulls")
         if gamma < 0 or width_constant < 0 or int(initial_rounds) < 0:
-            raise MechanismError(
+            raise LearningError(
                 f"gamma={gamma}, width_constant={width_constant}, initial_rounds={initial_rounds}:"
                 " expected non-negative values"
             )
         if time_index not in TIME_INDICES:
-            raise MechanismError(f"time_index={time_index!r}: expected one of {TIME_INDICES}")
+            raise LearningError(f"time_index={time_index!r}: expected one of {TIME_INDICES}")
         if width_pulls not in WIDTH_PULLS:
-            raise MechanismError(f"width_pulls={width_pulls!r}: expected one of {WIDTH_PULLS}")
+            raise LearningError(f"width_pulls={width_pulls!r}: expected one of {WIDTH_PULLS}")
         self.n_arms = int(n_arms)
         self.window = int(window)
         self.gamma = float(gamma)
@@ -124,7 +124,7 @@ class TIUCB:
     def update(self, arm: int, reward: float) -> None:
         """Observe the reward of the pulled arm and run change detection on it."""
         if not 0 <= arm < self.n_arms:
-            raise MechanismError(f"arm={arm}: expected an index in [0, {self.n_arms})")
+            raise LearningError(f"arm={arm}: expected an index in [0, {self.n_arms})")
         self.t += 1
         self.counts[arm] += 1
         n = int(self.counts[arm])

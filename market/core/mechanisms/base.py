@@ -19,7 +19,7 @@ class MechanismError(ValueError):
 
 
 class MechanismRegistryError(RegistryError, MechanismError):
-    """An unknown mechanism, aggregation or selector name, or parameters its factory does not take."""
+    """An unknown mechanism or aggregation name, or parameters its factory does not take."""
 
 
 @dataclass(frozen=True, slots=True)

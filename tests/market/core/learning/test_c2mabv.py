@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from market.core.learning import LearningError
 from market.core.learning.c2mabv import C2MABV
 from market.core.learning.combinatorial_baselines import CUCB, EpsilonGreedySubsets, ThompsonSubsets
 from market.core.learning.environments import BernoulliCostArms
@@ -11,7 +12,6 @@ from market.core.learning.regret import cumulative_regret, cumulative_violation,
 from market.core.learning.selection_run import simulate_pulls, simulate_subsets
 from market.core.learning.selectors import build_selector
 from market.core.learning.subset_oracle import fractional_optimum
-from market.core.mechanisms.base import MechanismError
 
 SMALL = BernoulliCostArms(np.array([0.9, 0.7, 0.6, 0.3]), np.array([0.8, 0.3, 0.1, 0.05]))
 
@@ -161,12 +161,12 @@ def test_aic_plays_exactly_n_arms():
 
 
 def test_invalid_inputs_raise_mechanism_error():
-    with pytest.raises(MechanismError, match="reward_model"):
+    with pytest.raises(LearningError, match="reward_model"):
         C2MABV(3, 1, 1.0, "best")
-    with pytest.raises(MechanismError, match="max_arms"):
+    with pytest.raises(LearningError, match="max_arms"):
         C2MABV(3, 4, 1.0)
-    with pytest.raises(MechanismError, match="selector: unknown name 'nope'; known: c2mabv, "):
+    with pytest.raises(LearningError, match="selector: unknown name 'nope'; known: c2mabv, "):
         build_selector("nope")
     assert isinstance(build_selector("c2mabv", n_arms=3, max_arms=1, budget=0.5), C2MABV)
-    with pytest.raises(MechanismError, match="arms"):
+    with pytest.raises(LearningError, match="arms"):
         C2MABV(3, 1, 1.0).update(np.array([5]), np.array([1.0]), np.array([0.1]))

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from market.core.learning import LearningError
 from market.core.learning.linucb import LinUCB
-from market.core.mechanisms.base import MechanismError
 
 
 @settings(max_examples=30, deadline=None)
@@ -53,7 +53,7 @@ def test_state_round_trip_restores_every_estimate():
     b.update(2, x, 0.3)
     a.update(2, x, 0.3)
     np.testing.assert_array_equal(a.get_state()["v_inv"], b.get_state()["v_inv"])
-    with pytest.raises(MechanismError, match="v_inv"):
+    with pytest.raises(LearningError, match="v_inv"):
         b.set_state({**a.get_state(), "v_inv": np.zeros((2, 3, 3))})
 
 
@@ -62,5 +62,5 @@ def test_state_round_trip_restores_every_estimate():
 )
 def test_invalid_parameters_are_refused(kwargs):
     params = {"n": 2, "d": 2, **kwargs}
-    with pytest.raises(MechanismError):
+    with pytest.raises(LearningError):
         LinUCB(**params)
