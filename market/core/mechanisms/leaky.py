@@ -40,7 +40,7 @@ class LeakyROSA(ROSA):
     ) -> ReverseOutcome:
         coins = public_coins(self.leak_seed, self.rounds, self.n)
         self.rounds += 1
-        return super().select(context, bids, _Replay(coins), active)
+        return self.select_on_coins(context, self.accept_bids(bids, active), coins, active)
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), "rounds": self.rounds}
@@ -49,14 +49,3 @@ class LeakyROSA(ROSA):
         super().set_state(state)
         self.rounds = int(state["rounds"])
 
-
-class _Replay:
-    """Stands in for the generator ROSA.select draws its (2, n) coins from, returning the public ones."""
-
-    __slots__ = ("coins",)
-
-    def __init__(self, coins: np.ndarray) -> None:
-        self.coins = coins
-
-    def random(self, shape: tuple[int, int]) -> np.ndarray:
-        return self.coins

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from market.core.mechanisms.priors import UniformCost  # noqa: E402
-from market.core.mechanisms.rosa import ROSA, resample, threshold_expectations  # noqa: E402
+from market.core.mechanisms.rosa import ROSA, draw_coins, resample, threshold_expectations  # noqa: E402
 from market.core.mechanisms.rules import TRCMUCB  # noqa: E402
 from market.core.quality import LinearQuality  # noqa: E402
 
@@ -111,7 +111,7 @@ def utility_against_bid(
     taus, plain = np.empty(draws), np.empty(draws)
     for m in range(draws):
         x, others = env.random(setup.d), env.random(setup.n)
-        chi, _ = resample(others, mu, CAP, env)
+        chi, _ = resample(others, mu, CAP, draw_coins(env, setup.n))
         taus[m] = rule.threshold(x, chi, 0)
         plain[m] = rule.threshold(x, others, 0)
     out = {}
