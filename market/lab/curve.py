@@ -107,11 +107,12 @@ def profit_samples(
     rng = market.mech_rng
     for s in range(samples):
         x, costs, bids = market.draw()
-        present = (bids >= market.lo) & (bids <= market.hi)
+        present = market.bid_range.accepted(bids)
         present[i] = True
         seen = resample(bids, mu, cap, draw_coins(rng, bids.size))[0] if kind == "rosa" else bids
         tau = rule.threshold(x, np.where(present, seen, cap), i, present)
-        out[s] = round_profits(kind, np.clip(m * costs[i], market.lo, market.hi), float(costs[i]), tau, mu, cap)
+        z = np.clip(m * costs[i], market.bid_range.floor, market.bid_range.cap)
+        out[s] = round_profits(kind, z, float(costs[i]), tau, mu, cap)
     return mech.name, out
 
 

@@ -129,7 +129,7 @@ class FastMarket:
         self.rngs = [world.rng(p.id) for p in self.providers]
         self.user_rng, self.mech_rng = world.rng(self.user.id), self.auctioneer.mechanism_rng
         self.mechanism = self.auctioneer.mechanism
-        self.lo, self.hi = self.auctioneer.lo, self.auctioneer.hi
+        self.bid_range = self.auctioneer.bid_range
         self.n = len(self.providers)
 
     def draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,7 +144,7 @@ class FastMarket:
     def round(self, t: int) -> tuple[int | None, float, float, np.ndarray]:
         """(winner, payment, the user's reward, costs) of round t."""
         x, costs, bids = self.draw()
-        present = (bids >= self.lo) & (bids <= self.hi)
+        present = self.bid_range.accepted(bids)
         outcome = self.mechanism.select(x, bids, self.mech_rng, present) if present.any() else None
         winner = outcome.winner if outcome is not None else None
         for i, p in enumerate(self.providers):
