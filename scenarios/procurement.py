@@ -16,7 +16,7 @@ from agents.hostile import add_hostiles
 from agents.providers import Provider
 from agents.strategies import BidderFacts, build_strategy
 from agents.users import ProcurementUser
-from market.core.ledger import to_minor
+from market.core.ledger import to_minor, to_units
 from market.core.mechanisms.priors import CostPriors, UniformCost
 from market.core.mechanisms.reverse import build_mechanism
 from market.core.quality import LinearQuality, ReplayQuality, load_llm_prices
@@ -183,7 +183,7 @@ class RegretMeter:
             self.regret += opt - alg
             self.oracle_hits += (won == best) if opt > 0 else (won is None)
             if won is not None:
-                pay = payments[won] / 1e6
+                pay = to_units(payments[won])
                 self.paid_rounds += 1
                 delta = pay - self._pay_mean
                 self._pay_mean += delta / self.paid_rounds
@@ -225,10 +225,10 @@ def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
     w = max([len("provider")] + [len(p) for p in providers]) + 2
     rows = [f"{'provider':<{w}}{'wins':>7}{'payments':>12}{'costs':>12}{'utility':>12}"]
     for p in providers:
-        pay = received.get(p, {}).get("payment", 0) / 1e6
-        cost = paid.get(p, {}).get("serving cost", 0) / 1e6
+        pay = to_units(received.get(p, {}).get("payment", 0))
+        cost = to_units(paid.get(p, {}).get("serving cost", 0))
         rows.append(f"{p:<{w}}{summary['wins'].get(p, 0):>7}{pay:>12.3f}{cost:>12.3f}{pay - cost:>12.3f}")
-    spend = paid.get("user", {}).get("payment", 0) / 1e6
+    spend = to_units(paid.get("user", {}).get("payment", 0))
     value = summary["feedback"]["reward_sum"]
     rows.append("")
     rows.append(f"user: {summary['rounds']} queries, {summary['rounds'] - summary['unsold']} served, "
@@ -248,7 +248,7 @@ def metrics(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]
     """Figures a sweep can collect: the user's utility, spend, value and served fraction, and each
     provider's utility (payments minus serving costs) as ``provider_utility.<id>``, in credits."""
     received, paid = summary["received"], summary["paid"]
-    spend = paid.get("user", {}).get("payment", 0) / 1e6
+    spend = to_units(paid.get("user", {}).get("payment", 0))
     value = summary["feedback"]["reward_sum"]
     rounds = summary["rounds"]
     out = {
@@ -258,8 +258,8 @@ def metrics(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]
         "served_fraction": (rounds - summary["unsold"]) / rounds if rounds else 0.0,
     }
     for p in instance(config, config["run"]["seed"]).providers:
-        pay = received.get(p, {}).get("payment", 0) / 1e6
-        out[f"provider_utility.{p}"] = pay - paid.get(p, {}).get("serving cost", 0) / 1e6
+        pay = to_units(received.get(p, {}).get("payment", 0))
+        out[f"provider_utility.{p}"] = pay - to_units(paid.get(p, {}).get("serving cost", 0))
     return out
 
 

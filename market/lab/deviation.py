@@ -18,6 +18,7 @@ import numpy as np
 from agents.providers import Provider
 from agents.strategies import COALITIONS, BidFeedback
 from agents.users import ProcurementUser
+from market.core.ledger import to_units
 from market.runtime.auctioneer import ReverseAuctioneer
 from market.runtime.config import ConfigError, resolve
 from market.runtime.world import World
@@ -188,10 +189,10 @@ def play_market(scenario: str, overrides: Sequence[str], seed: int, rounds: int,
     config, summary, _ = run_scenario(scenario, seed=seed, rounds=rounds, overrides=overrides, out=None)
     received, paid = summary["received"], summary["paid"]
     utilities = {
-        p: (received.get(p, {}).get("payment", 0) - paid.get(p, {}).get("serving cost", 0)) / 1e6
+        p: to_units(received.get(p, {}).get("payment", 0) - paid.get(p, {}).get("serving cost", 0))
         for p in summary["balances"] if p.startswith("provider-")
     }
-    spend = paid.get("user", {}).get("payment", 0) / 1e6
+    spend = to_units(paid.get("user", {}).get("payment", 0))
     user = summary["feedback"]["reward_sum"] - spend
     return RunResult(utilities, float(user), int(summary["rounds"]), spend=float(spend),
                      served=int(sum(summary["wins"].values())))
