@@ -17,7 +17,7 @@ from agents.ad_users import AdUser
 from agents.advertisers import Advertiser
 from market.core.ledger import to_minor, to_units
 from market.core.lm.ads import AdInstance, catalogue_instance, load_ad_queries, ngram_instance
-from market.core.seeding import stream_key
+from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.runtime.bus import star_graph
 from market.runtime.config import require
@@ -61,7 +61,7 @@ def instances(config: dict[str, Any], seed: int) -> list[AdInstance]:
     make = catalogue_instance if m["lm"] == "catalogue" else ngram_instance
     out = []
     for k, query in enumerate(load_ad_queries()[: m["queries"]]):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, stream_key("ads-instance"), k]))
+        rng = derive_rng(seed, "ads-instance", k)
         out.append(make(query, rng, tau=m["tau"]))
     return out
 

@@ -20,6 +20,7 @@ from market.core.ledger import to_minor, to_units
 from market.core.mechanisms.priors import CostPriors, UniformCost
 from market.core.mechanisms.reverse import build_mechanism
 from market.core.quality import LinearQuality, ReplayQuality, load_llm_prices
+from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.runtime.auctioneer import ReverseAuctioneer
 from market.runtime.config import ConfigError, require
@@ -65,6 +66,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# The instance stream's key from before streams had names (kept: the golden runs' qualities come from it).
+INSTANCE_STREAM = 0x7E7A
+
 # The two models RouteLLM's MMLU table scores, and their list prices' names in market/data/llm_prices.csv.
 MMLU_PRICE_NAMES = ("together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview")
 
@@ -88,7 +92,7 @@ def instance(config: dict[str, Any], seed: int) -> Instance:
     MMLU: two real models, contexts are question subjects, costs priced from list prices."""
     m, q, c = config["market"], config["quality"], config["costs"]
     if q["model"] == "linear":
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7E7A]))
+        rng = derive_rng(seed, INSTANCE_STREAM)
         theta = rng.uniform(0.0, 1.0, (m["providers"], m["dim"]))
         theta *= q["value_scale"] / theta.sum(axis=1, keepdims=True)
         d = m["dim"]

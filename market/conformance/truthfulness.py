@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from market.core.mechanisms.base import ReverseOutcome
 from market.core.mechanisms.rosa import ROSA, draw_coins, resample, threshold_expectations
+from market.core.seeding import derive_rng
 
 
 class TruthfulnessViolation(AssertionError):
@@ -110,7 +111,7 @@ def expected_utilities(make: Callable[[int, int], Any], inst: ReverseInstance, g
         b = bids.copy()
         b[0] = z
         for s in range(draws):
-            o = mech.select(x, b, np.random.default_rng([seed, s]))
+            o = mech.select(x, b, derive_rng(seed, s))
             mech.set_state(state)
             out[k] += (o.payments[0] - inst.cost * (o.winner == 0)) / draws
     return out

@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from market.core.mechanisms.base import ReverseOutcome
-from market.core.mechanisms.rosa import ROSA
+from market.core.mechanisms.rosa import ROSA, draw_coins
+from market.core.seeding import derive_rng
 
 
 def public_coins(leak_seed: int, round_index: int, n: int) -> np.ndarray:
     """(2, n) uniforms [modification coin, U] of round ``round_index``: anyone knowing the seed can compute them."""
-    return np.random.default_rng(np.random.SeedSequence([int(leak_seed), int(round_index)])).random((2, n))
+    return draw_coins(derive_rng(int(leak_seed), int(round_index)), n)
 
 
 class LeakyROSA(ROSA):
