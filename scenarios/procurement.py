@@ -92,14 +92,13 @@ def instance(config: dict[str, Any], seed: int) -> Instance:
     MMLU: two real models, contexts are question subjects, costs priced from list prices."""
     m, q, c = config["market"], config["quality"], config["costs"]
     if q["model"] == "linear":
-        rng = derive_rng(seed, INSTANCE_STREAM)
-        theta = rng.uniform(0.0, 1.0, (m["providers"], m["dim"]))
-        theta *= q["value_scale"] / theta.sum(axis=1, keepdims=True)
         d = m["dim"]
+        quality = LinearQuality.draw(derive_rng(seed, INSTANCE_STREAM), m["providers"], d, q["value_scale"],
+                                     q["noise"], q["scale"])
         prior = UniformCost(c["c_lo"], c["c_cap"])
         return Instance(
             tuple(f"provider-{i}" for i in range(m["providers"])),
-            LinearQuality(theta, noise=q["noise"], scale=q["scale"]),
+            quality,
             (prior,) * m["providers"],
             lambda rng: rng.uniform(0.0, 1.0, d),
         )

@@ -203,21 +203,21 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
     U[0, 1] for the horizon and bids once; provider-0 plays ``strategy``, the others are truthful.
 
     The procurement scenario draws a cost per query, which one bid per horizon cannot follow, hence this
-    floor-1 loop; the instance is drawn like the scenario's (theta rows with L1 norm 2, U[0, 1]^d contexts,
-    Gaussian noise 0.1). A learner gets a single decision here, so only static strategies are meaningful.
+    floor-1 loop; the instance is drawn like the scenario's (``LinearQuality.draw``: theta rows with L1 norm 2,
+    U[0, 1]^d contexts, Gaussian noise 0.1). A learner gets a single decision here, so only static strategies are meaningful.
     mu is large by default because the horizon draws one coin per provider: the rare resampled horizons
     carry the bonus that makes shading unprofitable, and a few dozen seeds must contain some of them.
     """
     from agents.strategies import BidderFacts, build_strategy
     from market.core.mechanisms.reverse import build_mechanism
+    from market.core.quality import LinearQuality
     from market.core.seeding import derive_rng
 
     world = derive_rng(seed, "horizon-instance")
-    theta = world.uniform(0.0, 1.0, (providers, dim))
-    theta *= 2.0 / theta.sum(axis=1, keepdims=True)
+    quality = LinearQuality.draw(world, providers, dim, 2.0, "gaussian", 0.1)
     costs = world.uniform(0.0, 1.0, providers)
     contexts = world.uniform(0.0, 1.0, (rounds, dim))
-    rewards = contexts @ theta.T + 0.1 * world.standard_normal((rounds, providers))
+    rewards = quality.table(contexts, world)
     mechanism = build_mechanism("horizon-rosa", n=providers, d=dim, mu=mu)
     bids = costs.copy()
     facts = BidderFacts(0, providers, mechanism.cost_floor, mechanism.cost_cap, mu)

@@ -50,8 +50,7 @@ class Run:
 
 def instance(setup: Setup, seed: int) -> np.ndarray:
     """theta (n, d): U[0,1]^d rows with unit L1 norm, times value_scale (spec 6)."""
-    theta = derive_rng(seed, 0).random((setup.n, setup.d))
-    return setup.value_scale * theta / theta.sum(axis=1, keepdims=True)
+    return LinearQuality.draw(derive_rng(seed, 0), setup.n, setup.d, setup.value_scale).theta
 
 
 def simulate(setup: Setup, horizon: int, mu: float, noise: str, seed: int) -> Run:
