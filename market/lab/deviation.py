@@ -204,7 +204,8 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
 
     The procurement scenario draws a cost per query, which one bid per horizon cannot follow, hence this
     floor-1 loop; the instance is drawn like the scenario's (``LinearQuality.draw``: theta rows with L1 norm 2,
-    U[0, 1]^d contexts, Gaussian noise 0.1). A learner gets a single decision here, so only static strategies are meaningful.
+    U[0, 1]^d contexts, Gaussian noise 0.1). A learner gets a single decision here, so only static strategies
+    are meaningful.
     mu is large by default because the horizon draws one coin per provider: the rare resampled horizons
     carry the bonus that makes shading unprofitable, and a few dozen seeds must contain some of them.
     """
