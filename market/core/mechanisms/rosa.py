@@ -102,7 +102,7 @@ def resample_recursive(
     """
     mu = check_mu(mu)  # mu = 1 would never stop
     bids = np.asarray(bids, dtype=float)
-    coins = rng.random((2, bids.shape[0]))
+    coins = draw_coins(rng, bids.shape[0])
     modified = coins[0] < mu
     # U in [0, 1): c_cap - (c_cap - b) U is uniform on (b, c_cap] and non-decreasing in b.
     psi = np.where(modified, cost_cap - (cost_cap - bids) * coins[1], bids)
