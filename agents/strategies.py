@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from market.core.mechanisms.leaky import public_coins
+from market.core.mechanisms.rosa import resample
 from market.core.registry import Registry
 from market.core.seeding import generator_from_state, generator_state
 
@@ -320,7 +321,9 @@ class CoinPredictor(Strategy):
     def bid(self, cost: float, context: np.ndarray, rng: np.random.Generator) -> float:
         coins = public_coins(self.leak_seed, self.rounds, self.facts.n)
         self.rounds += 1
-        return self.facts.cost_floor if coins[0, self.facts.index] < self.facts.mu else self.clip(cost)
+        # ROSA's own sampler says whether these coins would resample this provider's bid
+        resampled = resample(np.full(self.facts.n, cost), self.facts.mu, self.facts.cost_cap, coins)[1]
+        return self.facts.cost_floor if resampled[self.facts.index] else self.clip(cost)
 
     def get_state(self) -> dict[str, Any]:
         return {"rounds": self.rounds}

@@ -15,10 +15,10 @@ import numpy as np
 from agents.ad_strategies import AD_STRATEGIES, build_ad_strategy
 from agents.ad_users import AdUser
 from agents.advertisers import Advertiser
-from market.core.ledger import to_minor
+from market.core.ledger import to_minor, to_units
 from market.core.lm.ads import AdInstance, catalogue_instance, load_ad_queries, ngram_instance
 from market.core.mechanisms.aggregation import AGGREGATIONS
-from market.core.seeding import stream_key
+from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.runtime.bus import star_graph
 from market.runtime.config import require
@@ -65,7 +65,7 @@ def instances(config: dict[str, Any], seed: int) -> list[AdInstance]:
     make = catalogue_instance if m["lm"] == "catalogue" else ngram_instance
     out = []
     for k, query in enumerate(load_ad_queries()[: m["queries"]]):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, stream_key("ads-instance"), k]))
+        rng = derive_rng(seed, "ads-instance", k)
         out.append(make(query, rng, tau=m["tau"]))
     return out
 
@@ -117,7 +117,7 @@ class AdsMeter:
             ys = [lm_reply(inst, y) for y in replies]
             rewards = inst.rewards(ys)  # (n, M) true rewards
             q, q_without = np.asarray(extra["q"]), np.asarray(extra["q_without"])
-            pay = np.asarray(payments, dtype=float) / 1e6
+            pay = to_units(np.asarray(payments, dtype=float))
             expected = rewards @ q
             s = self.sums[arm]
             s["rounds"] += 1
@@ -174,9 +174,9 @@ class PositionMeter:
             ys = [lm_reply(inst, y) for y in replies]
             q = np.asarray(extra["q"])
             n = inst.n
-            self.utility[:n] += inst.rewards(ys) @ q - np.asarray(payments, dtype=float) / 1e6
+            self.utility[:n] += inst.rewards(ys) @ q - to_units(np.asarray(payments, dtype=float))
             self.user += float(q @ inst.log_ref(ys))
-            self.revenue += sum(payments) / 1e6
+            self.revenue += to_units(sum(payments))
             self.candidate_mentions[:n] += np.sum([reply_mentions(inst, y) for y in replies], axis=0)
             self.shown_mentions[:n] += reply_mentions(inst, replies[extra["shown"]])
             self.rounds += 1
@@ -238,7 +238,7 @@ def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
         rows.append(f"{label:<24}" + "".join(f"{v:>14}" for v in vals))
     mk = config["market"]
     rejects = sum(summary["rejects"].values())
-    platform = summary["balances"].get(PLATFORM_ACCOUNT, 0) / 1e6
+    platform = to_units(summary["balances"].get(PLATFORM_ACCOUNT, 0))
     rows.append("")
     rows.append("advertiser figures are means per advertiser per round; rewards are true rewards")
     rows.append(f"market: {config['mechanism']['name']}, M = {mk['candidates']}, tau = {mk['tau']}, "

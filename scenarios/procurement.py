@@ -15,10 +15,11 @@ from agents.hostile import add_hostiles
 from agents.providers import Provider, provider_strategies
 from agents.users import ProcurementUser
 from market.core.instance import MarketInstance, MechanismSpec, Quality
-from market.core.ledger import to_minor
+from market.core.ledger import to_minor, to_units
 from market.core.mechanisms.priors import CostPrior, CostPriors, UniformCost
 from market.core.mechanisms.reverse import MECHANISMS
 from market.core.quality import LinearQuality, ReplayQuality, load_llm_prices
+from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.runtime.auctioneer import ReverseAuctioneer
 from market.runtime.config import require
@@ -65,6 +66,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# The instance stream's key from before streams had names (kept: the golden runs' qualities come from it).
+INSTANCE_STREAM = 0x7E7A
+
 # The two models RouteLLM's MMLU table scores, and their list prices' names in market/data/llm_prices.csv.
 MMLU_PRICE_NAMES = ("together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview")
 
@@ -78,12 +82,10 @@ def instance(config: dict[str, Any], seed: int) -> MarketInstance:
     MMLU: two real models, contexts are question subjects, costs priced from list prices."""
     m, q, c = config["market"], config["quality"], config["costs"]
     if q["model"] == "linear":
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7E7A]))
-        theta = rng.uniform(0.0, 1.0, (m["providers"], m["dim"]))
-        theta *= q["value_scale"] / theta.sum(axis=1, keepdims=True)
         d = m["dim"]
+        quality = LinearQuality.draw(derive_rng(seed, INSTANCE_STREAM), m["providers"], d, q["value_scale"],
+                                     q["noise"], q["scale"])
         prior = UniformCost(c["c_lo"], c["c_cap"])
-        quality = LinearQuality(theta, noise=q["noise"], scale=q["scale"])
         priors = (prior,) * m["providers"]
         return MarketInstance(
             tuple(f"provider-{i}" for i in range(m["providers"])),
@@ -180,7 +182,7 @@ class RegretMeter:
             self.regret += opt - alg
             self.oracle_hits += (won == best) if opt > 0 else (won is None)
             if won is not None:
-                pay = payments[won] / 1e6
+                pay = to_units(payments[won])
                 self.paid_rounds += 1
                 delta = pay - self._pay_mean
                 self._pay_mean += delta / self.paid_rounds
@@ -221,10 +223,10 @@ def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
     w = max([len("provider")] + [len(p) for p in providers]) + 2
     rows = [f"{'provider':<{w}}{'wins':>7}{'payments':>12}{'costs':>12}{'utility':>12}"]
     for p in providers:
-        pay = received.get(p, {}).get("payment", 0) / 1e6
-        cost = paid.get(p, {}).get("serving cost", 0) / 1e6
+        pay = to_units(received.get(p, {}).get("payment", 0))
+        cost = to_units(paid.get(p, {}).get("serving cost", 0))
         rows.append(f"{p:<{w}}{summary['wins'].get(p, 0):>7}{pay:>12.3f}{cost:>12.3f}{pay - cost:>12.3f}")
-    spend = paid.get("user", {}).get("payment", 0) / 1e6
+    spend = to_units(paid.get("user", {}).get("payment", 0))
     value = summary["feedback"]["reward_sum"]
     rows.append("")
     rows.append(f"user: {summary['rounds']} queries, {summary['rounds'] - summary['unsold']} served, "
@@ -244,7 +246,7 @@ def metrics(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]
     """Figures a sweep can collect: the user's utility, spend, value and served fraction, and each
     provider's utility (payments minus serving costs) as ``provider_utility.<id>``, in credits."""
     received, paid = summary["received"], summary["paid"]
-    spend = paid.get("user", {}).get("payment", 0) / 1e6
+    spend = to_units(paid.get("user", {}).get("payment", 0))
     value = summary["feedback"]["reward_sum"]
     rounds = summary["rounds"]
     out = {
@@ -254,8 +256,8 @@ def metrics(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]
         "served_fraction": (rounds - summary["unsold"]) / rounds if rounds else 0.0,
     }
     for p in instance(config, config["run"]["seed"]).providers:
-        pay = received.get(p, {}).get("payment", 0) / 1e6
-        out[f"provider_utility.{p}"] = pay - paid.get(p, {}).get("serving cost", 0) / 1e6
+        pay = to_units(received.get(p, {}).get("payment", 0))
+        out[f"provider_utility.{p}"] = pay - to_units(paid.get(p, {}).get("serving cost", 0))
     return out
 
 

@@ -33,7 +33,7 @@ from market.core.learning.environments import (
 from market.core.learning.reward_models import REWARD_MODELS, realised_reward
 from market.core.learning.selectors import SELECTORS, build_selector
 from market.core.learning.subset_oracle import candidate_subsets, mixture_optimum
-from market.core.ledger import to_minor
+from market.core.ledger import to_minor, to_units
 from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.runtime.bus import star_graph
@@ -257,7 +257,7 @@ class SubsetMeter:
             if msg.round == self._round:
                 self._answers[rec[2]] = msg.correct
         elif kind == "xfer" and rec[2] == USER and rec[5] == POSTED_PRICE and rec[3] in self._answers:
-            self.paid_cost += rec[4] / 1e6 / self.price_unit
+            self.paid_cost += to_units(rec[4]) / self.price_unit
             self._paid.append(self._answers.pop(rec[3]))
 
     def _close(self) -> None:
@@ -373,7 +373,7 @@ def observers(config: dict[str, Any], seed: int, *, market: str) -> list[Any]:
 def metrics(summary: dict[str, Any], config: dict[str, Any], *, market: str) -> dict[str, float]:
     """Flat figures for sweeps: regret(s), violation(s) (posted), spend and reward per round."""
     m = summary["metrics"]
-    spend = sum(summary["paid"].get(USER, {}).get(k, 0) for k in (POSTED_PRICE, FINE_TUNING_COST)) / 1e6
+    spend = to_units(sum(summary["paid"].get(USER, {}).get(k, 0) for k in (POSTED_PRICE, FINE_TUNING_COST)))
     out = {"spend": spend}
     if market == "finetune":
         out.update(regret=m["regret"], mean_reward=m["mean_reward"], detections=float(len(m["detections"])),
@@ -399,7 +399,8 @@ def describe(summary: dict[str, Any], config: dict[str, Any], *, market: str) ->
         w = max([len("provider")] + [len(p) for p in m["requests"]]) + 2
         rows.append(f"{'provider':<{w}}{'requests':>10}{'paid':>12}")
         for p in sorted(set(m["requests"]) | {p for p in received if p not in (USER, "external")}):
-            rows.append(f"{p:<{w}}{m['requests'].get(p, 0):>10}{received.get(p, {}).get(POSTED_PRICE, 0) / 1e6:>12.4f}")
+            paid_to = to_units(received.get(p, {}).get(POSTED_PRICE, 0))
+            rows.append(f"{p:<{w}}{m['requests'].get(p, 0):>10}{paid_to:>12.4f}")
         rows.append("")
         rows.append(f"regret vs integer optimum    {m['regret_integer']:10.2f}   (r* = {m['optimum_integer']:.4f})")
         rows.append(f"regret vs fractional optimum {m['regret_fractional']:10.2f}"
@@ -409,20 +410,20 @@ def describe(summary: dict[str, Any], config: dict[str, Any], *, market: str) ->
                     f"   (expected costs: {m['violation_expected']:.2f})")
         rows.append(f"mean normalised cost {m['mean_cost']:.4f} per query (rho {s['budget']}), "
                     f"accuracy {m['accuracy']:.4f}, empty rounds {m['empty_rounds']}")
-        spend = paid.get(POSTED_PRICE, 0) / 1e6
+        spend = to_units(paid.get(POSTED_PRICE, 0))
     else:
         rows.append(f"{s['name']} on {config['finetune']['curves']} curves, T = {m['rounds']}, "
                     f"best model {m['best_model']} (limit {m['best_limit']:.4f})")
         w = max([len("model")] + [len(p) for p in m["pulls"]]) + 2
         rows.append(f"{'model':<{w}}{'pulls':>8}{'paid':>12}  detections (pull@round)")
         for p, n in m["pulls"].items():
-            fee = sum(received.get(p, {}).values()) / 1e6
+            fee = to_units(sum(received.get(p, {}).values()))
             dets = ", ".join(f"{d[1]}@{d[2]}" for d in m["detections"] if d[0] == p)
             rows.append(f"{p:<{w}}{n:>8}{fee:>12.4f}  {dets}")
         rows.append("")
         rows.append(f"regret vs best limit {m['regret']:.2f}, mean net reward {m['mean_reward']:.4f}, "
                     f"shadow-learner disagreements {m['disagreements']}")
-        spend = (paid.get(POSTED_PRICE, 0) + paid.get(FINE_TUNING_COST, 0)) / 1e6
+        spend = to_units(paid.get(POSTED_PRICE, 0) + paid.get(FINE_TUNING_COST, 0))
     rows.append(f"user spend {spend:.4f} credits; market: {summary['messages']} messages, "
                 f"{sum(summary['rejects'].values())} rejected, {summary['drops']} lost")
     return "\n".join(rows)

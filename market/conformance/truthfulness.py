@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from market.core.mechanisms.base import ReverseOutcome
-from market.core.mechanisms.rosa import ROSA, resample, threshold_expectations
+from market.core.mechanisms.rosa import ROSA, draw_coins, resample, threshold_expectations
+from market.core.seeding import derive_rng
 
 
 class TruthfulnessViolation(AssertionError):
@@ -99,7 +100,8 @@ def expected_utilities(make: Callable[[int, int], Any], inst: ReverseInstance, g
     bids = np.asarray(inst.bids, float)
     if isinstance(mech, ROSA) and hasattr(mech.rule, "threshold"):
         rng = np.random.default_rng(seed)
-        chi, _ = resample(np.tile(bids, draws), mech.mu, mech.cost_cap, rng)
+        tiled = np.tile(bids, draws)
+        chi, _ = resample(tiled, mech.mu, mech.cost_cap, draw_coins(rng, tiled.size))
         taus = np.array([mech.rule.threshold(x, row, 0) for row in chi.reshape(draws, inst.n)])
         abar, pay = threshold_expectations(grid[:, None], taus[None, :], mech.mu, mech.cost_cap)
         return (pay - inst.cost * abar).mean(axis=1)
@@ -109,7 +111,7 @@ def expected_utilities(make: Callable[[int, int], Any], inst: ReverseInstance, g
         b = bids.copy()
         b[0] = z
         for s in range(draws):
-            o = mech.select(x, b, np.random.default_rng([seed, s]))
+            o = mech.select(x, b, derive_rng(seed, s))
             mech.set_state(state)
             out[k] += (o.payments[0] - inst.cost * (o.winner == 0)) / draws
     return out

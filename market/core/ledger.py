@@ -1,7 +1,8 @@
 """Double-entry ledger in integer minor units (micro-credits).
 
 Every transfer debits one account and credits another, so the sum of balances never changes.
-Floats from mechanisms become minor units in exactly one place, ``to_minor``.
+Floats from mechanisms become minor units in exactly one place, ``to_minor``, and minor units become
+currency units in exactly one place, ``to_units``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, overload
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MINOR_PER_UNIT = 1_000_000
 EXTERNAL = "external"  # the world outside the market: opening balances and serving costs
@@ -25,7 +30,12 @@ def to_minor(amount: float) -> int:
     return round(amount * MINOR_PER_UNIT)
 
 
-def to_units(minor: int) -> float:
+@overload
+def to_units(minor: int) -> float: ...
+@overload
+def to_units(minor: np.ndarray) -> np.ndarray: ...
+def to_units(minor):
+    """Integer minor units -> currency units (an int, or an array of them element by element)."""
     return minor / MINOR_PER_UNIT
 
 

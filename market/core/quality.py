@@ -42,6 +42,16 @@ class LinearQuality:
             raise MechanismError(f"scale = {self.scale}; expected >= 0")
         object.__setattr__(self, "theta", theta)
 
+    @classmethod
+    def draw(
+        cls, rng: np.random.Generator, n: int, d: int, value_scale: float, noise: str = "gaussian", scale: float = 0.1
+    ) -> LinearQuality:
+        """The linear market's qualities (ROSA spec 6): rows of theta (n, d) drawn U[0, 1]^d and scaled to L1 norm
+        value_scale, so theta_i . x lies in [0, value_scale] for contexts x in [0, 1]^d."""
+        theta = rng.uniform(0.0, 1.0, (n, d))
+        theta *= value_scale / theta.sum(axis=1, keepdims=True)
+        return cls(theta, noise, scale)
+
     @property
     def n(self) -> int:
         return self.theta.shape[0]

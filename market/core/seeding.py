@@ -16,9 +16,15 @@ def stream_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 
-def derive_rng(seed: int, name: str) -> np.random.Generator:
-    """The generator for ``name`` in a run with root ``seed``: independent of creation order."""
-    return np.random.default_rng(np.random.SeedSequence([seed, stream_key(name)]))
+def derive_rng(seed: int, name: str | int, *index: int) -> np.random.Generator:
+    """The generator for ``name`` in a run with root ``seed``: independent of creation order.
+
+    name: the stream's name, or an integer key used as it is; integer keys are the streams made before
+    streams had names, kept so that earlier logs and figures reproduce. index: further integers for a
+    family of streams under one name (one per query, per round), ``SeedSequence([seed, key, *index])``.
+    """
+    key = stream_key(name) if isinstance(name, str) else int(name)
+    return np.random.default_rng(np.random.SeedSequence([seed, key, *index]))
 
 
 def generator_state(rng: np.random.Generator | None) -> dict | None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from market.core.mechanisms.baselines import CriticalBid, PayAsBid
 from market.core.mechanisms.leaky import LeakyROSA
-from market.core.mechanisms.rosa import ROSA, resample, threshold_expectations
+from market.core.mechanisms.rosa import ROSA, draw_coins, resample, threshold_expectations
 from market.lab.deviation import FastMarket
 from market.runtime.config import ConfigError
 
@@ -107,11 +107,12 @@ def profit_samples(
     rng = market.mech_rng
     for s in range(samples):
         x, costs, bids = market.draw()
-        present = (bids >= market.lo) & (bids <= market.hi)
+        present = market.bid_range.accepted(bids)
         present[i] = True
-        seen = resample(bids, mu, cap, rng)[0] if kind == "rosa" else bids
+        seen = resample(bids, mu, cap, draw_coins(rng, bids.size))[0] if kind == "rosa" else bids
         tau = rule.threshold(x, np.where(present, seen, cap), i, present)
-        out[s] = round_profits(kind, np.clip(m * costs[i], market.lo, market.hi), float(costs[i]), tau, mu, cap)
+        z = np.clip(m * costs[i], market.bid_range.floor, market.bid_range.cap)
+        out[s] = round_profits(kind, z, float(costs[i]), tau, mu, cap)
     return mech.name, out
 
 

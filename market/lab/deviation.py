@@ -17,7 +17,9 @@ import numpy as np
 
 from agents.providers import provider_strategies
 from agents.strategies import COALITIONS, BidFeedback
+from market.core.ledger import to_units
 from market.core.mechanisms.aggregation import AGGREGATIONS
+from market.core.mechanisms.base import BidRange
 from market.core.seeding import derive_rng
 from market.runtime.config import ConfigError, resolve
 from market.runtime.world import World
@@ -136,8 +138,7 @@ class FastMarket:
         self.strategies = provider_strategies(config["strategies"], inst.providers, self.mechanism)
         self.rngs = [derive_rng(seed, p) for p in inst.providers]
         self.user_rng, self.mech_rng = derive_rng(seed, inst.user), derive_rng(seed, "mechanism")
-        self.lo = float(getattr(self.mechanism, "cost_floor", 0.0))
-        self.hi = float(getattr(self.mechanism, "cost_cap", np.inf))
+        self.bid_range = BidRange.of(self.mechanism)
         self.queries = int(config["run"]["rounds"])
         self.n = inst.n
 
@@ -153,7 +154,7 @@ class FastMarket:
     def round(self, t: int) -> tuple[int | None, float, float, np.ndarray]:
         """(winner, payment, the user's reward, costs) of round t."""
         x, costs, bids = self.draw()
-        present = (bids >= self.lo) & (bids <= self.hi)
+        present = self.bid_range.accepted(bids)
         outcome = self.mechanism.select(x, bids, self.mech_rng, present) if present.any() else None
         winner = outcome.winner if outcome is not None else None
         for i, strategy in enumerate(self.strategies):
@@ -197,10 +198,10 @@ def play_market(scenario: str, overrides: Sequence[str], seed: int, rounds: int,
     config, summary, _ = run_scenario(scenario, seed=seed, rounds=rounds, overrides=overrides, out=None)
     received, paid = summary["received"], summary["paid"]
     utilities = {
-        p: (received.get(p, {}).get("payment", 0) - paid.get(p, {}).get("serving cost", 0)) / 1e6
+        p: to_units(received.get(p, {}).get("payment", 0) - paid.get(p, {}).get("serving cost", 0))
         for p in summary["balances"] if p.startswith("provider-")
     }
-    spend = paid.get("user", {}).get("payment", 0) / 1e6
+    spend = to_units(paid.get("user", {}).get("payment", 0))
     user = summary["feedback"]["reward_sum"] - spend
     return RunResult(utilities, float(user), int(summary["rounds"]), spend=float(spend),
                      served=int(sum(summary["wins"].values())))
@@ -211,20 +212,21 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
     U[0, 1] for the horizon and bids once; provider-0 plays ``strategy``, the others are truthful.
 
     The procurement scenario draws a cost per query, which one bid per horizon cannot follow, hence this
-    floor-1 loop; the instance is drawn like the scenario's (theta rows with L1 norm 2, U[0, 1]^d contexts,
-    Gaussian noise 0.1). A learner gets a single decision here, so only static strategies are meaningful.
+    floor-1 loop; the instance is drawn like the scenario's (``LinearQuality.draw``: theta rows with L1 norm 2,
+    U[0, 1]^d contexts, Gaussian noise 0.1). A learner gets a single decision here, so only static strategies
+    are meaningful.
     mu is large by default because the horizon draws one coin per provider: the rare resampled horizons
     carry the bonus that makes shading unprofitable, and a few dozen seeds must contain some of them.
     """
     from agents.strategies import BidderFacts, build_strategy
     from market.core.mechanisms.reverse import build_mechanism
+    from market.core.quality import LinearQuality
 
     world = derive_rng(seed, "horizon-instance")
-    theta = world.uniform(0.0, 1.0, (providers, dim))
-    theta *= 2.0 / theta.sum(axis=1, keepdims=True)
+    quality = LinearQuality.draw(world, providers, dim, 2.0, "gaussian", 0.1)
     costs = world.uniform(0.0, 1.0, providers)
     contexts = world.uniform(0.0, 1.0, (rounds, dim))
-    rewards = contexts @ theta.T + 0.1 * world.standard_normal((rounds, providers))
+    rewards = quality.table(contexts, world)
     mechanism = build_mechanism("horizon-rosa", n=providers, d=dim, mu=mu)
     bids = costs.copy()
     facts = BidderFacts(0, providers, mechanism.cost_floor, mechanism.cost_cap, mu)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from market.core.ledger import Ledger, LedgerError, to_minor, to_units
-from market.core.mechanisms.base import MechanismError, ReverseMechanism, ReverseOutcome
+from market.core.mechanisms.base import BidRange, MechanismError, ReverseMechanism, ReverseOutcome
 from market.core.wire import Bid, CallForBids, Error, Feedback, Query, RoundResult, Served
 from market.runtime.agent import Agent
 from market.runtime.bus import BUS_ID, Envelope
@@ -77,8 +77,7 @@ class ReverseAuctioneer(Agent):
         self.bid_window = float(bid_window)
         self.feedback_timeout = float(feedback_timeout)
         self.group = group
-        self.lo = float(getattr(mechanism, "cost_floor", 0.0))
-        self.hi = float(getattr(mechanism, "cost_cap", np.inf))
+        self.bid_range = BidRange.of(mechanism)
         self._next_round = 0
         self._queue: deque[Envelope] = deque()
         self._awaiting: dict[int, _AwaitingFeedback] = {}
@@ -177,9 +176,8 @@ class ReverseAuctioneer(Agent):
             self._refuse(src, "late", "round", f"bid for round {bid.round} arrived after it closed")
         elif cur.present[i]:
             self._refuse(src, "duplicate", "round", f"second bid for round {bid.round}")
-        elif not self.lo <= bid.amount <= self.hi:
-            self._refuse(src, "out_of_range", "amount",
-                         f"got {bid.amount!r}, expected a bid in [{self.lo}, {self.hi}]")
+        elif (why := self.bid_range.refusal(bid.amount)) is not None:
+            self._refuse(src, "out_of_range", "amount", why)
         else:
             cur.bids[i] = bid.amount
             cur.present[i] = True

@@ -26,7 +26,7 @@ from market.core.lm.ads import AdInstance
 from market.core.lm.base import Reply
 from market.core.lm.catalogue import CatalogueLM
 from market.core.lm.ngram import NGramLM
-from market.core.mechanisms.aggregation import AGGREGATIONS, build_aggregation, sample_shown
+from market.core.mechanisms.aggregation import AGGREGATIONS, build_aggregation, leave_one_out, sample_shown
 from market.core.mechanisms.base import MechanismError
 from market.core.wire import (
     MAX_DESCRIPTION_LEN,
@@ -263,11 +263,8 @@ class AdPlatform(Agent):
                 # An advertiser that cannot pay is not charged; the refusal is on the record.
                 self._refuse(names[i], "budget", "payment", str(exc), reply=False)
                 pay_minor[i] = 0
-        # q without i's report on the same candidates: the offset's counterfactual, for reward gains.
-        s = cur.rewards.sum(axis=0) / inst.tau + (cur.log_ref - cur.log_gen)
-        beta = s[None, :] - cur.rewards / inst.tau
-        q_without = np.exp(beta - beta.max(axis=1, keepdims=True))
-        q_without /= q_without.sum(axis=1, keepdims=True)
+        # q without i's report on the same candidates, for reward gains
+        q_without = leave_one_out(cur.rewards, cur.log_ref - cur.log_gen, inst.tau)
         self.record([
             "round", self.now(), cur.round, cur.query_id, "", pay_minor,
             {"shown": shown, "proposal": cur.proposal, "q": outcome.q.tolist(),

@@ -147,6 +147,20 @@ def mosaic_batch(
     return _auction(rewards, log_ref - log_gen, float(tau), payment)
 
 
+def leave_one_out(rewards: np.ndarray, log_weights: np.ndarray, tau: float) -> np.ndarray:
+    """(..., n, M): q_{-i}, the allocation on the same candidates had advertiser i reported nothing.
+
+    The counterfactual of the offset payment (section 5.3): q_{-i} = softmax(Σ_{k≠i} r_k/τ + log w), so
+    E_q[r_i] − E_{q_{-i}}[r_i] is the reward i's report gains it. rewards: (..., n, M) reports; log_weights:
+    (..., M) log pi_ref − log pi_gen.
+    """
+    s = rewards.sum(axis=-2) / tau + log_weights
+    beta = s[..., None, :] - rewards / tau
+    q_without = np.exp(beta - beta.max(axis=-1, keepdims=True))
+    q_without /= q_without.sum(axis=-1, keepdims=True)
+    return q_without
+
+
 def sample_shown(q: np.ndarray, rng: np.random.Generator) -> int:
     """Index of the shown reply, drawn from the allocation q: (M,)."""
     cdf = np.cumsum(q)

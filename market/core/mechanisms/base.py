@@ -1,11 +1,13 @@
-"""What a reverse-auction mechanism is to the auctioneer: ``select`` then ``update``.
+"""What a reverse-auction mechanism is to the auctioneer: ``select`` then ``update``, on the bids its range takes.
 
 ``select`` draws an outcome from committed bids and never changes learner state;
-``update`` learns from the user's reward for the winner. See ARCHITECTURE "Mechanisms".
+``update`` learns from the user's reward for the winner; ``BidRange`` says which bids enter a round.
+See ARCHITECTURE "Mechanisms".
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,6 +38,34 @@ class ReverseOutcome:
     payments: np.ndarray
     resampled: np.ndarray
     modified: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class BidRange:
+    """The bids a reverse auction takes: numbers in [floor, cap], the mechanism's [cost_floor, cost_cap].
+
+    A provider with no bid in a round abstains; a bid outside the range (NaN included) is refused, and its
+    sender abstains from that round too. The auctioneer asks ``refusal`` bid by bid; loops that draw every
+    bid at once ask ``accepted``. Both are the one comparison floor <= bid <= cap.
+    """
+
+    floor: float = 0.0
+    cap: float = math.inf
+
+    @classmethod
+    def of(cls, mechanism: object) -> BidRange:
+        """The range ``mechanism`` publishes; [0, inf) where it has no cost_floor or cost_cap."""
+        return cls(float(getattr(mechanism, "cost_floor", 0.0)), float(getattr(mechanism, "cost_cap", math.inf)))
+
+    def refusal(self, amount: float) -> str | None:
+        """None if the bid ``amount`` is taken, else why not (the detail of an "out_of_range" error)."""
+        if self.floor <= amount <= self.cap:
+            return None
+        return f"got {amount!r}, expected a bid in [{self.floor}, {self.cap}]"
+
+    def accepted(self, bids: np.ndarray) -> np.ndarray:
+        """(n,) bool, the ``active`` mask of ``select``: which of the bids (n,) are taken; the rest abstain."""
+        return (bids >= self.floor) & (bids <= self.cap)
 
 
 @runtime_checkable

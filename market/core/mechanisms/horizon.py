@@ -9,7 +9,7 @@ import numpy as np
 from market.core.learning.linucb import LinUCB
 from market.core.mechanisms.base import MechanismError, ReverseOutcome
 from market.core.mechanisms.priors import CostPrior, CostPriors, UniformCost
-from market.core.mechanisms.rosa import ROSA, resample, validate_bids
+from market.core.mechanisms.rosa import ROSA, draw_coins, resample, validate_bids, winner_payment
 from market.core.mechanisms.rules import _NO_ONE, _masked, _winner
 
 
@@ -130,7 +130,7 @@ class HorizonROSA:
         bids = validate_bids(bids, active, self.cost_floor, self.cost_cap)
         self.bids = bids.copy()
         self.resampled, self.modified = resample(
-            np.where(np.isnan(bids), self.cost_cap, bids), self.mu, self.cost_cap, rng
+            np.where(np.isnan(bids), self.cost_cap, bids), self.mu, self.cost_cap, draw_coins(rng, self.n)
         )
 
     def select(
@@ -156,8 +156,7 @@ class HorizonROSA:
         winner = self.rule.allocate(context, self.resampled, active)
         pay = np.zeros(self.n)
         if winner is not None:
-            b = self.bids[winner]
-            pay[winner] = b + (self.cost_cap - b) / self.mu if self.modified[winner] else b
+            pay[winner] = winner_payment(self.bids.item(winner), self.modified.item(winner), self.mu, self.cost_cap)
         return ReverseOutcome(winner, pay, self.resampled.copy(), self.modified.copy())
 
     def update(self, context: np.ndarray, outcome: ReverseOutcome, reward: float) -> None:

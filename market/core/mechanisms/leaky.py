@@ -6,17 +6,18 @@ ROSA is truthful only in expectation over coins drawn after the bids are committ
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from market.core.mechanisms.base import ReverseOutcome
-from market.core.mechanisms.rosa import ROSA
+from market.core.mechanisms.rosa import ROSA, draw_coins
+from market.core.seeding import derive_rng
 
 
 def public_coins(leak_seed: int, round_index: int, n: int) -> np.ndarray:
     """(2, n) uniforms [modification coin, U] of round ``round_index``: anyone knowing the seed can compute them."""
-    return np.random.default_rng(np.random.SeedSequence([int(leak_seed), int(round_index)])).random((2, n))
+    return draw_coins(derive_rng(int(leak_seed), int(round_index)), n)
 
 
 class LeakyROSA(ROSA):
@@ -40,8 +41,7 @@ class LeakyROSA(ROSA):
     ) -> ReverseOutcome:
         coins = public_coins(self.leak_seed, self.rounds, self.n)
         self.rounds += 1
-        # _Replay has the one Generator method ROSA.select calls
-        return super().select(context, bids, cast(np.random.Generator, _Replay(coins)), active)
+        return self.select_on_coins(context, self.accept_bids(bids, active), coins, active)
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), "rounds": self.rounds}
@@ -50,14 +50,3 @@ class LeakyROSA(ROSA):
         super().set_state(state)
         self.rounds = int(state["rounds"])
 
-
-class _Replay:
-    """Stands in for the generator ROSA.select draws its (2, n) coins from, returning the public ones."""
-
-    __slots__ = ("coins",)
-
-    def __init__(self, coins: np.ndarray) -> None:
-        self.coins = coins
-
-    def random(self, shape: tuple[int, int]) -> np.ndarray:
-        return self.coins

@@ -56,29 +56,36 @@ def validate_bids(bids: np.ndarray, active: np.ndarray | None, cost_floor: float
     return bids
 
 
-def resample(
-    bids: np.ndarray,
-    mu: float,
-    cost_cap: float,
-    rng: np.random.Generator | None = None,
-    coins: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """ROSA's sampler: (resampled chi (n,), modified (n,) bool) for bids (n,).
+def draw_coins(rng: np.random.Generator, n: int) -> np.ndarray:
+    """ROSA's coins for n bids: (2, n) uniforms [modification coin, U] in one draw, the order every ROSA
+    stream is consumed in (so a run's coins are the same whichever caller draws them)."""
+    return rng.random((2, n))
+
+
+def resample(bids: np.ndarray, mu: float, cost_cap: float, coins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROSA's sampler: (resampled chi (n,), modified (n,) bool) for bids (n,) and coins (2, n) (``draw_coins``).
 
     With probability 1 - mu a bid is kept; otherwise chi = c_cap - (c_cap - b) U^(1/(1-mu)), whose law
     is that of the recursive procedure (spec 3.2) and lies in (b, c_cap] (= c_cap when b = c_cap).
-    coins: optional (2, n) uniforms [modification coin, U]; drawn with one rng call when omitted.
-    For fixed coins chi is non-decreasing in b (monotone coupling).
+    For fixed coins chi is non-decreasing in b (monotone coupling). When no bid is modified, chi is
+    ``bids`` itself (no copy): most rounds at small mu, and ``ROSA.select`` runs every round.
     """
     bids = np.asarray(bids, dtype=float)
-    if coins is None:
-        if rng is None:
-            raise MechanismError("resample: give either rng or coins")
-        coins = rng.random((2, bids.shape[0]))
     modified = coins[0] < mu
+    if not np.count_nonzero(modified):
+        return bids, modified
     # U in [0, 1) makes U^(1/(1-mu)) < 1, so a modified bid is strictly above b when b < c_cap.
     raised = cost_cap - (cost_cap - bids) * coins[1] ** (1.0 / (1.0 - mu))
     return np.where(modified, raised, bids), modified
+
+
+def winner_payment(bid: Any, modified: Any, mu: float, cost_cap: float) -> Any:
+    """ROSA's payment for serving one query at bid b: P = b + ((c_cap - b)/mu) 1{modified} (spec 3.3).
+
+    Scalars or arrays of the same shape (a bool multiplies as 0/1, so a kept bid is paid exactly b).
+    Over the coins its expectation is Myerson's threshold payment (spec 3.4); P >= b on every coin.
+    """
+    return bid + modified * (cost_cap - bid) / mu
 
 
 def resample_recursive(
@@ -95,7 +102,7 @@ def resample_recursive(
     """
     mu = check_mu(mu)  # mu = 1 would never stop
     bids = np.asarray(bids, dtype=float)
-    coins = rng.random((2, bids.shape[0]))
+    coins = draw_coins(rng, bids.shape[0])
     modified = coins[0] < mu
     # U in [0, 1): c_cap - (c_cap - b) U is uniform on (b, c_cap] and non-decreasing in b.
     psi = np.where(modified, cost_cap - (cost_cap - bids) * coins[1], bids)
@@ -119,8 +126,7 @@ def payments(
     """
     bids = np.asarray(bids, dtype=float)
     allocation = np.asarray(allocation, dtype=float)
-    bonus = np.where(modified, (cost_cap - bids) / mu, 0.0)
-    return np.where(allocation > 0, allocation * (bids + bonus), 0.0)
+    return np.where(allocation > 0, allocation * winner_payment(bids, np.asarray(modified), mu, cost_cap), 0.0)
 
 
 def threshold_expectations(
@@ -167,7 +173,6 @@ class ROSA:
         self.cost_floor = float(cost_floor)
         self.n = rule.n
         self.name = f"rosa-{rule.name}"
-        self._exponent = 1.0 / (1.0 - self.mu)
 
     def select(
         self,
@@ -176,6 +181,10 @@ class ROSA:
         rng: np.random.Generator,
         active: np.ndarray | None = None,
     ) -> ReverseOutcome:
+        return self.select_on_coins(context, self.accept_bids(bids, active), draw_coins(rng, self.n), active)
+
+    def accept_bids(self, bids: np.ndarray, active: np.ndarray | None) -> np.ndarray:
+        """The bids as floats, clipped into [cost_floor, cost_cap] with clip_bids; MechanismError otherwise."""
         bids = np.asarray(bids, dtype=float)
         listed = bids.tolist()
         # A NaN makes the sum NaN (min/max of a list would skip it depending on its position).
@@ -186,17 +195,18 @@ class ROSA:
             if self.clip_bids and not np.isnan(bids if active is None else bids[active]).any():
                 bids = np.clip(bids, self.cost_floor, self.cost_cap)
             bids = validate_bids(bids, active, self.cost_floor, self.cost_cap)
-        coins = rng.random((2, self.n))
-        modified = coins[0] < self.mu
-        if np.count_nonzero(modified):
-            resampled = np.where(modified, self.cost_cap - (self.cost_cap - bids) * coins[1] ** self._exponent, bids)
-        else:
-            resampled = bids
+        return bids
+
+    def select_on_coins(
+        self, context: np.ndarray, bids: np.ndarray, coins: np.ndarray, active: np.ndarray | None = None
+    ) -> ReverseOutcome:
+        """The round on accepted bids (n,) and given coins (2, n): resample, allocate, pay the winner."""
+        resampled, modified = resample(bids, self.mu, self.cost_cap, coins)
         winner = self.rule.allocate(context, resampled, active)
         pay = np.zeros(self.n)
         if winner is not None:
-            b = bids[winner]
-            pay[winner] = b + (self.cost_cap - b) / self.mu if modified[winner] else b
+            # Python scalars (item): arithmetic on NumPy scalars would cost more than the rest of the payment
+            pay[winner] = winner_payment(bids.item(winner), modified.item(winner), self.mu, self.cost_cap)
         return ReverseOutcome(winner, pay, resampled, modified)
 
     def update(self, context: np.ndarray, outcome: ReverseOutcome, reward: float) -> None:

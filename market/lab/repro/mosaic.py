@@ -15,7 +15,7 @@ import numpy as np
 
 from market.core.lm.ads import AdInstance, catalogue_instance, load_ad_queries, with_advertisers
 from market.core.lm.optimum import entropy, optimum
-from market.core.mechanisms.aggregation import mosaic_batch
+from market.core.mechanisms.aggregation import leave_one_out, mosaic_batch
 
 Counterfactual = Literal["same-candidates", "fresh"]
 AdvertiserTau = Literal["platform", "one"]
@@ -67,11 +67,7 @@ def _absent_reward(
     """(n,) E[r_i(y_out)] had i been absent: same candidates without i's report, or fresh candidates."""
     tau = t.tau
     if counterfactual == "same-candidates":
-        s = rewards.sum(1) / tau + lr - lg
-        beta = s[:, None, :] - rewards / tau
-        q_minus = np.exp(beta - beta.max(-1, keepdims=True))
-        q_minus /= q_minus.sum(-1, keepdims=True)
-        return np.einsum("snm,snm->sn", q_minus, rewards).mean(0)
+        return np.einsum("snm,snm->sn", leave_one_out(rewards, lr - lg, tau), rewards).mean(0)
     n, sets = t.rewards.shape[0], rewards.shape[0]
     absent = np.empty(n)
     for i in range(n):

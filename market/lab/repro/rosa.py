@@ -20,9 +20,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from market.core.mechanisms.priors import UniformCost  # noqa: E402
-from market.core.mechanisms.rosa import ROSA, resample, threshold_expectations  # noqa: E402
+from market.core.mechanisms.rosa import ROSA, draw_coins, resample, threshold_expectations  # noqa: E402
 from market.core.mechanisms.rules import TRCMUCB  # noqa: E402
 from market.core.quality import LinearQuality  # noqa: E402
+from market.core.seeding import derive_rng  # noqa: E402
 
 CAP = 1.0
 
@@ -51,15 +52,14 @@ class Run:
 
 def instance(setup: Setup, seed: int) -> np.ndarray:
     """theta (n, d): U[0,1]^d rows with unit L1 norm, times value_scale (spec 6)."""
-    theta = np.random.default_rng([seed, 0]).random((setup.n, setup.d))
-    return setup.value_scale * theta / theta.sum(axis=1, keepdims=True)
+    return LinearQuality.draw(derive_rng(seed, 0), setup.n, setup.d, setup.value_scale).theta
 
 
 def simulate(setup: Setup, horizon: int, mu: float, noise: str, seed: int) -> Run:
     """Run ROSA(TRCM-UCB) for horizon rounds with truthful bids c_{i,t} ~ U[0, 1]."""
     theta = instance(setup, seed)
     quality = LinearQuality(theta, noise=noise, scale=setup.noise_scale)
-    env = np.random.default_rng([seed, 1])
+    env = derive_rng(seed, 1)
     contexts = env.random((horizon, setup.d))
     costs = UniformCost(0.0, CAP).sample(env, (horizon, setup.n))
     rewards = quality.table(contexts, env)
@@ -69,7 +69,7 @@ def simulate(setup: Setup, horizon: int, mu: float, noise: str, seed: int) -> Ru
 
     rule = TRCMUCB(setup.n, setup.d, alpha=setup.alpha, reserve=0.0, surplus=setup.surplus)
     mech = ROSA(rule, mu, CAP, 0.0)
-    coins = np.random.default_rng([seed, 2])
+    coins = derive_rng(seed, 2)
     got = np.zeros(horizon)
     paid = np.zeros(horizon)
     changed = np.zeros(horizon, dtype=bool)
@@ -102,7 +102,7 @@ def utility_against_bid(
     own resampling is integrated in closed form. Also returns the pay-as-bid utility on the same draws.
     """
     theta = instance(setup, seed)
-    env = np.random.default_rng([seed, 3])
+    env = derive_rng(seed, 3)
     rule = TRCMUCB(setup.n, setup.d, alpha=setup.alpha, reserve=0.0)
     quality = LinearQuality(theta, "gaussian", setup.noise_scale)
     for _ in range(history):
@@ -113,7 +113,7 @@ def utility_against_bid(
     taus, plain = np.empty(draws), np.empty(draws)
     for m in range(draws):
         x, others = env.random(setup.d), env.random(setup.n)
-        chi, _ = resample(others, mu, CAP, env)
+        chi, _ = resample(others, mu, CAP, draw_coins(env, setup.n))
         taus[m] = rule.threshold(x, chi, 0)
         plain[m] = rule.threshold(x, others, 0)
     out = {}

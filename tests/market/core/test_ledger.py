@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market.core.ledger import EXTERNAL, Ledger, LedgerError, to_minor
+from market.core.ledger import EXTERNAL, Ledger, LedgerError, to_minor, to_units
 
 ACCOUNTS = ["a", "b", "c", "d"]
 
@@ -51,3 +52,11 @@ def test_to_minor_rounds_once_half_to_even():
     assert to_minor(1.25) == 1_250_000
     with pytest.raises(LedgerError):
         to_minor(float("nan"))
+
+
+@given(st.lists(st.integers(-(10**15), 10**15), min_size=1, max_size=8))  # up to a billion units
+def test_to_units_undoes_to_minor_for_ints_and_arrays_alike(minor):
+    units = [to_units(m) for m in minor]
+    assert [to_minor(u) for u in units] == minor
+    assert units == [m / 1e6 for m in minor]  # the float division every report did by hand
+    assert to_units(np.asarray(minor, dtype=float)).tolist() == units

@@ -6,6 +6,7 @@ from scipy import stats
 
 from market.core.mechanisms.base import MechanismError
 from market.core.quality import LinearQuality, ReplayQuality, load_llm_prices
+from market.core.seeding import derive_rng
 
 
 @pytest.mark.parametrize("noise", ["gaussian", "exponential", "exponential-mean"])
@@ -20,6 +21,19 @@ def test_linear_quality_rewards_have_mean_theta_dot_x(noise):
     assert np.all(np.abs(table.mean(axis=0) - quality.mean(x)) < 4 * se)
     draws = np.array([quality.sample(1, x, rng) for _ in range(2000)])
     assert abs(draws.mean() - quality.mean(x)[1]) < 4 * draws.std() / np.sqrt(draws.size)
+
+
+@pytest.mark.parametrize("value_scale", [1.0, 2.0, 3.5])
+def test_drawn_qualities_have_rows_of_l1_norm_value_scale_and_values_in_range(value_scale):
+    quality = LinearQuality.draw(derive_rng(3, "instance"), 6, 5, value_scale, "exponential", 0.2)
+    assert quality.theta.shape == (6, 5) and quality.noise == "exponential" and quality.scale == 0.2
+    assert np.all(quality.theta >= 0)
+    np.testing.assert_allclose(quality.theta.sum(axis=1), value_scale, rtol=1e-12)
+    x = derive_rng(3, "contexts").uniform(0.0, 1.0, (1000, 5))
+    assert np.all((x @ quality.theta.T >= 0) & (x @ quality.theta.T <= value_scale + 1e-12))
+    # the rows' directions are uniform draws: the first row is a U[0, 1]^d draw up to its scale
+    raw = derive_rng(3, "instance").uniform(0.0, 1.0, (6, 5))
+    np.testing.assert_allclose(quality.theta, value_scale * raw / raw.sum(axis=1, keepdims=True), rtol=1e-14)
 
 
 def test_noise_laws_are_the_documented_ones():

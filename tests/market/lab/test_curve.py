@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market.core.mechanisms.rosa import ROSA, resample
+from market.core.mechanisms.rosa import ROSA, draw_coins, resample
 from market.lab.curve import FastMarket, profit_curve, profit_samples, round_profits
 from market.runtime.config import ConfigError
 
@@ -56,7 +56,7 @@ def test_rosa_closed_form_matches_playing_the_mechanism_over_all_coins():
             bids[0] = min(m * costs[0], mech.cost_cap)
             out = mech.select(x, bids, rng)
             played = out.payments[0] - costs[0] if out.winner == 0 else 0.0
-            seen, _ = resample(bids, mu, mech.cost_cap, rng)
+            seen, _ = resample(bids, mu, mech.cost_cap, draw_coins(rng, bids.size))
             tau = mech.rule.threshold(x, seen, 0)
             diff[k] = played - round_profits("rosa", bids[:1], costs[0], tau, mu, mech.cost_cap)[0]
         assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(diff.size)

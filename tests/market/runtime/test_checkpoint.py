@@ -84,10 +84,11 @@ def test_sigkill_at_five_random_moments_then_resume_gives_the_uninterrupted_run(
         out = tmp_path / f"kill{k}"
         proc = subprocess.Popen(_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         log = out / "events.msgpack"
-        # wait until the run is under way (the log exists), then kill it at a random moment
-        while not log.exists() and proc.poll() is None:
-            time.sleep(0.01)
-        time.sleep(float(rng.uniform(0.0, 1.2)))
+        # kill it once the log has reached a random fraction of the whole run's, i.e. at a random point of
+        # its progress (a random delay instead missed the run on a fast machine: it had already finished)
+        target = float(rng.uniform(0.05, 0.9)) * len(whole)
+        while proc.poll() is None and (not log.exists() or log.stat().st_size < target):
+            time.sleep(0.001)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         point = last_checkpoint(log)

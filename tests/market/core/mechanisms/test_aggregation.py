@@ -12,6 +12,7 @@ from market.core.mechanisms.aggregation import (
     SupportFailure,
     build_aggregation,
     ess,
+    leave_one_out,
     mosaic,
     mosaic_batch,
     sample_shown,
@@ -193,6 +194,25 @@ def test_payment_is_vcg_on_the_candidate_set(inst):
     for _ in range(20):  # q is the exact maximiser of the regularised welfare on the candidates
         other = rng.dirichlet(np.ones(m))
         assert welfare(other, total) <= welfare(out.q, total) + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(instances)
+def test_leave_one_out_is_the_auction_without_that_advertiser(inst):
+    seed, n, m = inst
+    _, rewards, log_ref, log_gen, tau = _instance(seed, n, m)
+    q_without = leave_one_out(rewards, log_ref - log_gen, tau)
+    assert q_without.shape == (n, m)
+    for i in range(n):
+        others = np.delete(rewards, i, axis=0)
+        expected = mosaic(others, log_ref, log_gen, tau).q if n > 1 else _softmax(log_ref - log_gen)
+        np.testing.assert_allclose(q_without[i], expected, atol=TOL)
+    batch = leave_one_out(rewards[None], (log_ref - log_gen)[None], tau)
+    np.testing.assert_array_equal(batch[0], q_without)
+    # u_i = g(total) - g(others) with g convex and grad g = q, so E_{q_-i}[r_i] <= u_i <= E_q[r_i]
+    out = mosaic(rewards, log_ref, log_gen, tau)
+    absent = np.einsum("im,im->i", q_without, rewards)
+    assert np.all(absent <= out.utilities + TOL) and np.all(out.utilities <= rewards @ out.q + TOL)
 
 
 @settings(max_examples=40, deadline=None)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from market.core.mechanisms.base import MechanismError
-from market.core.mechanisms.rosa import ROSA, payments, resample, threshold_expectations
+from market.core.mechanisms.rosa import ROSA, draw_coins, payments, resample, threshold_expectations, winner_payment
 from market.core.mechanisms.rules import TRCMUCB
 
 CAP = 1.0
@@ -43,7 +43,7 @@ def _z(mean, expected, draws):
 def test_atom_at_the_bid_has_mass_one_minus_mu():
     rng = np.random.default_rng(1)
     mu, b, m = 0.3, 0.2, 200_000
-    chi, modified = resample(np.full(m, b), mu, CAP, rng)
+    chi, modified = resample(np.full(m, b), mu, CAP, draw_coins(rng, m))
     kept = (chi == b).mean()
     sd = np.sqrt(mu * (1 - mu) / m)
     assert abs(kept - (1 - mu)) < 4 * sd
@@ -54,7 +54,7 @@ def test_atom_at_the_bid_has_mass_one_minus_mu():
 @given(mus, st.lists(unit, min_size=1, max_size=8), st.integers(0, 2**32 - 1))
 def test_modified_bids_move_up_into_b_cap(mu, bids, seed):
     bids = np.array(bids) * 0.999
-    chi, modified = resample(bids, mu, CAP, np.random.default_rng(seed))
+    chi, modified = resample(bids, mu, CAP, draw_coins(np.random.default_rng(seed), bids.size))
     assert np.all(chi[~modified] == bids[~modified])
     assert np.all(chi[modified] > bids[modified]) and np.all(chi <= CAP)
 
@@ -62,7 +62,7 @@ def test_modified_bids_move_up_into_b_cap(mu, bids, seed):
 @pytest.mark.parametrize("mu,b", [(0.3, 0.2), (0.05, 0.6), (0.7, 0.0)])
 def test_modified_law_matches_closed_form_and_recursion(mu, b):
     rng = np.random.default_rng(2)
-    chi, modified = resample(np.full(60_000, b), mu, CAP, rng)
+    chi, modified = resample(np.full(60_000, b), mu, CAP, draw_coins(rng, 60_000))
     raised = chi[modified]
     cdf = lambda a: 1.0 - ((CAP - np.clip(a, b, CAP)) / (CAP - b)) ** (1.0 - mu)
     assert stats.kstest(raised, cdf).pvalue > 1e-3
@@ -80,12 +80,12 @@ def test_modified_law_matches_closed_form_and_recursion(mu, b):
 def test_coupling_is_monotone_in_the_bid_for_fixed_coins(mu, b1, b2, coin, u):
     lo, hi = sorted((b1, b2))
     coins = np.array([[coin, coin], [u, u]])
-    chi, _ = resample(np.array([lo, hi]), mu, CAP, coins=coins)
+    chi, _ = resample(np.array([lo, hi]), mu, CAP, coins)
     assert chi[0] <= chi[1]
 
 
 def test_bid_at_cap_stays_and_earns_no_bonus():
-    chi, modified = resample(np.array([CAP]), 0.5, CAP, coins=np.array([[0.0], [0.3]]))
+    chi, modified = resample(np.array([CAP]), 0.5, CAP, np.array([[0.0], [0.3]]))
     assert modified[0] and chi[0] == CAP
     assert payments(np.array([CAP]), np.array([1]), modified, 0.5, CAP)[0] == CAP
 
@@ -135,7 +135,7 @@ def test_payments_are_the_bks_payments_mirrored():
     rng = np.random.default_rng(4)
     mu, n = 0.2, 1000
     bids, coins = rng.random(n), rng.random((2, n))
-    chi, modified = resample(bids, mu, CAP, coins=coins)
+    chi, modified = resample(bids, mu, CAP, coins)
     v = CAP - bids
     x_bks = np.where(coins[0] < mu, v * coins[1] ** (1 / (1 - mu)), v)
     np.testing.assert_allclose(chi, CAP - x_bks, atol=1e-14)
@@ -150,7 +150,7 @@ def test_payments_are_the_bks_payments_mirrored():
 def test_single_threshold_closed_forms_hold_by_monte_carlo(z, tau, mu):
     # 400k draws, common coins; tolerance: |z-score| < 4 for E[A], E[P] and Var(P)
     m = 400_000
-    chi, modified = resample(np.full(m, z), mu, CAP, np.random.default_rng(5))
+    chi, modified = resample(np.full(m, z), mu, CAP, draw_coins(np.random.default_rng(5), m))
     alloc = (chi <= tau).astype(float)
     pay = payments(np.full(m, z), alloc, modified, mu, CAP)
     abar, ep = threshold_expectations(z, tau, mu, CAP)
@@ -192,7 +192,7 @@ def test_truthful_bid_maximises_expected_utility(n, mu, seed):
     _random_history(rule, rng)
     x, others = rng.random(3), rng.random(n)
     m = 4000
-    chi, _ = resample(np.tile(others, (m, 1)).ravel(), mu, CAP, rng)
+    chi, _ = resample(np.tile(others, (m, 1)).ravel(), mu, CAP, draw_coins(rng, m * n))
     chi = chi.reshape(m, n)
     taus = np.array([rule.threshold(x, row, 0) for row in chi])
     grid = np.linspace(0.0, 1.0, 201)
@@ -212,8 +212,8 @@ def test_per_coin_truthfulness_fails_by_design():
     mech = ROSA(FixedThreshold(0.7), 0.2, CAP)
     coins = np.array([[0.9], [0.5]])  # modification coin above mu: bid kept
     c = 0.3
-    chi_true, mod_true = resample(np.array([c]), 0.2, CAP, coins=coins)
-    chi_over, mod_over = resample(np.array([0.6]), 0.2, CAP, coins=coins)
+    chi_true, mod_true = resample(np.array([c]), 0.2, CAP, coins)
+    chi_over, mod_over = resample(np.array([0.6]), 0.2, CAP, coins)
     gain_true = payments(np.array([c]), np.array([1.0]), mod_true, 0.2, CAP)[0] - c
     gain_over = payments(np.array([0.6]), np.array([1.0 * (chi_over[0] <= 0.7)]), mod_over, 0.2, CAP)[0] - c
     assert gain_over > gain_true and mech.rule.allocate(None, chi_over, None) == 0
@@ -227,7 +227,7 @@ def test_fraction_of_rounds_changed_is_at_most_one_minus_one_minus_mu_to_the_n()
     changed = 0
     for _ in range(rounds):
         x, bids = rng.random(3), rng.random(n)
-        chi, _ = resample(bids, mu, CAP, rng)
+        chi, _ = resample(bids, mu, CAP, draw_coins(rng, bids.size))
         changed += rule.allocate(x, chi, None) != rule.allocate(x, bids, None)
     bound = 1 - (1 - mu) ** n
     assert changed / rounds <= bound + 4 * np.sqrt(bound * (1 - bound) / rounds)
@@ -275,3 +275,64 @@ def test_clip_option_clips_out_of_range_bids_but_still_refuses_nan():
     assert out.winner == 0 and out.payments[0] >= 0.0 and out.resampled[0] >= 0.0
     with pytest.raises(MechanismError, match="nan"):
         mech.select(np.zeros(1), np.array([np.nan]), rng)
+
+
+# One payment formula and one sampler: every caller goes through winner_payment and resample.
+@pytest.mark.parametrize("mu", [0.05, 0.3, 0.7])
+@pytest.mark.parametrize("tau", [0.3, 0.7, 1.0])
+def test_winner_payment_in_expectation_is_myersons_threshold_payment(mu, tau):
+    # A provider wins iff chi <= tau. Over a midpoint grid of the U coin, E[1{chi <= tau} winner_payment] must
+    # equal the reverse Myerson payment z abar(z) + int_z^cap abar(t) dt, where abar(t) = 1 - mu r^(1-mu),
+    # r = (cap - tau)/(cap - t), is the winning probability under the sampler's law (spec 3.2); abar is
+    # checked against the sampler on the same grid.
+    from scipy.integrate import quad
+
+    k = 400_000
+    coins = np.vstack([np.zeros(k), (np.arange(k) + 0.5) / k])  # every bid modified, U on a grid
+
+    def abar(t):
+        return 1.0 - mu * ((CAP - tau) / (CAP - t)) ** (1.0 - mu) if t <= tau else 0.0
+
+    for z in np.linspace(0.0, 0.95, 12):
+        chi, modified = resample(np.full(k, z), mu, CAP, coins)
+        won = chi <= tau
+        assert (1 - mu) * (z <= tau) + mu * won.mean() == pytest.approx(abar(z), abs=1e-5)
+        expected = (1 - mu) * (z <= tau) * winner_payment(z, False, mu, CAP) + mu * np.mean(
+            won * winner_payment(np.full(k, z), modified, mu, CAP))
+        myerson = z * abar(z) + (quad(abar, z, tau)[0] if z < tau else 0.0)
+        assert expected == pytest.approx(myerson, abs=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), mus, st.integers(0, 2**32 - 1))
+def test_select_resamples_and_pays_exactly_as_resample_and_winner_payment(n, mu, seed):
+    rng = np.random.default_rng(seed)
+    mech = ROSA(TRCMUCB(n, 3, reserve=-1.0), mu, CAP)
+    mech.rule.learner.theta_hat[:] = rng.random((n, 3))
+    for _ in range(20):
+        x, bids = rng.random(3), rng.random(n)
+        twin = np.random.default_rng()
+        twin.bit_generator.state = rng.bit_generator.state
+        out = mech.select(x, bids, rng)
+        chi, modified = resample(bids, mu, CAP, draw_coins(twin, n))
+        assert np.array_equal(out.resampled, chi) and np.array_equal(out.modified, modified)
+        assert out.winner == mech.rule.allocate(x, chi, None)
+        if out.winner is not None:
+            w = out.winner
+            assert out.payments[w] == winner_payment(bids[w], modified[w], mu, CAP)
+            alloc = np.zeros(n)
+            alloc[w] = 1.0
+            assert np.array_equal(out.payments, payments(bids, alloc, modified, mu, CAP))
+
+
+def test_winner_payment_pays_a_kept_bid_exactly_and_a_modified_one_its_bonus():
+    assert winner_payment(0.3, False, 0.2, CAP) == 0.3
+    assert winner_payment(0.3, True, 0.2, CAP) == 0.3 + 0.7 / 0.2
+    np.testing.assert_array_equal(winner_payment(np.array([0.3, 0.3]), np.array([False, True]), 0.2, CAP),
+                                  [0.3, 0.3 + 0.7 / 0.2])
+
+
+def test_no_modified_bid_leaves_the_bids_as_they_are():
+    bids = np.array([0.1, 0.5, 0.9])
+    chi, modified = resample(bids, 0.1, CAP, np.array([[0.5, 0.2, 0.9], [0.3, 0.3, 0.3]]))
+    assert not modified.any() and np.array_equal(chi, bids)

@@ -14,7 +14,7 @@ from scipy import stats
 
 from market.core.mechanisms.base import MechanismError
 from market.core.mechanisms.reverse import build_mechanism
-from market.core.mechanisms.rosa import resample, resample_recursive, threshold_expectations
+from market.core.mechanisms.rosa import draw_coins, resample, resample_recursive, threshold_expectations
 
 seeds = st.integers(0, 2**32 - 1)
 mus = st.floats(0.05, 0.7)
@@ -69,7 +69,7 @@ def test_recursive_and_closed_form_samplers_agree_in_law(mu, fraction, cap):
     b = fraction * cap
     rng = np.random.default_rng(1)
     recursive = resample_recursive(np.full(100_000, b), mu, cap, rng)[0]
-    closed = resample(np.full(100_000, b), mu, cap, rng)[0]
+    closed = resample(np.full(100_000, b), mu, cap, draw_coins(rng, 100_000))[0]
     assert stats.ks_2samp(recursive, closed).pvalue > 1e-3
     atom = (recursive == b).mean()
     assert abs(atom - (1 - mu)) < Z * np.sqrt(mu * (1 - mu) / recursive.size)
@@ -105,7 +105,7 @@ def test_chi_given_psi_near_b_prime_has_the_law_of_chi_at_b_prime(mu, fraction, 
         # the atom: chi stays at psi with probability 1 - mu, as chi(b') stays at b'
         stays = (chi[inside] == psi[inside]).mean()
         assert abs(stays - (1 - mu)) < Z * np.sqrt(mu * (1 - mu) / k)
-        fresh = resample(psi[inside], mu, cap, rng)[0]
+        fresh = resample(psi[inside], mu, cap, draw_coins(rng, k))[0]
         assert stats.ks_2samp(chi[inside], fresh).pvalue > 1e-3
 
 
