@@ -21,6 +21,7 @@ from market.lab.cli import main
 from market.runtime.checkpoint import last_checkpoint, pack_state, unpack_state
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import read_log
+from market.runtime.records import Checkpoint
 from market.runtime.run import resume_scenario, run_scenario
 
 leaves = st.one_of(
@@ -108,7 +109,7 @@ def test_sigkill_at_five_random_moments_then_resume_gives_the_uninterrupted_run(
 def test_resume_from_any_cut_of_the_log_rebuilds_the_same_log(scenario, sets, tmp_path):
     run_scenario(scenario, overrides=sets, out=tmp_path / "whole")
     whole = (tmp_path / "whole" / "events.msgpack").read_bytes()
-    checkpoints = [r for r in read_log(tmp_path / "whole" / "events.msgpack").records if r[0] == "ckpt"]
+    checkpoints = [r for r in read_log(tmp_path / "whole" / "events.msgpack").records if isinstance(r, Checkpoint)]
     assert len(checkpoints) >= 3
     rng = np.random.default_rng(len(whole))
     for cut in rng.integers(100, len(whole), 2):
