@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 # Version of the record layouts below. A log written under a newer schema is refused, not guessed at.
@@ -93,6 +93,10 @@ def record(record_type: str, *, as_map: bool = False) -> Callable[[type[R]], typ
     def wrap(dc: type[R]) -> type[R]:
         if not dc.__dataclass_params__.frozen or "__slots__" not in vars(dc):  # type: ignore[attr-defined]
             raise TypeError(f"{dc.__name__}: a record type must be a frozen, slotted dataclass")
+        if any(f.default is not MISSING or f.default_factory is not MISSING for f in fields(dc)) \
+                or hasattr(dc, "__post_init__"):
+            raise TypeError(f"{dc.__name__}: record fields take no defaults and no __post_init__ (every field is "
+                            "written, and __init__ is replaced below)")
         dc.record_type = record_type
         spec = tuple((f.name, _CHECKS[f.type]) for f in fields(dc))
         # Arrays are held as tuples (immutable) and written as lists, as the reader gives them back.
@@ -105,6 +109,15 @@ def record(record_type: str, *, as_map: bool = False) -> Callable[[type[R]], typ
         # Straight-line code: the writer encodes every bus message, so no loop over fields here.
         env: dict[str, Any] = {}
         exec(f"def encode(r):\n    return [{record_type!r}, {items}]\n", env)
+        # A frozen dataclass's __init__ sets each field through object.__setattr__; the slots' own
+        # descriptors do the same in 60% of the time (0.26 against 0.43 us for a "msg" record), and
+        # every bus message builds one. Still frozen: assignment after __init__ raises as before.
+        names = [name for name, _ in spec]
+        setters = {f"_set_{name}": getattr(dc, name).__set__ for name in names}
+        exec(f"def __init__(self, {', '.join(names)}):\n"
+             + "".join(f"    _set_{name}(self, {name})\n" for name in names), setters)
+        setters["__init__"].__qualname__ = f"{dc.__qualname__}.__init__"
+        dc.__init__ = setters["__init__"]  # type: ignore[misc]
         RECORDS[record_type] = dc
         _ENCODERS[dc] = env["encode"]
         _SPECS[dc] = spec

@@ -118,7 +118,7 @@ def test_records_are_immutable_values_without_a_dict():
     assert dataclasses.replace(rec, amount_minor=6) == LedgerTransfer(0.0, "a", "b", 6, "payment")
 
 
-def test_only_frozen_slotted_dataclasses_can_be_record_types():
+def test_only_frozen_slotted_dataclasses_without_defaults_can_be_record_types():
     @dataclasses.dataclass
     class Loose(Record):
         t: float
@@ -126,6 +126,14 @@ def test_only_frozen_slotted_dataclasses_can_be_record_types():
     with pytest.raises(TypeError, match="frozen, slotted dataclass"):
         record("loose")(Loose)
     assert "loose" not in RECORDS
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Defaulted(Record):
+        t: float = 0.0
+
+    with pytest.raises(TypeError, match="no defaults"):
+        record("defaulted")(Defaulted)
+    assert "defaulted" not in RECORDS
 
 
 # --- refusals ------------------------------------------------------------------------------------
