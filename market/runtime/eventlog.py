@@ -113,7 +113,7 @@ def read_log(path: Path) -> LogContents:
         if torn is not None:
             out.torn = torn
             out.valid_bytes = min(out.valid_bytes, offset)
-        else:
+        elif record is not None:
             out.records.append(record)
             out.valid_bytes = offset
     return out

@@ -91,16 +91,22 @@ def record(record_type: str, *, as_map: bool = False) -> Callable[[type[R]], typ
     one MessagePack map ``[type, {name: value}]`` instead of one array item each."""
 
     def wrap(dc: type[R]) -> type[R]:
-        if not dc.__dataclass_params__.frozen or "__slots__" not in vars(dc):  # type: ignore[attr-defined]
+        params = getattr(dc, "__dataclass_params__", None)
+        if params is None or not params.frozen or "__slots__" not in vars(dc):
             raise TypeError(f"{dc.__name__}: a record type must be a frozen, slotted dataclass")
-        if any(f.default is not MISSING or f.default_factory is not MISSING for f in fields(dc)) \
+        declared = fields(dc)  # type: ignore[arg-type]
+        if any(f.default is not MISSING or f.default_factory is not MISSING for f in declared) \
                 or hasattr(dc, "__post_init__"):
             raise TypeError(f"{dc.__name__}: record fields take no defaults and no __post_init__ (every field is "
                             "written, and __init__ is replaced below)")
         dc.record_type = record_type
-        spec = tuple((f.name, _CHECKS[f.type]) for f in fields(dc))
+        unknown = [f"{f.name}: {f.type}" for f in declared if f.type not in _CHECKS]
+        if unknown:
+            raise TypeError(f"{dc.__name__}: no record check for the annotations {unknown}; expected one of "
+                            f"{list(_CHECKS)}")
+        spec = tuple((f.name, _CHECKS[str(f.type)]) for f in declared)
         # Arrays are held as tuples (immutable) and written as lists, as the reader gives them back.
-        values = [f"list(r.{f.name})" if f.type.startswith("tuple") else f"r.{f.name}" for f in fields(dc)]
+        values = [f"list(r.{f.name})" if str(f.type).startswith("tuple") else f"r.{f.name}" for f in declared]
         if as_map:
             items = "{" + ", ".join(f"{name!r}: {v}" for (name, _), v in zip(spec, values)) + "}"
             _AS_MAP.add(dc)
@@ -117,7 +123,7 @@ def record(record_type: str, *, as_map: bool = False) -> Callable[[type[R]], typ
         exec(f"def __init__(self, {', '.join(names)}):\n"
              + "".join(f"    _set_{name}(self, {name})\n" for name in names), setters)
         setters["__init__"].__qualname__ = f"{dc.__qualname__}.__init__"
-        dc.__init__ = setters["__init__"]  # type: ignore[misc]
+        dc.__init__ = setters["__init__"]  # type: ignore[method-assign]
         RECORDS[record_type] = dc
         _ENCODERS[dc] = env["encode"]
         _SPECS[dc] = spec

@@ -65,7 +65,7 @@ def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | 
     footer = None
     torn = None
     for _, record, why in iter_frames(path):
-        if why is not None:
+        if why is not None or record is None:
             torn = why
             break
         if isinstance(record, Footer):
