@@ -23,6 +23,7 @@ from market.core.wire import decode
 from market.runtime.bus import star_graph
 from market.runtime.config import require
 from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions
+from market.runtime.records import FeedbackAccepted, MessageSent, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
 from market.runtime.world import World
 
@@ -96,18 +97,17 @@ class AdsMeter:
         self.sums = {arm: dict.fromkeys(self.KEYS, 0.0) for arm in proposals(config)}
         self.feedback = {arm: 0 for arm in proposals(config)}
 
-    def observe(self, rec: list) -> None:
-        kind = rec[0]
-        if kind == "msg" and rec[2] == self.platform and rec[4] == "candidates":
-            msg = decode(rec[5])
+    def observe(self, rec: Record) -> None:
+        if isinstance(rec, MessageSent) and rec.src == self.platform and rec.kind == "candidates":
+            msg = decode(rec.frame)
             self._candidates[msg.round] = msg.replies
-        elif kind == "feedback" and rec[3] == self.user:  # a rating the platform accepted
-            arm = self._arm_of.pop(rec[2], None)
+        elif isinstance(rec, FeedbackAccepted) and rec.user == self.user:  # a rating the platform accepted
+            arm = self._arm_of.pop(rec.round, None)
             if arm is not None:
-                self.sums[arm]["usefulness"] += rec[4]
+                self.sums[arm]["usefulness"] += rec.reward
                 self.feedback[arm] += 1
-        elif kind == "round":
-            _, _, r, qid, _, payments, extra = rec
+        elif isinstance(rec, RoundClosed):
+            r, qid, payments, extra = rec.round, rec.query_id, rec.payments_minor, rec.extra
             replies = self._candidates.pop(r, None)
             if replies is None or extra.get("proposal") not in self.sums:
                 return
@@ -161,13 +161,13 @@ class PositionMeter:
         self.candidates = 0
         self._candidates: dict[int, tuple[tuple[int, ...], ...]] = {}
 
-    def observe(self, rec: list) -> None:
-        if rec[0] == "msg" and rec[2] == self.platform and rec[4] == "candidates":
-            msg = decode(rec[5])
+    def observe(self, rec: Record) -> None:
+        if isinstance(rec, MessageSent) and rec.src == self.platform and rec.kind == "candidates":
+            msg = decode(rec.frame)
             self._candidates[msg.round] = msg.replies
-        elif rec[0] == "round":
-            _, _, r, qid, _, payments, extra = rec
-            replies = self._candidates.pop(r, None)
+        elif isinstance(rec, RoundClosed):
+            qid, payments, extra = rec.query_id, rec.payments_minor, rec.extra
+            replies = self._candidates.pop(rec.round, None)
             if replies is None:
                 return
             inst = self.instances[qid]

@@ -25,6 +25,7 @@ from market.runtime.auctioneer import ReverseAuctioneer
 from market.runtime.config import require
 from market.runtime.faults import DEFAULTS as FAULT_DEFAULTS
 from market.runtime.faults import MAX_COPIES, check_agents, link_graph, max_route_delay, parse_faults
+from market.runtime.records import MessageSent, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
 from market.runtime.world import World
 
@@ -153,21 +154,19 @@ class RegretMeter:
         self._pay_mean = 0.0
         self._pay_m2 = 0.0
 
-    def observe(self, rec: list) -> None:
-        kind = rec[0]
-        if kind == "msg":
-            if rec[4] == "query":
-                q = decode(rec[5])
+    def observe(self, rec: Record) -> None:
+        if isinstance(rec, MessageSent):
+            if rec.kind == "query":
+                q = decode(rec.frame)
                 self._contexts[q.query_id] = np.asarray(q.context)
-            elif rec[4] == "bid" and rec[2] in self.index:
-                b = decode(rec[5])
+            elif rec.kind == "bid" and rec.src in self.index:
+                b = decode(rec.frame)
                 bids = self._bids.setdefault(b.round, np.full(self.inst.n, np.nan))
-                if np.isnan(bids[self.index[rec[2]]]):
-                    bids[self.index[rec[2]]] = b.amount
-        elif kind == "round":
-            _, _, r, qid, winner, payments, _ = rec
-            x = self._contexts.pop(qid, None)
-            bids = self._bids.pop(r, None)
+                if np.isnan(bids[self.index[rec.src]]):
+                    bids[self.index[rec.src]] = b.amount
+        elif isinstance(rec, RoundClosed):
+            x = self._contexts.pop(rec.query_id, None)
+            bids = self._bids.pop(rec.round, None)
             if x is None:
                 return
             self.rounds += 1
@@ -177,12 +176,12 @@ class RegretMeter:
                 surplus[np.isnan(bids)] = -np.inf
             best = int(np.argmax(surplus))
             opt = max(0.0, float(surplus[best]))
-            won = self.index.get(winner)
+            won = self.index.get(rec.winner)
             alg = float(surplus[won]) if won is not None else 0.0
             self.regret += opt - alg
             self.oracle_hits += (won == best) if opt > 0 else (won is None)
             if won is not None:
-                pay = to_units(payments[won])
+                pay = to_units(rec.payments_minor[won])
                 self.paid_rounds += 1
                 delta = pay - self._pay_mean
                 self._pay_mean += delta / self.paid_rounds

@@ -38,6 +38,7 @@ from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.runtime.bus import star_graph
 from market.runtime.config import ConfigError, require
+from market.runtime.records import LedgerTransfer, MessageDropped, MessageSent, Record
 from market.runtime.scenario import Factories, Scenario
 from market.runtime.world import World
 
@@ -243,22 +244,23 @@ class SubsetMeter:
         self.requests: Counter = Counter()
         self.sizes: Counter = Counter()
 
-    def observe(self, rec: list) -> None:
-        kind = rec[0]
-        if kind == "msg" and rec[2] == USER and rec[4] == "answer_request" and rec[3] in self.index:
-            r = decode(rec[5]).round
-            if r != self._round:
-                self._close()
-                self._round = r
-            self._asked.append(self.index[rec[3]])
-            self.requests[rec[3]] += 1
-        elif kind == "msg" and rec[3] == USER and rec[4] == "posted_answer" and rec[2] in self.index:
-            msg = decode(rec[5])
-            if msg.round == self._round:
-                self._answers[rec[2]] = msg.correct
-        elif kind == "xfer" and rec[2] == USER and rec[5] == POSTED_PRICE and rec[3] in self._answers:
-            self.paid_cost += to_units(rec[4]) / self.price_unit
-            self._paid.append(self._answers.pop(rec[3]))
+    def observe(self, rec: Record) -> None:
+        if isinstance(rec, MessageSent):
+            if rec.src == USER and rec.kind == "answer_request" and rec.dst in self.index:
+                r = decode(rec.frame).round
+                if r != self._round:
+                    self._close()
+                    self._round = r
+                self._asked.append(self.index[rec.dst])
+                self.requests[rec.dst] += 1
+            elif rec.dst == USER and rec.kind == "posted_answer" and rec.src in self.index:
+                msg = decode(rec.frame)
+                if msg.round == self._round:
+                    self._answers[rec.src] = msg.correct
+        elif isinstance(rec, LedgerTransfer) and rec.src == USER and rec.memo == POSTED_PRICE \
+                and rec.dst in self._answers:
+            self.paid_cost += to_units(rec.amount_minor) / self.price_unit
+            self._paid.append(self._answers.pop(rec.dst))
 
     def _close(self) -> None:
         if self._round < 0:
@@ -319,26 +321,28 @@ class ChoiceMeter:
     def _expected_net(self, arm: int, n: int) -> float:
         return self.inst.curves[arm](n) - self.cost_weight * self.inst.costs[arm]
 
-    def observe(self, rec: list) -> None:
-        kind = rec[0]
-        if kind == "msg" and rec[2] == USER and rec[4] == "answer_request" and rec[3] in self.index:
+    def observe(self, rec: Record) -> None:
+        if isinstance(rec, MessageSent) and rec.src == USER and rec.kind == "answer_request" \
+                and rec.dst in self.index:
             self._close()
-            arm = self.index[rec[3]]
+            arm = self.index[rec.dst]
             self.disagreements += int(self.shadow.select(self.rng)) != arm
             self.pulls[arm] += 1
             gain = self._expected_net(arm, int(self.pulls[arm]))
             self.expected += gain
-            self._open = (decode(rec[5]).round, arm, gain)
-        elif kind == "drop" and rec[2] == USER and rec[4] == "answer_request" and self._open is not None:
+            self._open = (decode(rec.frame).round, arm, gain)
+        elif isinstance(rec, MessageDropped) and rec.src == USER and rec.kind == "answer_request" \
+                and self._open is not None:
             _, arm, gain = self._open
             self.pulls[arm] -= 1  # the model never got the request: no fine-tuning step
             self.expected -= gain
-        elif kind == "msg" and rec[3] == USER and rec[4] == "scored_answer" and self._open is not None:
-            msg = decode(rec[5])
-            if msg.round == self._open[0] and self.index.get(rec[2]) == self._open[1]:
+        elif isinstance(rec, MessageSent) and rec.dst == USER and rec.kind == "scored_answer" \
+                and self._open is not None:
+            msg = decode(rec.frame)
+            if msg.round == self._open[0] and self.index.get(rec.src) == self._open[1]:
                 self._answer = msg
-        elif kind == "xfer" and rec[2] == USER and self._answer is not None and self._open is not None \
-                and self.index.get(rec[3]) == self._open[1]:
+        elif isinstance(rec, LedgerTransfer) and rec.src == USER and self._answer is not None \
+                and self._open is not None and self.index.get(rec.dst) == self._open[1]:
             self._reward = net_reward(self._answer.score, self._answer.cost, self.cost_weight, self.price_unit)
             self.received += self._reward
             self._answer = None

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from market.core.mechanisms.base import ReverseOutcome
 from market.core.mechanisms.rosa import ROSA, draw_coins, resample, threshold_expectations
 from market.core.seeding import derive_rng
+from market.runtime.records import Record
 
 
 class TruthfulnessViolation(AssertionError):
@@ -198,9 +199,9 @@ class RecordKeeper:
     before ``world.run()``, then look at ``k.records`` (it adds nothing to the summary's metrics)."""
 
     def __init__(self) -> None:
-        self.records: list[list] = []
+        self.records: list[Record] = []
 
-    def observe(self, record: list) -> None:
+    def observe(self, record: Record) -> None:
         self.records.append(record)
 
     def result(self) -> dict[str, Any]:

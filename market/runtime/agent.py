@@ -14,6 +14,7 @@ import numpy as np
 
 from market.core.wire import Message
 from market.runtime.bus import Envelope, Port
+from market.runtime.records import Record, Rejected
 
 OPEN_ROUNDS = 256  # rounds an agent keeps waiting for an outcome; older ones are forgotten (the frame was lost)
 
@@ -37,11 +38,11 @@ class Agent:
         self.port: Port  # given by attach(), before the agent runs
         self.rng: np.random.Generator | None = None
         self._task: asyncio.Task | None = None
-        self._record: Callable[[list], None] | None = None
+        self._record: Callable[[Record], None] | None = None
         self.finished = False  # run() returned by itself (not stopped, not crashed)
 
     # -- wiring (done by the world) ---------------------------------------------------------
-    def attach(self, port: Port, rng: np.random.Generator, record: Callable[[list], None] | None = None) -> None:
+    def attach(self, port: Port, rng: np.random.Generator, record: Callable[[Record], None] | None = None) -> None:
         self.port = port
         self.rng = rng
         self._record = record
@@ -75,7 +76,7 @@ class Agent:
             code, field, detail = "unexpected_kind", "kind", f"{msg.kind} from {src!r}: {self.id} takes no such frame"
         else:
             code, field, detail = "unexpected_sender", "src", f"{msg.kind} from {src!r}: expected it from {expected!r}"
-        self._record(["reject", self.now(), src, code, field, detail])
+        self._record(Rejected(self.now(), src, code, field, detail))
 
     def send(self, dst: str, msg: Message) -> bool:
         return self.port.send(dst, msg)

@@ -24,6 +24,7 @@ from market.core.mechanisms.base import BidRange, MechanismError, ReverseMechani
 from market.core.wire import Bid, CallForBids, Error, Feedback, Query, RoundResult, Served
 from market.runtime.agent import Agent
 from market.runtime.bus import BUS_ID, Envelope
+from market.runtime.records import Expired, FeedbackAccepted, Record, Rejected, RoundClosed
 
 
 @dataclass(slots=True)
@@ -55,7 +56,7 @@ class ReverseAuctioneer(Agent):
         mechanism: ReverseMechanism,
         providers: Sequence[str],
         ledger: Ledger,
-        record: Callable[[list], None],
+        record: Callable[[Record], None],
         mechanism_rng: np.random.Generator,
         *,
         bid_window: float = 1.0,
@@ -205,12 +206,12 @@ class ReverseAuctioneer(Agent):
             winner = None
             pay_minor = [0] * len(pay_minor)
         winner_id = self.providers[winner] if winner is not None else ""
-        self.record([
-            "round", now, cur.round, cur.query_id, winner_id, pay_minor,
+        self.record(RoundClosed(
+            now, cur.round, cur.query_id, winner_id, tuple(pay_minor),
             {"resampled": [float(x) for x in outcome.resampled],
              "modified": [bool(m) for m in outcome.modified],
              "present": [bool(b) for b in cur.present]},  # whose bids arrived in time: the others abstained
-        ])
+        ))
         bidders = tuple(p for p, ok in zip(self.providers, cur.present) if ok and p != winner_id)
         if bidders:
             self.port.multicast(bidders, RoundResult(cur.round, False, 0.0))
@@ -230,7 +231,7 @@ class ReverseAuctioneer(Agent):
             self._refuse(src, "not_owner", "src", f"round {fb.round} belongs to {pending.user!r}")
         else:
             del self._awaiting[fb.round]
-            self.record(["feedback", self.now(), fb.round, src, fb.reward])
+            self.record(FeedbackAccepted(self.now(), fb.round, src, fb.reward))
             self.mechanism.update(pending.context, pending.outcome, fb.reward)
 
     def _expire_feedback(self, *, every: bool = False) -> None:
@@ -240,10 +241,10 @@ class ReverseAuctioneer(Agent):
         for r in stale:
             user = self._awaiting.pop(r).user
             self.feedback_missing += 1
-            self.record(["expire", now, r, user, "feedback"])
+            self.record(Expired(now, r, user, "feedback"))
 
     def _refuse(self, src: str, code: str, field: str, detail: str, *, reply: bool = True) -> None:
-        self.record(["reject", self.now(), src, code, field, detail])
+        self.record(Rejected(self.now(), src, code, field, detail))
         if reply and src != BUS_ID:
             self.send(src, Error(code, field, detail[:1024]))
 

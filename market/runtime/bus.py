@@ -20,6 +20,7 @@ import networkx as nx
 import numpy as np
 
 from market.core.wire import Error, Message, WireError, decode, encode
+from market.runtime.records import MessageDropped, MessageSent, Record, Rejected
 
 BUS_ID = "bus"
 
@@ -193,7 +194,7 @@ class Bus:
         *,
         auctioneer: str = "auctioneer",
         graph: nx.Graph | None = None,
-        record: Callable[[list], None] | None = None,
+        record: Callable[[Record], None] | None = None,
         partitions: Iterable[Partition] = (),
     ) -> None:
         self.loop = loop
@@ -301,7 +302,7 @@ class Bus:
         self.sent += 1
         now = self.loop.time()
         if self._record is not None:
-            self._record(["msg", now, src, dst_label, msg.kind, data])
+            self._record(MessageSent(now, src, dst_label, msg.kind, data))
         env = Envelope(src, now, msg, port._seq)
         for target, link in route:
             if link is None:
@@ -379,14 +380,14 @@ class Bus:
     def _drop(self, env: Envelope, dst: str, reason: str, now: float) -> None:
         self.dropped += 1
         if self._record is not None:
-            self._record(["drop", now, env.src, dst, env.msg.kind, reason])
+            self._record(MessageDropped(now, env.src, dst, env.msg.kind, reason))
 
     def _refuse(self, port: Port, code: str, field: str, detail: str) -> None:
         """Log a refused frame with its sender and tell the sender why (the bus never raises)."""
         now = self.loop.time()
         self.rejected += 1
         if self._record is not None:
-            self._record(["reject", now, port.id, code, field, detail])
+            self._record(Rejected(now, port.id, code, field, detail))
         reply = Error(code, field[:128], detail[:1024])
         port._deliver(Envelope(BUS_ID, now, reply, 0))
 

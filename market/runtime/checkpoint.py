@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from market.runtime.eventlog import EventLogError, iter_frames
+from market.runtime.records import Checkpoint, Header
 
 _ARRAY = "__ndarray__"  # {_ARRAY: [dtype, shape, little-endian bytes]}
 _BIGINT = "__int__"  # {_BIGINT: decimal string}: ints outside 64 bits (PCG64 state and increment)
@@ -65,19 +66,19 @@ class Resume:
 
 def last_checkpoint(path: Path) -> Resume:
     """Scan a (possibly torn) log for its header and its last checkpoint."""
-    header = None
-    found: tuple[int, float, Any] | None = None
+    header: Header | None = None
+    found: tuple[int, Checkpoint] | None = None
     header_end = 0
     for offset, record, torn in iter_frames(Path(path)):
         if record is None:
             break
-        if record[0] == "header":
-            header, header_end = record[1], offset
-        elif record[0] == "ckpt":
-            found = (offset, record[1], record[2])
+        if isinstance(record, Header):
+            header, header_end = record, offset
+        elif isinstance(record, Checkpoint):
+            found = (offset, record)
     if header is None:
         raise EventLogError(f"{path}: no header frame: the run cannot be resumed (start it again)")
     if found is None:
-        return Resume(header_end, 0.0, None, header["config"], header["seed"])
-    offset, t, state = found
-    return Resume(offset, t, unpack_state(state), header["config"], header["seed"])
+        return Resume(header_end, 0.0, None, header.config, header.seed)
+    offset, ckpt = found
+    return Resume(offset, ckpt.t, unpack_state(ckpt.state), header.config, header.seed)

@@ -1,8 +1,8 @@
-"""The event log: append-only, length-prefixed, CRC32-checked MessagePack frames.
+"""The event log: append-only, length-prefixed, CRC32-checked MessagePack frames of typed records.
 
-A frame is ``<u32 length><u32 crc32(payload)><payload>``; each payload is one record, a MessagePack
-array whose first item names the record type (see ``RECORD_TYPES``). The reader tolerates a torn
-last frame (a crash mid-write) and reports it instead of failing.
+A frame is ``<u32 length><u32 crc32(payload)><payload>``; each payload is one record (``records.py``:
+the types, their fields and their codec). The reader checks every record and the header's schema
+version, and tolerates a torn last frame (a crash mid-write): it reports it instead of failing.
 """
 
 from __future__ import annotations
@@ -16,33 +16,17 @@ from typing import Any, BinaryIO
 
 import msgpack
 
+from market.runtime.records import LOG_SCHEMA, RECORD_TYPES, EventLogError, Record, decode_record, encode_record
+
+__all__ = ["LOG_SCHEMA", "MAGIC", "RECORD_TYPES", "EventLogError", "EventLogWriter", "LogContents", "iter_frames",
+           "read_log"]
+
 MAGIC = b"LLMMKT\x00\x01"
-LOG_SCHEMA = 1
 _FRAME = struct.Struct("<II")
-
-# header   ["header", {schema, package_version, config, seed}]
-# msg      ["msg", t, src, dst, kind, frame_bytes]        one per message sent on the bus
-# drop     ["drop", t, src, dst, kind, reason]            a delivery that did not happen: "loss",
-#                                                         "partition", "duplicate" (recognised), "dead"
-# xfer     ["xfer", t, src, dst, amount_minor, memo]      one per ledger transfer
-# round    ["round", t, round, query_id, winner, payments_minor, extra]
-# reject   ["reject", t, offender, code, field, detail]  refused input, with who sent it
-# feedback ["feedback", t, round, user, reward]         a user's rating the market accepted (and learned from)
-# expire   ["expire", t, round, party, what]             something awaited never came (e.g. feedback)
-# fault    ["fault", t, agent, event]                     a scheduled "crash" or "restart" of an agent
-# ckpt     ["ckpt", t, state]                             periodic checkpoint of the whole market
-# footer   ["footer", summary]
-RECORD_TYPES = ("header", "msg", "drop", "xfer", "round", "reject", "feedback", "expire", "fault", "ckpt",
-                "footer")
-_KNOWN = frozenset(RECORD_TYPES)
-
-
-class EventLogError(ValueError):
-    """The log cannot be read: wrong magic, or a corrupt frame before the end."""
 
 
 class EventLogWriter:
-    """Appends records to a log file; every record is also passed to ``observers``."""
+    """Appends records to a log file; every record is also passed to ``observers`` (as the record)."""
 
     def __init__(self, path: Path, observers: list[Any] | None = None, *, append: bool = False) -> None:
         self.path = Path(path)
@@ -53,8 +37,8 @@ class EventLogWriter:
         self._observers = list(observers or [])
         self.records = 0
 
-    def append(self, record: list | tuple) -> None:
-        payload = self._pack(record)
+    def append(self, record: Record) -> None:
+        payload = self._pack(encode_record(record))
         self._file.write(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
         self.records += 1
         for obs in self._observers:
@@ -72,12 +56,12 @@ class EventLogWriter:
 class LogContents:
     """What ``read_log`` found. ``torn`` describes a cut-off last frame, if any."""
 
-    records: list[list] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     torn: str | None = None
     valid_bytes: int = 0  # offset just past the last whole frame
 
 
-def iter_frames(path: Path) -> Iterator[tuple[int, list, None] | tuple[int, None, str]]:
+def iter_frames(path: Path) -> Iterator[tuple[int, Record, None] | tuple[int, None, str]]:
     """Yield ``(end_offset, record, None)`` per whole frame, then at most one
     ``(offset, None, why)`` if the file ends in a torn frame. Streams: memory stays flat."""
     with open(path, "rb") as f:
@@ -109,14 +93,15 @@ def iter_frames(path: Path) -> Iterator[tuple[int, list, None] | tuple[int, None
             try:
                 up = unpack(raw=False, use_list=True, strict_map_key=False)
                 up.feed(payload)
-                record = up.unpack()
+                obj = up.unpack()
             except Exception as exc:
                 raise EventLogError(f"{path}: undecodable frame at byte {offset}: {exc}") from None
-            if type(record) is not list or not record or type(record[0]) is not str or record[0] not in _KNOWN \
-                    or up.tell() != length:
-                shown = repr(record)[:60]
-                raise EventLogError(f"{path}: frame at byte {offset}: got {shown}, expected one record "
-                                    f"[type, ...] with type in {RECORD_TYPES}")
+            if up.tell() != length:
+                raise EventLogError(f"{path}: frame at byte {offset}: {length - up.tell()} bytes after its record")
+            try:
+                record = decode_record(obj)
+            except EventLogError as exc:
+                raise EventLogError(f"{path}: frame at byte {offset}: {exc}") from None
             offset += _FRAME.size + length
             yield offset, record, None
 
@@ -128,7 +113,7 @@ def read_log(path: Path) -> LogContents:
         if record is None:
             out.torn = torn
             out.valid_bytes = min(out.valid_bytes, offset)
-        else:
+        elif record is not None:
             out.records.append(record)
             out.valid_bytes = offset
     return out

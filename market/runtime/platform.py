@@ -40,6 +40,7 @@ from market.core.wire import (
 )
 from market.runtime.agent import Agent
 from market.runtime.bus import BUS_ID, Envelope
+from market.runtime.records import FeedbackAccepted, Record, Rejected, RoundClosed
 
 PROPOSALS = ("baseline", "context")
 REWARD_AUCTIONS = tuple(name for name in AGGREGATIONS if name.startswith("mosaic"))
@@ -109,7 +110,7 @@ class AdPlatform(Agent):
         instances: Sequence[AdInstance],
         advertisers: Sequence[Sequence[str]],
         ledger: Ledger,
-        record: Callable[[list], None],
+        record: Callable[[Record], None],
         mechanism_rng: np.random.Generator,
         *,
         candidates: int = 20,
@@ -265,13 +266,13 @@ class AdPlatform(Agent):
                 pay_minor[i] = 0
         # q without i's report on the same candidates, for reward gains
         q_without = leave_one_out(cur.rewards, cur.log_ref - cur.log_gen, inst.tau)
-        self.record([
-            "round", self.now(), cur.round, cur.query_id, "", pay_minor,
+        self.record(RoundClosed(
+            self.now(), cur.round, cur.query_id, "", tuple(pay_minor),
             {"shown": shown, "proposal": cur.proposal, "q": outcome.q.tolist(),
              "q_without": q_without.tolist(), "ess": float(outcome.ess),
              "revenue": to_units(sum(pay_minor)),
              "abstained": [a for a, ok in zip(names, cur.present) if not ok]},
-        ])
+        ))
         reply = cur.replies[shown]
         self.send(cur.user, ReplyShown(cur.round, cur.query_id, reply, 0.0))
         for name, amount in zip(names, pay_minor):
@@ -299,7 +300,7 @@ class AdPlatform(Agent):
             self._refuse(src, "not_owner", "src", f"round {fb.round} belongs to {pending[0]!r}")
         else:
             del self._awaiting[fb.round]
-            self.record(["feedback", self.now(), fb.round, src, fb.reward])
+            self.record(FeedbackAccepted(self.now(), fb.round, src, fb.reward))
 
     def _expire_feedback(self) -> None:
         now = self.now()
@@ -308,6 +309,6 @@ class AdPlatform(Agent):
             self.feedback_missing += 1
 
     def _refuse(self, src: str, code: str, field: str, detail: str, *, reply: bool = True) -> None:
-        self.record(["reject", self.now(), src, code, field, detail])
+        self.record(Rejected(self.now(), src, code, field, detail))
         if reply and src != BUS_ID:
             self.send(src, Error(code, field, detail[:1024]))

@@ -13,6 +13,7 @@ from typing import Any
 from market.runtime.checkpoint import last_checkpoint
 from market.runtime.config import ConfigError, load_scenario, resolve
 from market.runtime.eventlog import iter_frames
+from market.runtime.records import Footer, Header
 from market.runtime.scenario import Scenario
 from market.runtime.summary import SummaryAccumulator
 from market.runtime.world import World
@@ -66,11 +67,11 @@ def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | 
         if record is None:
             torn = why
             break
-        if record[0] == "footer":
-            footer = record[1]
+        if isinstance(record, Footer):
+            footer = record.summary
             continue
-        if record[0] == "header":
-            metrics = scenario_observers(record[1]["config"], record[1]["seed"])
+        if isinstance(record, Header):
+            metrics = scenario_observers(record.config, record.seed)
         acc.observe(record)
         for m in metrics:
             m.observe(record)

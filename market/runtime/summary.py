@@ -11,6 +11,17 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from market.core.ledger import EXTERNAL
+from market.runtime.records import (
+    AgentFault,
+    Expired,
+    FeedbackAccepted,
+    LedgerTransfer,
+    MessageDropped,
+    MessageSent,
+    Record,
+    Rejected,
+    RoundClosed,
+)
 
 
 class SummaryAccumulator:
@@ -33,39 +44,37 @@ class SummaryAccumulator:
         self.feedback_count = 0
         self.t_end = 0.0
 
-    def observe(self, record: list) -> None:
-        kind = record[0]
-        if kind == "msg":
-            self.messages[record[4]] += 1
-        elif kind == "feedback":  # accepted ratings only: not forged, late, duplicate or lost ones
-            self.feedback_sum += record[4]
+    def observe(self, record: Record) -> None:
+        if isinstance(record, MessageSent):
+            self.messages[record.kind] += 1
+        elif isinstance(record, FeedbackAccepted):  # accepted ratings only: not forged, late, duplicate or lost ones
+            self.feedback_sum += record.reward
             self.feedback_count += 1
-        elif kind == "xfer":
-            _, _, src, dst, amount, memo = record
-            self.balances[src] -= amount
-            self.balances[dst] += amount
-            self.paid[src][memo] += amount
-            self.received[dst][memo] += amount
-        elif kind == "round":
+        elif isinstance(record, LedgerTransfer):
+            amount, memo = record.amount_minor, record.memo
+            self.balances[record.src] -= amount
+            self.balances[record.dst] += amount
+            self.paid[record.src][memo] += amount
+            self.received[record.dst][memo] += amount
+        elif isinstance(record, RoundClosed):
             self.rounds += 1
-            if record[4]:
-                self.wins[record[4]] += 1
+            if record.winner:
+                self.wins[record.winner] += 1
             else:
                 self.unsold += 1
-        elif kind == "reject":
-            self.rejects[record[3]] += 1
-            self.rejects_by[record[2]] += 1
-        elif kind == "drop":
-            self.drops[record[5]] += 1
-        elif kind == "expire":
-            self.feedback_missing += record[4] == "feedback"
-        elif kind == "fault":
-            self.faults[record[3]] += 1
+        elif isinstance(record, Rejected):
+            self.rejects[record.code] += 1
+            self.rejects_by[record.offender] += 1
+        elif isinstance(record, MessageDropped):
+            self.drops[record.reason] += 1
+        elif isinstance(record, Expired):
+            self.feedback_missing += record.what == "feedback"
+        elif isinstance(record, AgentFault):
+            self.faults[record.event] += 1
         else:
             return
-        t = record[1]
-        if t > self.t_end:
-            self.t_end = t
+        if record.t > self.t_end:
+            self.t_end = record.t
 
     def result(self) -> dict[str, Any]:
         accounts = sorted(set(self.balances) | {EXTERNAL})

@@ -25,9 +25,10 @@ from market.runtime.agent import Agent
 from market.runtime.bus import Bus, Partition
 from market.runtime.checkpoint import Resume, pack_state
 from market.runtime.config import dump_toml
-from market.runtime.eventlog import LOG_SCHEMA, EventLogWriter, iter_frames
+from market.runtime.eventlog import EventLogWriter, iter_frames
 from market.runtime.faults import Crash
 from market.runtime.kernel import run as run_virtual
+from market.runtime.records import LOG_SCHEMA, AgentFault, Checkpoint, Footer, Header, LedgerTransfer, Record
 from market.runtime.summary import SummaryAccumulator
 
 
@@ -82,9 +83,7 @@ class World:
                 self.log = EventLogWriter(path, observers=[self.summary, self], append=True)
             else:
                 self.log = EventLogWriter(path, observers=[self.summary, self])
-                self.log.append(["header", {
-                    "schema": LOG_SCHEMA, "package_version": __version__, "config": config, "seed": self.seed,
-                }])
+                self.log.append(Header(LOG_SCHEMA, __version__, config, self.seed))
         self.ledger = Ledger(on_transfer=self._on_transfer)
         self.agents: list[Agent] = []
         self.principals: list[Agent] = []
@@ -123,7 +122,7 @@ class World:
     def now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0
 
-    def record(self, rec: list) -> None:
+    def record(self, rec: Record) -> None:
         """Append a record to the log (and the summary); without a log, feed the summary only."""
         if self._muted:
             return
@@ -133,7 +132,7 @@ class World:
             self.summary.observe(rec)
             self.observe(rec)
 
-    def observe(self, rec: list) -> None:
+    def observe(self, rec: Record) -> None:
         for m in self.metrics:
             m.observe(rec)
 
@@ -145,7 +144,7 @@ class World:
         return summary
 
     def _on_transfer(self, t: Transfer) -> None:
-        self.record(["xfer", self.now(), t.src, t.dst, t.amount, t.memo])
+        self.record(LedgerTransfer(self.now(), t.src, t.dst, t.amount, t.memo))
 
     # -- running ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -156,7 +155,7 @@ class World:
             run_virtual(self._main(), start=self._resume.t if self._resume is not None else 0.0)
             summary = self.result()
             if self.log is not None and self.out_dir is not None:
-                self.log.append(["footer", summary])
+                self.log.append(Footer(summary))
                 self.log.close()
                 (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
                 (self.out_dir / "config.toml").write_text(dump_toml(self.config))
@@ -250,7 +249,7 @@ class World:
             self._start(agent)
         else:
             return  # a crash of the dead or a restart of the living changes nothing
-        self.record(["fault", self.now(), agent.id, action])
+        self.record(AgentFault(self.now(), agent.id, action))
         self._change.set()
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -269,7 +268,7 @@ class World:
             "world": {"next_checkpoint": self._next_checkpoint, "fault_step": self._fault_step,
                       "dead": self._dead},
         }
-        self.log.append(["ckpt", self.now(), pack_state(state)])
+        self.log.append(Checkpoint(self.now(), pack_state(state)))
         self.log.flush()
 
     def _restore(self, state: dict[str, Any]) -> None:

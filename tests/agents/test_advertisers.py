@@ -12,6 +12,7 @@ from market.core.lm.ads import catalogue_instance, load_ad_queries, ngram_instan
 from market.core.wire import decode
 from market.runtime.eventlog import read_log
 from market.runtime.platform import lm_reply, wire_reply
+from market.runtime.records import MessageSent
 from market.runtime.run import run_scenario
 from scenarios.ads import instances
 
@@ -50,9 +51,9 @@ def test_user_feedback_is_the_usefulness_of_the_shown_reply(tmp_path):
     config, summary, _ = run_scenario("ads", overrides=["market.queries=5", "run.rounds=5"], out=tmp_path)
     records = read_log(tmp_path / "events.msgpack").records
     insts = instances(config, config["run"]["seed"])
-    shown = {decode(r[5]).round: decode(r[5]) for r in records if r[0] == "msg" and r[4] == "reply_shown"
-             and r[3] == "user"}
-    feedback = [decode(r[5]) for r in records if r[0] == "msg" and r[4] == "feedback"]
+    sent = [r for r in records if isinstance(r, MessageSent)]
+    shown = {decode(r.frame).round: decode(r.frame) for r in sent if r.kind == "reply_shown" and r.dst == "user"}
+    feedback = [decode(r.frame) for r in sent if r.kind == "feedback"]
     assert len(feedback) == 5
     for fb in feedback:
         msg = shown[fb.round]

@@ -3,11 +3,14 @@ changes, nothing sealed leaks, and a flood is rate-limited while the market keep
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from agents.hostile import HOSTILES, Hostile
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import read_log
+from market.runtime.records import LedgerTransfer, MessageSent, Rejected, RoundClosed
 from market.runtime.run import replay, run_scenario
 from market.runtime.world import World
 
@@ -33,8 +36,8 @@ def run_with(tmp_path, name, agents):
 
 
 def outcomes(records):
-    """Rounds (winner, payments, resampling, who bid) and every ledger transfer."""
-    return [r[2:] for r in records if r[0] in ("round", "xfer")]
+    """Rounds (winner, payments, resampling, who bid) and every ledger transfer, whenever they happened."""
+    return [replace(r, t=0.0) for r in records if isinstance(r, (RoundClosed, LedgerTransfer))]
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +70,18 @@ def test_every_attack_is_refused_and_logged_with_the_offenders_id(runs, name):
     _, each, _ = runs
     records, summary, agents = each[name]
     me = f"hostile-{name}"
-    sent = [r for r in records if r[0] == "msg" and r[2] == me]
-    rejects = [r for r in records if r[0] == "reject" and r[2] == me]
+    sent = [r for r in records if isinstance(r, MessageSent) and r.src == me]
+    rejects = [r for r in records if isinstance(r, Rejected) and r.offender == me]
     assert agents[me].attempts == ROUNDS // 10 and rejects
     assert set(summary["rejects_by_offender"]) == {me}  # nobody else is ever blamed
-    to_market = [r for r in sent if r[3] == "auctioneer"]
+    to_market = [r for r in sent if r.dst == "auctioneer"]
     # everything it got through the bus to the auctioneer was refused there; the bus refused the rest
     assert len(rejects) >= len(to_market)
     # the auctioneer and the bus answer each refusal with an error; providers and users log theirs unanswered
-    silent = [r for r in rejects if r[3] in ("unexpected_sender", "unexpected_kind")]
+    silent = [r for r in rejects if r.code in ("unexpected_sender", "unexpected_kind")]
     assert agents[me].refusals and sum(agents[me].refusals.values()) == len(rejects) - len(silent)
     if name == "replayer":  # it replays calls for bids to the providers: each provider logs the forgery
-        assert silent and all(r[4] == "src" and "expected it from 'auctioneer'" in r[5] for r in silent)
+        assert silent and all(r.field == "src" and "expected it from 'auctioneer'" in r.detail for r in silent)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILES))
@@ -101,15 +104,15 @@ def test_a_flood_is_rate_limited_and_the_market_keeps_its_pace(runs):
     (clean, _, _), each, _ = runs
     records, summary, agents = each["flooder"]
     assert summary["rejects"]["rate_limited"] >= ROUNDS // 10 * 100  # 300 frames against a bucket of 200
-    rounds = [r[1] for r in records if r[0] == "round"]
-    assert rounds == [r[1] for r in clean if r[0] == "round"]  # every round closes when it did
+    rounds = [r.t for r in records if isinstance(r, RoundClosed)]
+    assert rounds == [r.t for r in clean if isinstance(r, RoundClosed)]  # every round closes when it did
 
 
 def test_malformed_frames_never_reach_the_auctioneer(runs):
     _, each, _ = runs
     records, summary, _ = each["garbler"]
     assert summary["rejects"] == {"malformed": ROUNDS // 10 * 10}
-    assert not [r for r in records if r[0] == "msg" and r[2] == "hostile-garbler"]
+    assert not [r for r in records if isinstance(r, MessageSent) and r.src == "hostile-garbler"]
 
 
 def test_hostile_runs_replay_and_conserve_money(runs, tmp_path_factory):

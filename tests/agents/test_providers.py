@@ -1,5 +1,7 @@
 """Provider agents: what they keep while a round is open, under loss."""
 
+from dataclasses import replace
+
 from market.runtime.agent import OPEN_ROUNDS, remember_round
 from market.runtime.config import resolve
 from market.runtime.world import World
@@ -32,6 +34,7 @@ def test_forged_and_stray_frames_to_providers_and_users_are_logged_and_ignored(t
     from market.core.wire import Feedback, RoundResult, Served
     from market.runtime.agent import Agent
     from market.runtime.eventlog import read_log
+    from market.runtime.records import LedgerTransfer, Rejected, RoundClosed
 
     class Forger(Agent):
         """Tells provider-0 it won round 3, tells the user provider-1 serves query 3, sends provider-2 feedback."""
@@ -52,13 +55,14 @@ def test_forged_and_stray_frames_to_providers_and_users_are_logged_and_ignored(t
         return read_log(tmp_path / f"forged-{forged}" / "events.msgpack").records, summary
 
     (clean, clean_summary), (records, summary) = build(False), build(True)
-    rejects = [r for r in records if r[0] == "reject"]
-    assert [(r[2], r[3], r[4]) for r in rejects] == [
+    rejects = [r for r in records if isinstance(r, Rejected)]
+    assert [(r.offender, r.code, r.field) for r in rejects] == [
         ("forger", "unexpected_sender", "src"), ("forger", "unexpected_sender", "src"),
         ("forger", "unexpected_kind", "kind")]
-    assert "round_result from 'forger': expected it from 'auctioneer'" in [r[5] for r in rejects]
-    assert "feedback from 'forger': provider-2 takes no such frame" in [r[5] for r in rejects]
+    assert "round_result from 'forger': expected it from 'auctioneer'" in [r.detail for r in rejects]
+    assert "feedback from 'forger': provider-2 takes no such frame" in [r.detail for r in rejects]
     # nothing the forger said changed who won, who was paid, or what the user rated
-    same = ("round", "xfer")
-    assert [r[2:] for r in records if r[0] in same] == [r[2:] for r in clean if r[0] in same]
+    same = (RoundClosed, LedgerTransfer)
+    assert [replace(r, t=0.0) for r in records if isinstance(r, same)] == \
+        [replace(r, t=0.0) for r in clean if isinstance(r, same)]
     assert summary["feedback"] == clean_summary["feedback"]

@@ -10,6 +10,7 @@ from market.core.wire import decode
 from market.lab.cli import main
 from market.runtime.config import resolve
 from market.runtime.eventlog import read_log
+from market.runtime.records import MessageSent, RoundClosed
 from market.runtime.run import replay, run_scenario
 from scenarios.procurement import instance
 
@@ -23,25 +24,25 @@ def rosa_run(tmp_path_factory):
 
 def test_regret_meter_matches_a_direct_computation_from_the_log(rosa_run):
     records = read_log(rosa_run / "events.msgpack").records
-    config, seed = records[0][1]["config"], records[0][1]["seed"]
+    config, seed = records[0].config, records[0].seed
     inst = instance(config, seed)
     phi = CostPriors.of(list(inst.priors), inst.n).virtual_cost
     idx = {p: i for i, p in enumerate(inst.providers)}
     contexts, bids, regret = {}, {}, 0.0
     for rec in records:
-        if rec[0] == "msg" and rec[4] == "query":
-            q = decode(rec[5])
+        if isinstance(rec, MessageSent) and rec.kind == "query":
+            q = decode(rec.frame)
             contexts[q.query_id] = np.array(q.context)
-        elif rec[0] == "msg" and rec[4] == "bid":
-            b = decode(rec[5])
-            bids.setdefault(b.round, {})[idx[rec[2]]] = b.amount
-        elif rec[0] == "round":
-            x = contexts[rec[3]]
-            surplus = {i: inst.quality.mean(x)[i] - phi(np.full(inst.n, a))[i] for i, a in bids[rec[2]].items()}
+        elif isinstance(rec, MessageSent) and rec.kind == "bid":
+            b = decode(rec.frame)
+            bids.setdefault(b.round, {})[idx[rec.src]] = b.amount
+        elif isinstance(rec, RoundClosed):
+            x = contexts[rec.query_id]
+            surplus = {i: inst.quality.mean(x)[i] - phi(np.full(inst.n, a))[i] for i, a in bids[rec.round].items()}
             opt = max(0.0, max(surplus.values()))
-            alg = surplus[idx[rec[4]]] if rec[4] else 0.0
+            alg = surplus[idx[rec.winner]] if rec.winner else 0.0
             regret += opt - alg
-    footer = records[-1][1]
+    footer = records[-1].summary
     assert footer["metrics"]["regret"] == pytest.approx(regret, rel=1e-9, abs=1e-9)
     assert 0.0 <= footer["metrics"]["oracle_agreement"] <= 1.0
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from market.lab.cli import main
 from market.runtime.eventlog import read_log
+from market.runtime.records import LOG_SCHEMA, Header, LedgerTransfer
 from market.runtime.run import replay
 
 
@@ -31,7 +33,8 @@ def test_run_dir_holds_log_summary_and_resolved_config(runs):
     text = (runs / "a" / "config.toml").read_text()
     assert 'name = "quickstart"' in text and "seed = 7" in text
     header = read_log(runs / "a" / "events.msgpack").records[0]
-    assert header[0] == "header" and header[1]["seed"] == 7 and header[1]["config"]["run"]["seed"] == 7
+    assert isinstance(header, Header) and header.seed == 7 and header.config["run"]["seed"] == 7
+    assert header.schema == LOG_SCHEMA
 
 
 def test_replay_recomputes_ledger_and_summary_from_the_log_alone(runs):
@@ -48,8 +51,8 @@ def test_replay_detects_a_tampered_log(runs, tmp_path):
 
     w = EventLogWriter(tmp_path / "events.msgpack")
     for rec in contents.records:
-        if rec[0] == "xfer" and rec[5] == "payment":
-            rec = [*rec[:4], rec[4] + 1, rec[5]]  # skim one minor unit
+        if isinstance(rec, LedgerTransfer) and rec.memo == "payment":
+            rec = replace(rec, amount_minor=rec.amount_minor + 1)  # skim one minor unit
         w.append(rec)
     w.close()
     assert main(["replay", str(tmp_path)]) == 1

@@ -16,6 +16,7 @@ from market.core.wire import decode
 from market.lab.cli import main
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import iter_frames
+from market.runtime.records import Header, LedgerTransfer, MessageDropped, MessageSent
 from market.runtime.run import replay, run_scenario
 from scenarios.selection import FINETUNE, POSTED, make_learner
 
@@ -65,10 +66,10 @@ def test_money_is_conserved_and_every_bill_paid_is_one_received_answer(runs, nam
     assert summary["balances"]["user"] == to_minor(1.0e6) - spent
     # each transfer is the bill of an answer that reached the user (lost answers are never paid)
     records = _records(runs / name)
-    bills = [to_minor(decode(r[5]).cost) for r in records if r[0] == "msg" and r[3] == "user"
-             and r[4] in ("posted_answer", "scored_answer")]
-    paid = [r[4] for r in records if r[0] == "xfer" and r[2] == "user"]
-    lost = sum(1 for r in records if r[0] == "drop" and r[3] == "user")
+    bills = [to_minor(decode(r.frame).cost) for r in records if isinstance(r, MessageSent) and r.dst == "user"
+             and r.kind in ("posted_answer", "scored_answer")]
+    paid = [r.amount_minor for r in records if isinstance(r, LedgerTransfer) and r.src == "user"]
+    lost = sum(1 for r in records if isinstance(r, MessageDropped) and r.dst == "user")
     assert len(paid) == len(bills) - lost and sum(paid) == spent
     assert summary["drops"] > 0  # the lossy links did lose frames
 
@@ -79,17 +80,17 @@ def _rounds_from_log(records):
     rounds: dict[int, dict] = {}
     current = None
     for rec in records:
-        if rec[0] == "header":
+        if isinstance(rec, Header):
             from scenarios.selection import posted_instance
-            providers = {p: i for i, p in enumerate(posted_instance(rec[1]["config"]).providers)}
-        elif rec[0] == "msg" and rec[2] == "user" and rec[4] == "answer_request":
-            current = decode(rec[5]).round
-            rounds.setdefault(current, {"arms": [], "answers": {}, "paid": set()})["arms"].append(providers[rec[3]])
-        elif rec[0] == "msg" and rec[3] == "user" and rec[4] == "posted_answer":
-            msg = decode(rec[5])
-            rounds[msg.round]["answers"][providers[rec[2]]] = msg
-        elif rec[0] == "xfer" and rec[2] == "user":
-            rounds[current]["paid"].add(providers[rec[3]])
+            providers = {p: i for i, p in enumerate(posted_instance(rec.config).providers)}
+        elif isinstance(rec, MessageSent) and rec.src == "user" and rec.kind == "answer_request":
+            current = decode(rec.frame).round
+            rounds.setdefault(current, {"arms": [], "answers": {}, "paid": set()})["arms"].append(providers[rec.dst])
+        elif isinstance(rec, MessageSent) and rec.dst == "user" and rec.kind == "posted_answer":
+            msg = decode(rec.frame)
+            rounds[msg.round]["answers"][providers[rec.src]] = msg
+        elif isinstance(rec, LedgerTransfer) and rec.src == "user":
+            rounds[current]["paid"].add(providers[rec.dst])
     return rounds
 
 
@@ -97,7 +98,7 @@ def test_in_market_c2mabv_picks_the_same_subsets_as_the_floor1_learner_fed_the_s
     """A floor-1 C2MABV driven by the user's own stream (seed, "user") and fed, round by round, what
     the user received (a missing or unpaid answer: incorrect, cost 0) must choose every logged subset."""
     records = _records(runs / "posted-a")
-    config = records[0][1]["config"]
+    config = records[0].config
     rounds = _rounds_from_log(records)
     s = config["selector"]
     learner = C2MABV(9, s["max_arms"], s["budget"], s["reward_model"])
@@ -126,7 +127,7 @@ def test_budget_violation_per_round_shrinks_with_the_horizon():
 
 
 def _share_in_last_rounds(run_dir, model, rounds):
-    asked = [r[3] for r in _records(run_dir) if r[0] == "msg" and r[4] == "answer_request"]
+    asked = [r.dst for r in _records(run_dir) if isinstance(r, MessageSent) and r.kind == "answer_request"]
     return sum(a == model for a in asked[-rounds:]) / rounds
 
 
@@ -147,15 +148,15 @@ def test_tiucb_in_the_market_finds_the_late_bloomer_that_ucb1_abandons(tmp_path)
 
 def test_describe_prints_regret_violation_and_detections(runs):
     posted = json.loads((runs / "posted-a" / "summary.json").read_text())
-    config = _records(runs / "posted-a")[0][1]["config"]
+    config = _records(runs / "posted-a")[0].config
     text = POSTED.describe(posted, config)
     for words in ("regret vs integer optimum", "regret vs fractional optimum", "budget violation", "accuracy",
                   "user spend"):
         assert words in text
     tuned = json.loads((runs / "finetune-a" / "summary.json").read_text())
-    text = FINETUNE.describe(tuned, _records(runs / "finetune-a")[0][1]["config"])
+    text = FINETUNE.describe(tuned, _records(runs / "finetune-a")[0].config)
     assert "pulls" in text and "detections" in text and "pythia-12b" in text
-    assert set(FINETUNE.metrics(tuned, _records(runs / "finetune-a")[0][1]["config"])) == {
+    assert set(FINETUNE.metrics(tuned, _records(runs / "finetune-a")[0].config)) == {
         "spend", "regret", "mean_reward", "detections", "best_share"}
 
 

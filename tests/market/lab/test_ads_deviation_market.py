@@ -16,6 +16,7 @@ from market.lab.deviation import build_world, deviate, play_ads, play_ads_market
 from market.runtime.agent import Agent
 from market.runtime.config import ConfigError
 from market.runtime.platform import description_refusal
+from market.runtime.records import MessageSent, Rejected
 from scenarios.ads import PositionMeter, instances
 
 QUERIES = load_ad_queries()
@@ -195,7 +196,7 @@ def test_malformed_descriptions_are_refused_with_clear_errors_and_the_market_goe
     world.metrics.append(keeper)
     summary = world.run()
 
-    rejects = [(r[2], r[3], r[4], r[5]) for r in keeper.records if r[0] == "reject"]
+    rejects = [(r.offender, r.code, r.field, r.detail) for r in keeper.records if isinstance(r, Rejected)]
     assert [(src, code, field) for src, code, field, _ in rejects] == [
         (q0.advertisers[0], "malformed", "description"),     # the bus: longer than the wire's cap
         (q1.advertisers[0], "bad_description", "description"),
@@ -212,7 +213,8 @@ def test_malformed_descriptions_are_refused_with_clear_errors_and_the_market_goe
     world_plain = build_world("ads", sets, seed, rounds)
     world_plain.metrics.append(plain)
     world_plain.run()
-    candidates = lambda recs: [(r[1], r[5]) for r in recs if r[0] == "msg" and r[4] == "candidates"]  # noqa: E731
+    candidates = lambda recs: [(r.t, r.frame) for r in recs  # noqa: E731
+                               if isinstance(r, MessageSent) and r.kind == "candidates"]
     assert summary["rounds"] == rounds and len(candidates(keeper.records)) == rounds
     assert candidates(keeper.records) == candidates(plain.records)
     platform = next(a for a in world.agents if a.id == world.auctioneer_id)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market.runtime.eventlog import MAGIC, EventLogError, EventLogWriter, read_log
+from market.runtime.records import LOG_SCHEMA, Footer, Header, LedgerTransfer, Record
 
-RECORDS = [["header", {"seed": 1}]] + [["xfer", float(i), "a", "b", i, "memo"] for i in range(40)] + [
-    ["footer", {"rounds": 40}]
-]
+RECORDS = [Header(LOG_SCHEMA, "0.0", {"run": {"seed": 1}}, 1)] + [
+    LedgerTransfer(float(i), "a", "b", i, "memo") for i in range(40)] + [Footer({"rounds": 40})]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_reader_on_mutated_logs_raises_only_event_log_errors(tmp_path_factory, l
         contents = read_log(path)
     except EventLogError:
         return
-    assert all(type(r) is list and type(r[0]) is str for r in contents.records)
+    assert all(isinstance(r, Record) for r in contents.records)
 
 
 @settings(max_examples=300, deadline=None)
@@ -96,9 +97,9 @@ def test_reader_on_mutated_logs_raises_only_event_log_errors(tmp_path_factory, l
 def test_a_well_framed_payload_that_is_not_a_record_is_an_error(tmp_path_factory, payload):
     """CRC-valid frames carrying garbage, non-arrays, unknown record types or trailing bytes."""
     path = tmp_path_factory.mktemp("junk") / "events.msgpack"
-    path.write_bytes(MAGIC + _frame(payload) + _frame(b"\x91\xa6footer"))
+    path.write_bytes(MAGIC + _frame(payload) + _frame(msgpack.packb(["footer", {}])))
     try:
         contents = read_log(path)
     except EventLogError:
         return
-    assert contents.records[-1] == ["footer"] and all(type(r) is list and r for r in contents.records)
+    assert contents.records[-1] == Footer({}) and all(isinstance(r, Record) for r in contents.records)

@@ -16,6 +16,7 @@ from market.runtime.config import ConfigError
 from market.runtime.eventlog import read_log
 from market.runtime.faults import DEFAULTS, link_graph, parse_faults
 from market.runtime.kernel import run
+from market.runtime.records import Expired, FeedbackAccepted, LedgerTransfer, MessageDropped, MessageSent, RoundClosed
 from market.runtime.run import replay, run_scenario
 from scenarios.procurement import instance
 
@@ -48,7 +49,7 @@ def test_every_duplicated_frame_is_recognised_and_dropped_at_the_port():
             a.send("b", Feedback(i, 1.0))
         await asyncio.sleep(1.0)
         got = await drain(b)
-        dups = [r for r in records if r[0] == "drop" and r[5] == "duplicate"]
+        dups = [r for r in records if isinstance(r, MessageDropped) and r.reason == "duplicate"]
         assert sorted(e.msg.round for e in got) == list(range(400))
         assert len(dups) > 100  # a + b both duplicate: about 3 in 4 frames have a copy
         assert bus.in_flight == 0
@@ -68,7 +69,7 @@ def test_reordering_lets_later_frames_overtake_and_loss_follows_the_seed():
                 await asyncio.sleep(0.1)
             await asyncio.sleep(5.0)
             rounds = [e.msg.round for e in await drain(b)]
-            lost = sum(1 for r in records if r[0] == "drop" and r[5] == "loss")
+            lost = sum(1 for r in records if isinstance(r, MessageDropped) and r.reason == "loss")
             assert rounds != sorted(rounds) and len(rounds) + lost == 300 and 30 < lost < 120
             out.append(rounds)
         assert out[0] == out[1] and out[0] != out[2]
@@ -87,8 +88,8 @@ def test_a_partition_cuts_its_node_only_inside_its_window():
             await asyncio.sleep(1.0)
         got = [e.msg.round for e in await drain(b)]
         assert got == [t for t in range(30) if not 10 <= t < 20]
-        cut = [r for r in records if r[0] == "drop"]
-        assert len(cut) == 10 and {r[5] for r in cut} == {"partition"} and {r[3] for r in cut} == {"b"}
+        cut = [r for r in records if isinstance(r, MessageDropped)]
+        assert len(cut) == 10 and {r.reason for r in cut} == {"partition"} and {r.dst for r in cut} == {"b"}
 
     run(main())
 
@@ -103,7 +104,7 @@ def test_frames_to_a_dead_agent_are_dropped_with_reason_dead_until_it_revives():
         bus.revive("b")
         a.send("b", Feedback(2, 1.0))
         assert [e.msg.round for e in await drain(b)] == [2]
-        assert [(r[0], r[5]) for r in records if r[0] == "drop"] == [("drop", "dead"), ("drop", "dead")]
+        assert [r.reason for r in records if isinstance(r, MessageDropped)] == ["dead", "dead"]
 
     run(main())
 
@@ -170,8 +171,8 @@ def test_money_is_conserved_to_the_minor_unit_and_replay_reproduces_the_ledger(f
     assert sum(summary["balances"].values()) == 0
     # every payment the ledger logged is one the round records announced
     records = read_log(path / "events.msgpack").records
-    paid = sum(r[4] for r in records if r[0] == "xfer" and r[5] == "payment")
-    assert paid == sum(sum(r[5]) for r in records if r[0] == "round")
+    paid = sum(r.amount_minor for r in records if isinstance(r, LedgerTransfer) and r.memo == "payment")
+    assert paid == sum(sum(r.payments_minor) for r in records if isinstance(r, RoundClosed))
     assert summary["drops"] == sum(summary["drops_by_reason"].values())
 
 
@@ -190,9 +191,9 @@ def test_every_served_round_ends_in_feedback_that_arrived_or_in_a_counted_expiry
     path, summary = fault_runs["loss"]
     records = read_log(path / "events.msgpack").records
     served = summary["rounds"] - summary["unsold"]
-    lost = sum(1 for r in records if r[0] == "drop" and r[4] == "feedback")
-    accepted = {r[2] for r in records if r[0] == "feedback"}
-    expired = {r[2] for r in records if r[0] == "expire"}
+    lost = sum(1 for r in records if isinstance(r, MessageDropped) and r.kind == "feedback")
+    accepted = {r.round for r in records if isinstance(r, FeedbackAccepted)}
+    expired = {r.round for r in records if isinstance(r, Expired)}
     fb = summary["feedback"]  # "count" counts the ratings the auctioneer accepted
     assert lost > 0 and not accepted & expired
     assert fb["missing"] == len(expired) > 20 and fb["count"] == len(accepted) and fb["count"] + fb["missing"] == served
@@ -200,14 +201,14 @@ def test_every_served_round_ends_in_feedback_that_arrived_or_in_a_counted_expiry
 
 def test_a_dead_provider_abstains_and_the_market_goes_on(fault_runs):
     path, summary = fault_runs["crash"]
-    rounds = [r for r in read_log(path / "events.msgpack").records if r[0] == "round"]
+    rounds = [r for r in read_log(path / "events.msgpack").records if isinstance(r, RoundClosed)]
     assert len(rounds) == 200
     for r in rounds:
-        t, present = r[1], r[6]["present"]
+        t, present = r.t, r.extra["present"]
         if 31 <= t < 80:
             assert not present[1]
         if t > 101:
-            assert not present[3] and r[4] != "provider-3"
+            assert not present[3] and r.winner != "provider-3"
         if 91 <= t < 150:
             assert present[1] and present[2]
 
@@ -216,25 +217,24 @@ def regret(path):
     """Virtual-surplus regret per auctioned round against the best provider whose bid arrived:
     theta from the scenario's instance(), contexts from query frames, bids from bid frames."""
     records = read_log(path / "events.msgpack").records
-    header = records[0][1]
-    inst = instance(header["config"], header["seed"])
+    header = records[0]
+    inst = instance(header.config, header.seed)
     index = {p: i for i, p in enumerate(inst.providers)}
     priors = CostPriors.of(list(inst.priors), inst.n)
     contexts, bids, out = {}, {}, []
     for r in records:
-        if r[0] == "msg" and r[4] == "query":
-            q = decode(r[5])
+        if isinstance(r, MessageSent) and r.kind == "query":
+            q = decode(r.frame)
             contexts[q.query_id] = np.asarray(q.context)
-        elif r[0] == "msg" and r[4] == "bid" and r[2] in index:
-            b = decode(r[5])
-            bids.setdefault(b.round, np.zeros(inst.n))[index[r[2]]] = b.amount
-        elif r[0] == "round":
-            _, _, rnd, qid, winner, _, extra = r
-            present = np.asarray(extra["present"])
-            surplus = inst.quality.mean(contexts[qid]) - priors.virtual_cost(bids.get(rnd, np.zeros(inst.n)))
+        elif isinstance(r, MessageSent) and r.kind == "bid" and r.src in index:
+            b = decode(r.frame)
+            bids.setdefault(b.round, np.zeros(inst.n))[index[r.src]] = b.amount
+        elif isinstance(r, RoundClosed):
+            present = np.asarray(r.extra["present"])
+            surplus = inst.quality.mean(contexts[r.query_id]) - priors.virtual_cost(bids.get(r.round, np.zeros(inst.n)))
             surplus[~present] = -np.inf
             best = max(0.0, surplus.max()) if present.any() else 0.0
-            out.append(best - (surplus[index[winner]] if winner else 0.0))
+            out.append(best - (surplus[index[r.winner]] if r.winner else 0.0))
     return np.array(out)
 
 
@@ -251,12 +251,14 @@ def test_under_20pc_loss_and_100ms_jitter_every_query_is_accounted_for_and_regre
         out=tmp_path / "lossy",
     )
     records = read_log(tmp_path / "lossy" / "events.msgpack").records
-    lost_queries = sum(1 for r in records if r[0] == "drop" and r[4] == "query" and r[5] == "loss")
-    assert sum(1 for r in records if r[0] == "drop" and r[5] == "loss") > 1000  # the links really lose frames
-    assert sum(1 for r in records if r[0] == "msg" and r[4] == "query") == 1000 and clean["rounds"] == 1000
+    drops = [r for r in records if isinstance(r, MessageDropped)]
+    lost_queries = sum(1 for r in drops if r.kind == "query" and r.reason == "loss")
+    assert sum(1 for r in drops if r.reason == "loss") > 1000  # the links really lose frames
+    queries = sum(1 for r in records if isinstance(r, MessageSent) and r.kind == "query")
+    assert queries == 1000 and clean["rounds"] == 1000
     # each query was auctioned (and its round closed) or lost on the way: both its copies dropped
     assert 2 * (1000 - lossy["rounds"]) <= lost_queries
-    assert lossy["rounds"] == len({r[2] for r in records if r[0] == "round"})
+    assert lossy["rounds"] == len({r.round for r in records if isinstance(r, RoundClosed)})
     r_clean, r_lossy = regret(tmp_path / "clean").sum(), regret(tmp_path / "lossy").sum()
     assert r_clean == pytest.approx(clean["metrics"]["regret"])  # the same figure as the scenario's own meter
     assert r_lossy <= 2.0 * r_clean, (r_lossy, r_clean)

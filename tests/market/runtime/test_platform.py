@@ -16,6 +16,7 @@ from market.core.wire import Candidates, Error, RewardReport, encode_fields, pac
 from market.runtime.agent import Agent
 from market.runtime.config import resolve
 from market.runtime.platform import AdPlatform, lm_reply, reply_mentions, wire_reply
+from market.runtime.records import MessageSent, Rejected, RoundClosed
 from market.runtime.world import World
 from scenarios.ads import instances
 
@@ -89,7 +90,7 @@ def _market(replace=None, queries=2, rounds=2, strategy=None, mechanism="mosaic"
 
 
 def _rounds(records):
-    return [r for r in records if r[0] == "round"]
+    return [r for r in records if isinstance(r, RoundClosed)]
 
 
 def test_bad_reports_are_refused_with_clear_errors_and_the_round_completes():
@@ -108,18 +109,18 @@ def test_bad_reports_are_refused_with_clear_errors_and_the_round_completes():
     world, records, _, agents, user = _market(
         {0: lambda n: Scripted(n, lambda c: []), 1: lambda n: Scripted(n, script)}, queries=1, rounds=1
     )
-    rejects = [r for r in records if r[0] == "reject"]
+    rejects = [r for r in records if isinstance(r, Rejected)]
     # the bus refuses the NaN frame as it is sent; the platform refuses the rest as they arrive
-    assert [(r[2], r[3], r[4]) for r in rejects] == [
+    assert [(r.offender, r.code, r.field) for r in rejects] == [
         (name, "malformed", "rewards[0]"), (name, "wrong_length", "rewards"),
         (name, "out_of_range", "rewards[0]"), (name, "late", "round"), (name, "duplicate", "round"),
     ]
-    assert "expected one per candidate (8)" in rejects[1][5] and "1000000000.0" in rejects[2][5]
+    assert "expected one per candidate (8)" in rejects[1].detail and "1000000000.0" in rejects[2].detail
     assert sorted(e.code for e in agents[name].errors) == sorted(
         ["malformed", "wrong_length", "out_of_range", "late", "duplicate"])
     (rnd,) = _rounds(records)
     silent = load_ad_queries()[0].advertisers[0]
-    assert rnd[6]["abstained"] == [silent]  # the valid report counted, the silent advertiser abstained
+    assert rnd.extra["abstained"] == [silent]  # the valid report counted, the silent advertiser abstained
     assert user.shown == 1 and world.summary.feedback_count == 1
 
 
@@ -127,35 +128,36 @@ def test_a_missing_report_is_an_abstention_with_zero_payment():
     world, records, insts, _, _ = _market({1: lambda n: Scripted(n, lambda c: [])}, queries=1, rounds=1)
     (rnd,) = _rounds(records)
     silent = load_ad_queries()[0].advertisers[1]
-    assert rnd[6]["abstained"] == [silent]
-    assert rnd[5][1] == 0
-    cands = [r for r in records if r[0] == "msg" and r[4] == "candidates"]
+    assert rnd.extra["abstained"] == [silent]
+    assert rnd.payments_minor[1] == 0
+    cands = [r for r in records if isinstance(r, MessageSent) and r.kind == "candidates"]
     from market.core.wire import decode
-    ys = [lm_reply(insts[0], y) for y in decode(cands[0][5]).replies]
+    ys = [lm_reply(insts[0], y) for y in decode(cands[0].frame).replies]
     rewards = insts[0].rewards(ys)
     rewards[1] = 0.0
     expected = mosaic(rewards, insts[0].log_ref(ys), insts[0].log_gen(ys, True), insts[0].tau)
-    assert np.allclose(rnd[6]["q"], expected.q, atol=1e-12)
-    assert rnd[5][0] == round(expected.payments[0] * 1e6)
+    assert np.allclose(rnd.extra["q"], expected.q, atol=1e-12)
+    assert rnd.payments_minor[0] == round(expected.payments[0] * 1e6)
 
 
 def test_candidates_are_sealed_to_the_query_advertisers_and_independent_of_reports():
     _, truthful, *_ = _market(rounds=4)
     _, scaled, *_ = _market(rounds=4, strategy=Scaled(3.0))
     qs = load_ad_queries()[:2]
-    cands = [r for r in truthful if r[0] == "msg" and r[4] == "candidates"]
-    assert [r[3] for r in cands] == [",".join(qs[k % 2].advertisers) for k in range(4)]
-    assert cands == [r for r in scaled if r[0] == "msg" and r[4] == "candidates"]
-    assert [r[6]["q"] for r in _rounds(truthful)] != [r[6]["q"] for r in _rounds(scaled)]
+    cands = [r for r in truthful if isinstance(r, MessageSent) and r.kind == "candidates"]
+    assert [r.dst for r in cands] == [",".join(qs[k % 2].advertisers) for k in range(4)]
+    assert cands == [r for r in scaled if isinstance(r, MessageSent) and r.kind == "candidates"]
+    assert [r.extra["q"] for r in _rounds(truthful)] != [r.extra["q"] for r in _rounds(scaled)]
 
 
 def test_truthful_advertisers_expected_utility_equals_mosaic_utilities_on_the_candidates():
     from market.core.wire import decode
 
     world, records, insts, agents, _ = _market(rounds=6)
-    cands = {decode(r[5]).round: decode(r[5]) for r in records if r[0] == "msg" and r[4] == "candidates"}
+    cands = {decode(r.frame).round: decode(r.frame) for r in records
+             if isinstance(r, MessageSent) and r.kind == "candidates"}
     for rnd in _rounds(records):
-        _, _, r, qid, _, pay_minor, extra = rnd
+        r, qid, pay_minor, extra = rnd.round, rnd.query_id, rnd.payments_minor, rnd.extra
         inst = insts[qid]
         ys = [lm_reply(inst, y) for y in cands[r].replies]
         names = load_ad_queries()[qid].advertisers
@@ -168,7 +170,7 @@ def test_truthful_advertisers_expected_utility_equals_mosaic_utilities_on_the_ca
 def test_money_is_conserved_and_payments_go_from_advertisers_to_the_platform():
     world, records, *_ = _market(rounds=6)
     assert world.ledger.total() == 0
-    revenue = sum(sum(r[5]) for r in _rounds(records))
+    revenue = sum(sum(r.payments_minor) for r in _rounds(records))
     assert revenue > 0
     assert world.summary.received["platform"]["payment"] == revenue
     paid = sum(c.get("payment", 0) for a, c in world.summary.paid.items() if a != "platform")

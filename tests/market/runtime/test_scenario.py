@@ -55,7 +55,7 @@ def test_a_file_naming_the_scenario_object_runs_as_the_one_naming_its_build(tmp_
     _, reference, _ = run_scenario("quickstart", rounds=30, out=tmp_path / "old")
     assert market is procurement.SCENARIO
     assert summary == reference  # same defaults, same market; only the header's names differ
-    assert read_log(tmp_path / "new" / "events.msgpack").records[0][1]["config"]["scenario"]["builder"] == \
+    assert read_log(tmp_path / "new" / "events.msgpack").records[0].config["scenario"]["builder"] == \
         "scenarios.procurement:SCENARIO"
     footer, recomputed, torn = replay(tmp_path / "new")
     assert torn is None and recomputed == footer and "regret" in recomputed["metrics"]
@@ -63,8 +63,8 @@ def test_a_file_naming_the_scenario_object_runs_as_the_one_naming_its_build(tmp_
 
 def test_a_log_naming_the_build_function_replays_and_resumes(tmp_path):
     run_scenario("quickstart", rounds=250, out=tmp_path, overrides=["run.checkpoint_every=100"])
-    header = read_log(tmp_path / "events.msgpack").records[0][1]
-    assert header["config"]["scenario"]["builder"] == "scenarios.procurement:build"
+    header = read_log(tmp_path / "events.msgpack").records[0]
+    assert header.config["scenario"]["builder"] == "scenarios.procurement:build"
     footer, recomputed, _ = replay(tmp_path)
     assert recomputed == footer
     config, summary, market = resume_scenario(tmp_path)
