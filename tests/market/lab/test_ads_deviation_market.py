@@ -9,16 +9,17 @@ import pytest
 from agents.ad_strategies import DescriptionPull, Truthful
 from agents.advertisers import Advertiser
 from market.conformance.truthfulness import RecordKeeper
-from market.core.lm.ads import description_pull, load_ad_queries
+from market.core.lm.ads import description_pull
 from market.core.lm.base import Prompt
 from market.core.wire import MAX_DESCRIPTION_LEN, AdDescription
+from market.data import ad_queries
 from market.lab.deviation import build_world, deviate, play_ads, play_ads_market
 from market.runtime.agent import Agent
 from market.runtime.config import ConfigError
 from market.runtime.platform import description_refusal
 from scenarios.ads import PositionMeter, instances
 
-QUERIES = load_ad_queries()
+QUERIES = ad_queries()
 
 
 def _market_run(strategy: str, seed: int, rounds: int):
