@@ -16,10 +16,11 @@ from agents.ad_strategies import AD_STRATEGIES, build_ad_strategy
 from agents.ad_users import AdUser
 from agents.advertisers import Advertiser
 from market.core.ledger import to_minor, to_units
-from market.core.lm.ads import AdInstance, catalogue_instance, load_ad_queries, ngram_instance
+from market.core.lm.ads import AdInstance, catalogue_instance, ngram_instance
 from market.core.mechanisms.aggregation import AGGREGATIONS
 from market.core.seeding import derive_rng
 from market.core.wire import decode
+from market.data import ad_queries
 from market.runtime.bus import star_graph
 from market.runtime.config import require
 from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions
@@ -65,7 +66,7 @@ def instances(config: dict[str, Any], seed: int) -> list[AdInstance]:
     m = config["market"]
     make = catalogue_instance if m["lm"] == "catalogue" else ngram_instance
     out = []
-    for k, query in enumerate(load_ad_queries()[: m["queries"]]):
+    for k, query in enumerate(ad_queries()[: m["queries"]]):
         rng = derive_rng(seed, "ads-instance", k)
         out.append(make(query, rng, tau=m["tau"]))
     return out
@@ -249,7 +250,7 @@ def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
 
 def build(world: World, config: dict[str, Any]) -> None:
     m = config["market"]
-    n_queries = len(load_ad_queries())
+    n_queries = len(ad_queries())
     require(1 <= m["queries"] <= n_queries, "market.queries", m["queries"], f"an integer in [1, {n_queries}]")
     require(m["candidates"] >= 1, "market.candidates", m["candidates"], "M >= 1")
     require(m["tau"] > 0, "market.tau", m["tau"], "> 0")
@@ -263,7 +264,7 @@ def build(world: World, config: dict[str, Any]) -> None:
     require(m["report_window"] > 0, "market.report_window", m["report_window"], "> 0")
     require(m["advertiser_budget"] >= 0, "market.advertiser_budget", m["advertiser_budget"], ">= 0")
     insts = instances(config, world.seed)
-    queries = load_ad_queries()[: m["queries"]]
+    queries = ad_queries()[: m["queries"]]
     names = [list(q.advertisers) for q in queries]
 
     world.ledger.open(PLATFORM_ACCOUNT, overdraft=None)  # Rochet payments can be rebates

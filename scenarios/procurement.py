@@ -18,9 +18,10 @@ from market.core.instance import MarketInstance, MechanismSpec, Quality
 from market.core.ledger import to_minor, to_units
 from market.core.mechanisms.priors import CostPrior, CostPriors, UniformCost
 from market.core.mechanisms.reverse import MECHANISMS
-from market.core.quality import LinearQuality, ReplayQuality, load_llm_prices
+from market.core.quality import LinearQuality, ReplayQuality
 from market.core.seeding import derive_rng
 from market.core.wire import decode
+from market.data import llm_prices, mmlu_correctness
 from market.runtime.auctioneer import ReverseAuctioneer
 from market.runtime.config import require
 from market.runtime.faults import DEFAULTS as FAULT_DEFAULTS
@@ -98,8 +99,8 @@ def instance(config: dict[str, Any], seed: int) -> MarketInstance:
         )
     require(q["model"] == "mmlu", "quality.model", q["model"], "'linear' or 'mmlu'")
     require(0.0 <= c["spread"] < 1.0, "costs.spread", c["spread"], "a number in [0, 1)")
-    replay = _ScaledReplay(ReplayQuality(dim=q["embedding_dim"] or None), q["value_per_correct"])
-    prices = {row["model"]: row for row in load_llm_prices()}
+    replay = _ScaledReplay(ReplayQuality(mmlu_correctness(), dim=q["embedding_dim"] or None), q["value_per_correct"])
+    prices = {row["model"]: row for row in llm_prices()}
     priors = []
     for name in MMLU_PRICE_NAMES:
         row = prices[name]

@@ -28,7 +28,7 @@ from market.core.learning.environments import (
     PiecewiseLinearArms,
     PythiaCurveArms,
     SaturatingArms,
-    read_data_csv,
+    pythia_curves,
 )
 from market.core.learning.reward_models import REWARD_MODELS, realised_reward
 from market.core.learning.selectors import SELECTORS, build_selector
@@ -36,6 +36,7 @@ from market.core.learning.subset_oracle import candidate_subsets, mixture_optimu
 from market.core.ledger import to_minor, to_units
 from market.core.seeding import derive_rng
 from market.core.wire import decode
+from market.data import frugalgpt_sciq, pythia_checkpoints, routellm_gsm8k, routellm_gsm8k_prices
 from market.runtime.bus import star_graph
 from market.runtime.config import ConfigError, require
 from market.runtime.records import LedgerTransfer, MessageDropped, MessageSent, Record
@@ -128,14 +129,15 @@ def posted_instance(config: dict[str, Any]) -> PostedInstance:
     require(s["budget"] >= 0, "selector.budget", s["budget"], "rho >= 0")
     if p["data"] == "sciq":
         require(0.0 <= p["cost_spread"] <= 1.0, "posted.cost_spread", p["cost_spread"], "a number in [0, 1]")
-        names = {r["model"] for r in read_data_csv("frugalgpt_sciq.csv")}
+        sciq = frugalgpt_sciq()
+        names = {r["model"] for r in sciq}
         require(set(p["exclude"]) <= names, "posted.exclude", p["exclude"], f"models among {sorted(names)}")
-        env = BernoulliCostArms.from_frugalgpt_sciq(tuple(p["exclude"]), p["cost_spread"])
+        env = BernoulliCostArms.from_frugalgpt_sciq(sciq, tuple(p["exclude"]), p["cost_spread"])
         require(env.n_arms >= 1, "posted.exclude", p["exclude"], "at least one model left")
         answers = tuple(_independent_answer(env, i) for i in range(env.n_arms))
-        questions = int(read_data_csv("frugalgpt_sciq.csv")[0]["test_size"])
+        questions = int(sciq[0]["test_size"])
     else:
-        env = JointCorrectnessReplay()
+        env = JointCorrectnessReplay(routellm_gsm8k(), routellm_gsm8k_prices())
         answers = tuple(_replayed_answer(env, i) for i in range(env.n_arms))
         questions = env.n_questions
     require(1 <= s["max_arms"] <= env.n_arms, "selector.max_arms", s["max_arms"], f"N in [1, {env.n_arms}]")
@@ -174,7 +176,8 @@ def finetune_instance(config: dict[str, Any]) -> FinetuneInstance:
         require(len(f["steps_per_pull"]) == len(f["models"]), "finetune.steps_per_pull", f["steps_per_pull"],
                 f"one value per model ({len(f['models'])})")
         try:
-            env = PythiaCurveArms(tuple(f["models"]), steps_per_pull=np.asarray(f["steps_per_pull"], dtype=float))
+            curves = pythia_curves(pythia_checkpoints(), tuple(f["models"]))
+            env = PythiaCurveArms(curves, steps_per_pull=np.asarray(f["steps_per_pull"], dtype=float))
         except LearningError as err:
             raise ConfigError(f"finetune.models/steps_per_pull: {err}") from None
         names = tuple(env.names)

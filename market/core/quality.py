@@ -2,6 +2,7 @@
 
 LinearQuality is the stochastic linear model of the ROSA paper (E[r | x] = theta_i . x, Gaussian or
 exponential noise); ReplayQuality replays real per-question correctness of two LLMs on MMLU (RouteLLM).
+The parsers take the shipped CSVs' text; market.data reads the files.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from importlib import resources
 
 import numpy as np
 
@@ -82,15 +82,36 @@ class LinearQuality:
         return self._noisy(contexts @ self.theta.T, rng)
 
 
-def _read_mmlu() -> tuple[list[str], list[np.ndarray]]:
-    text = resources.files("market").joinpath("data/routellm_mmlu.csv").read_text(encoding="utf-8")
+@dataclass(frozen=True, slots=True)
+class MMLUCorrectness:
+    """Per-question correctness of the two replayed models, grouped by MMLU subject.
+
+    subjects: (k,) names; correct: k arrays (questions of the subject, 2) of bool, columns in
+    ReplayQuality.MODELS order, rows in the source's question order.
+    """
+
+    subjects: tuple[str, ...]
+    correct: tuple[np.ndarray, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.subjects) != len(self.correct) or not self.subjects:
+            raise MechanismError(
+                f"subjects: {len(self.subjects)}, correct: {len(self.correct)} tables; expected one table per subject"
+            )
+        for subject, table in zip(self.subjects, self.correct):
+            if table.ndim != 2 or table.shape[1] != 2 or table.shape[0] == 0:
+                raise MechanismError(f"correct[{subject!r}]: shape {table.shape}, expected (questions >= 1, 2)")
+
+
+def parse_mmlu_correctness(text: str) -> MMLUCorrectness:
+    """The RouteLLM MMLU table (routellm_mmlu.csv): one row per subject, each model's answers as a 0/1 string."""
     subjects, outcomes = [], []
     for row in csv.DictReader(io.StringIO(text)):
         subjects.append(row["subject"])
         mixtral = [c == "1" for c in row["mixtral_correct"]]
         gpt4 = [c == "1" for c in row["gpt4_correct"]]
         outcomes.append(np.array([mixtral, gpt4]).T)
-    return subjects, outcomes
+    return MMLUCorrectness(tuple(subjects), tuple(outcomes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +124,7 @@ class ReplayQuality:
     answered correctly, else 0; mean(x) is each model's accuracy on the subject.
     """
 
+    table: MMLUCorrectness
     dim: int | None = None
     projection_seed: int = 0
     subjects: tuple[str, ...] = field(init=False)
@@ -113,7 +135,7 @@ class ReplayQuality:
     MODELS = ("mixtral-8x7b-instruct-v0.1", "gpt-4-1106-preview")
 
     def __post_init__(self) -> None:
-        subjects, correct = _read_mmlu()
+        subjects, correct = self.table.subjects, self.table.correct
         k = len(subjects)
         if self.dim is None:
             embedding = np.eye(k)
@@ -122,9 +144,9 @@ class ReplayQuality:
                 raise MechanismError(f"dim = {self.dim}; expected a positive integer or None")
             embedding = np.random.default_rng(self.projection_seed).standard_normal((k, self.dim))
             embedding /= np.linalg.norm(embedding, axis=1, keepdims=True)
-        object.__setattr__(self, "subjects", tuple(subjects))
+        object.__setattr__(self, "subjects", subjects)
         object.__setattr__(self, "embedding", embedding)
-        object.__setattr__(self, "correct", tuple(correct))
+        object.__setattr__(self, "correct", correct)
         object.__setattr__(self, "accuracy", np.array([c.mean(axis=0) for c in correct]))
 
     @property
@@ -156,9 +178,8 @@ class ReplayQuality:
         return self.embedding[subject], rows
 
 
-def load_llm_prices() -> list[dict[str, str | float]]:
-    """The compacted litellm price table: model, provider, input/output US$ per token."""
-    text = resources.files("market").joinpath("data/llm_prices.csv").read_text(encoding="utf-8")
+def parse_llm_prices(text: str) -> list[dict[str, str | float]]:
+    """The compacted litellm price table (llm_prices.csv): model, provider, input/output US$ per token."""
     return [
         {
             "model": row["model"],

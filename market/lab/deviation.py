@@ -326,7 +326,7 @@ def play_ads_market(mechanism: str, strategy: str, seed: int, rounds: int, overr
     strategy object and random stream: without link faults static strategies give ``play_ads``'s figures up to
     the micro-credit; a learner learns per query here and across queries there (and no trace is kept).
     """
-    from market.core.lm.ads import load_ad_queries
+    from market.data import ad_queries
     from market.runtime.platform import REWARD_AUCTIONS
     from scenarios.ads import PositionMeter
 
@@ -335,7 +335,7 @@ def play_ads_market(mechanism: str, strategy: str, seed: int, rounds: int, overr
                           "(the platform collects reward reports; the token auction runs in the fast engine)")
     queries = resolve("ads", list(overrides))[0]["market"]["queries"]
     sets = [*overrides, f"mechanism.name={mechanism}",
-            *(f"strategies.overrides.{q.advertisers[0]}={strategy}" for q in load_ad_queries()[:queries])]
+            *(f"strategies.overrides.{q.advertisers[0]}={strategy}" for q in ad_queries()[:queries])]
     world = build_world("ads", sets, seed, rounds)
     meter = PositionMeter(world.config, seed, world.auctioneer_id)
     world.metrics.append(meter)

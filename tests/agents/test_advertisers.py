@@ -8,8 +8,9 @@ import pytest
 
 from agents.ad_strategies import AD_STRATEGIES, AdFeedback, Truthful, build_ad_strategy
 from agents.advertisers import Advertiser
-from market.core.lm.ads import catalogue_instance, load_ad_queries, ngram_instance
+from market.core.lm.ads import catalogue_instance, ngram_instance
 from market.core.wire import decode
+from market.data import ad_queries
 from market.runtime.eventlog import read_log
 from market.runtime.platform import lm_reply, wire_reply
 from market.runtime.records import MessageSent
@@ -19,7 +20,7 @@ from scenarios.ads import instances
 
 @pytest.mark.parametrize("make", [catalogue_instance, ngram_instance])
 def test_reward_is_tau_times_log_ratio_of_own_llm_to_reference(make):
-    q = load_ad_queries()[4]
+    q = ad_queries()[4]
     inst = make(q, np.random.default_rng(2), advertiser_tau=0.7)
     replies = inst.lm.replies()
     table = inst.reward_table()
@@ -32,7 +33,7 @@ def test_reward_is_tau_times_log_ratio_of_own_llm_to_reference(make):
 
 
 def test_brand_out_of_range_is_refused():
-    q = load_ad_queries()[0]
+    q = ad_queries()[0]
     with pytest.raises(ValueError, match=r"brand: got 2, expected a brand index in \[0, 2\)"):
         Advertiser("x", "d", 0, catalogue_instance(q, np.random.default_rng(0)), 2)
 

@@ -1,16 +1,14 @@
 """Floor-1 bandit environments for LLM selection: budgeted quality/cost arms and rising-quality arms.
 
-Replays of public data shipped in market/data (FrugalGPT SciQ accuracy and $/query, RouteLLM GSM8K
-per-question correctness, Pythia checkpoint curves) and synthetic increasing curves (TI-UCB spec B.5).
-All randomness comes from the Generator passed to each draw.
+Replays of public data (FrugalGPT SciQ accuracy and $/query, RouteLLM GSM8K per-question correctness,
+Pythia checkpoint curves), given as CSV rows read by market.data, and synthetic increasing curves
+(TI-UCB spec B.5). All randomness comes from the Generator passed to each draw.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -22,11 +20,8 @@ from market.core.learning.reward_models import check_reward_model, expected_rewa
 SCIQ_DEFAULT_EXCLUDE = ("jamba-1.5-large",)
 CHARS_PER_TOKEN = 4.0
 
-
-def read_data_csv(name: str) -> list[dict[str, str]]:
-    """Rows of a CSV shipped in market/data."""
-    text = resources.files("market").joinpath("data", name).read_text(encoding="utf-8")
-    return list(csv.DictReader(io.StringIO(text)))
+# one CSV row: column name -> cell text
+Row = Mapping[str, str]
 
 
 # ---------------------------------------------------------------- budgeted subset selection
@@ -64,10 +59,11 @@ class BernoulliCostArms:
 
     @classmethod
     def from_frugalgpt_sciq(
-        cls, exclude: tuple[str, ...] = SCIQ_DEFAULT_EXCLUDE, cost_spread: float = 0.0
+        cls, rows: Sequence[Row], exclude: tuple[str, ...] = SCIQ_DEFAULT_EXCLUDE, cost_spread: float = 0.0
     ) -> "BernoulliCostArms":
-        """SciQ test accuracy and mean $/query of the FrugalGPT models; cost / (max cost (1 + s))."""
-        rows = [r for r in read_data_csv("frugalgpt_sciq.csv") if r["model"] not in exclude]
+        """SciQ test accuracy and mean $/query of the FrugalGPT models (rows of frugalgpt_sciq.csv);
+        cost / (max cost (1 + s))."""
+        rows = [r for r in rows if r["model"] not in exclude]
         acc = np.array([float(r["test_acc"]) for r in rows])
         usd = np.array([float(r["test_cost_usd"]) for r in rows])
         return cls(acc, usd / (usd.max() * (1.0 + cost_spread)), cost_spread,
@@ -90,25 +86,31 @@ class JointCorrectnessReplay:
     """RouteLLM GSM8K replay: each round one question drawn uniformly; the played LLMs' correctness
     on that same question (errors correlated as in the data) and its token cost.
 
+    rows: routellm_gsm8k.csv, one per question; prices: routellm_gsm8k_prices.csv, one per arm.
+
     Arms: 0 = Mixtral-8x7B-Instruct, 1 = GPT-4-1106-preview. Cost of a call = (prompt chars +
     response chars) / 4 tokens at the listed per-token prices, normalised by the largest call cost.
     """
 
     arm_names = ("mixtral", "gpt4")
 
-    def __init__(self, drop_contaminated: bool = True) -> None:
-        rows = read_data_csv("routellm_gsm8k.csv")
+    def __init__(self, rows: Sequence[Row], prices: Sequence[Row], drop_contaminated: bool = True) -> None:
         if drop_contaminated:
             rows = [r for r in rows if r["contaminated"] == "0"]
-        prices = {r["arm"]: r for r in read_data_csv("routellm_gsm8k_prices.csv")}
+        if not rows:
+            raise LearningError("rows: no questions left; expected at least one GSM8K question")
+        price_of = {r["arm"]: r for r in prices}
+        missing = [a for a in self.arm_names if a not in price_of]
+        if missing:
+            raise LearningError(f"prices: no row for arms {missing}; expected one row per arm of {self.arm_names}")
         self.correct = np.array(
             [[float(r[f"{a}_correct"]) for a in self.arm_names] for r in rows]
         )
         prompt = np.array([float(r["prompt_chars"]) for r in rows]) / CHARS_PER_TOKEN
         usd = np.column_stack([
-            prompt * float(prices[a]["input_cost_per_token"])
+            prompt * float(price_of[a]["input_cost_per_token"])
             + np.array([float(r[f"{a}_response_chars"]) for r in rows]) / CHARS_PER_TOKEN
-            * float(prices[a]["output_cost_per_token"])
+            * float(price_of[a]["output_cost_per_token"])
             for a in self.arm_names
         ])
         self.cost = usd / usd.max()
@@ -251,10 +253,9 @@ class LearningCurve:
 
 
 def pythia_curves(
-    models: tuple[str, ...] = PYTHIA_DEFAULT_MODELS, task: str = "sciq", metric: str = "acc"
+    rows: Sequence[Row], models: tuple[str, ...] = PYTHIA_DEFAULT_MODELS, task: str = "sciq", metric: str = "acc"
 ) -> list[LearningCurve]:
-    """Zero-shot score against training step for each model, from market/data/pythia_curves.csv."""
-    rows = read_data_csv("pythia_curves.csv")
+    """Zero-shot score against training step for each model, from the rows of pythia_curves.csv."""
     curves = []
     for model in models:
         pts = sorted(
@@ -270,16 +271,18 @@ def pythia_curves(
 
 class PythiaCurveArms(IncreasingArms):
     """Replay: pull n of arm i scores the model at training step n * steps_per_pull[i] (linear
-    interpolation between checkpoints, final score afterwards); one arm per model.
+    interpolation between checkpoints, final score afterwards); one arm per curve (see pythia_curves).
 
     steps_per_pull: scalar or (K,); smaller values make an arm a slower, later bloomer.
     """
 
     def __init__(
-        self, models: tuple[str, ...] = PYTHIA_DEFAULT_MODELS, task: str = "sciq",
-        metric: str = "acc", steps_per_pull: float | np.ndarray = 100.0, noise: float | str = 0.05,
+        self, curves: Sequence[LearningCurve], steps_per_pull: float | np.ndarray = 100.0,
+        noise: float | str = 0.05,
     ) -> None:
-        self.curves = pythia_curves(models, task, metric)
+        if not curves:
+            raise LearningError("curves: none given; expected one learning curve per arm")
+        self.curves = list(curves)
         super().__init__(len(self.curves), noise)
         self.steps_per_pull = np.broadcast_to(
             np.asarray(steps_per_pull, dtype=float), (self.n_arms,)

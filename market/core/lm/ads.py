@@ -17,7 +17,6 @@ import io
 import itertools
 import re
 from dataclasses import dataclass
-from importlib import resources
 from typing import Sequence
 
 import numpy as np
@@ -37,9 +36,8 @@ class AdQuery:
     descriptions: tuple[str, ...]
 
 
-def load_ad_queries() -> tuple[AdQuery, ...]:
-    """The 50 queries of the paper's Table 3, each with its first two advertisers (package data)."""
-    text = resources.files("market").joinpath("data/ad_queries.csv").read_text(encoding="utf-8")
+def parse_ad_queries(text: str) -> tuple[AdQuery, ...]:
+    """The queries of ad_queries.csv (the paper's Table 3), each with its first two advertisers."""
     return tuple(
         AdQuery(
             int(row["qid"]),

@@ -13,9 +13,10 @@ from typing import Literal
 
 import numpy as np
 
-from market.core.lm.ads import AdInstance, catalogue_instance, load_ad_queries, with_advertisers
+from market.core.lm.ads import AdInstance, catalogue_instance, with_advertisers
 from market.core.lm.optimum import entropy, optimum
 from market.core.mechanisms.aggregation import leave_one_out, mosaic_batch
+from market.data import ad_queries
 
 Counterfactual = Literal["same-candidates", "fresh"]
 AdvertiserTau = Literal["platform", "one"]
@@ -134,7 +135,7 @@ def simulate(
     Correlations are Pearson's, across (query, advertiser) pairs, of expected utility vs expected reward
     E[r_i(y_out)] (corr_*) and vs reward gain (corr_gain_*).
     """
-    queries = load_ad_queries()[:n_queries]
+    queries = ad_queries()[:n_queries]
     root = np.random.SeedSequence(seed)
     rows: list[dict[str, float]] = []
     for n in n_values:

@@ -27,11 +27,13 @@ from market.core.learning.environments import (  # noqa: E402
     PiecewiseLinearArms,
     PythiaCurveArms,
     SaturatingArms,
+    pythia_curves,
 )
 from market.core.learning.regret import cumulative_regret, cumulative_violation, loglog_slope  # noqa: E402
 from market.core.learning.selection_run import simulate_pulls, simulate_subsets  # noqa: E402
 from market.core.learning.selectors import build_selector  # noqa: E402
 from market.core.learning.subset_oracle import fractional_optimum, integer_optimum  # noqa: E402
+from market.data import frugalgpt_sciq, pythia_checkpoints  # noqa: E402
 
 MAX_ARMS = 2
 BUDGET = 0.05  # normalised cost per query: between the cheap models and gpt-4o
@@ -77,7 +79,7 @@ def _run_subsets(name, model, budget, env, horizon, seeds):
 
 
 def _combinatorial(out_dir, horizon, seeds, budgets):
-    env = BernoulliCostArms.from_frugalgpt_sciq()
+    env = BernoulliCostArms.from_frugalgpt_sciq(frugalgpt_sciq())
     rows, summary = [], []
     checkpoints = np.unique(np.linspace(1, horizon, 20).astype(int)) - 1
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
@@ -133,7 +135,9 @@ def _environments():
     return {
         "piecewise_linear": lambda: PiecewiseLinearArms.trap(),
         "saturating": lambda: SaturatingArms.default(),
-        "pythia": lambda: PythiaCurveArms(steps_per_pull=np.array([400.0, 200.0, 100.0, 50.0, 25.0])),
+        "pythia": lambda: PythiaCurveArms(
+            pythia_curves(pythia_checkpoints()), steps_per_pull=np.array([400.0, 200.0, 100.0, 50.0, 25.0])
+        ),
     }
 
 
@@ -203,7 +207,7 @@ def scaling_horizons(horizon: int) -> np.ndarray:
 def _scaling_seed(task: tuple) -> tuple[np.ndarray, np.ndarray]:
     """One C2MAB-V run: cumulative expected reward and expected-cost violation at the checkpoints."""
     model, relaxation, seed, horizon = task
-    env = BernoulliCostArms.from_frugalgpt_sciq()
+    env = BernoulliCostArms.from_frugalgpt_sciq(frugalgpt_sciq())
     learner = build_selector("c2mabv", **_subset_params("c2mabv", model, BUDGET, env.n_arms),
                              relaxation=relaxation, greedy_steps=SCALING_GREEDY_STEPS)
     tr = simulate_subsets(learner, env, horizon, model, np.random.default_rng(seed))
@@ -222,7 +226,7 @@ def regret_scaling(horizon: int, seeds: int, workers: int, runs=SCALING_RUNS) ->
     regret against the fractional and integer optima at scaling_horizons(horizon), R / sqrt(T ln T),
     the violation V(T) of expected costs and V / sqrt(K T ln T); and the fitted slope of log R
     against log T with a bootstrap 95% interval over seeds and the slope over the last decade."""
-    env = BernoulliCostArms.from_frugalgpt_sciq()
+    env = BernoulliCostArms.from_frugalgpt_sciq(frugalgpt_sciq())
     ts = scaling_horizons(horizon)
     tasks = [(m, r, seed, horizon) for m, r in runs for seed in range(seeds)]
     results = _pool_map(_scaling_seed, tasks, workers)

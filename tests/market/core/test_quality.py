@@ -5,8 +5,15 @@ import pytest
 from scipy import stats
 
 from market.core.mechanisms.base import MechanismError
-from market.core.quality import LinearQuality, ReplayQuality, load_llm_prices
+from market.core.quality import (
+    LinearQuality,
+    MMLUCorrectness,
+    ReplayQuality,
+    parse_llm_prices,
+    parse_mmlu_correctness,
+)
 from market.core.seeding import derive_rng
+from market.data import llm_prices, mmlu_correctness
 
 
 @pytest.mark.parametrize("noise", ["gaussian", "exponential", "exponential-mean"])
@@ -50,7 +57,7 @@ def test_noise_laws_are_the_documented_ones():
 
 
 def test_replay_matches_routellm_accuracies():
-    quality = ReplayQuality()
+    quality = ReplayQuality(mmlu_correctness())
     assert len(quality.subjects) == 57 and quality.d == 57 and quality.n == 2
     total = sum(c.shape[0] for c in quality.correct)
     overall = sum(c.sum(axis=0) for c in quality.correct) / total
@@ -62,7 +69,7 @@ def test_replay_matches_routellm_accuracies():
 
 
 def test_replay_queries_are_real_rows_and_embedding_recovers_subjects():
-    quality = ReplayQuality(dim=8, projection_seed=3)
+    quality = ReplayQuality(mmlu_correctness(), dim=8, projection_seed=3)
     rng = np.random.default_rng(2)
     contexts, rewards = quality.queries(rng, 500)
     assert contexts.shape == (500, 8) and rewards.shape == (500, 2)
@@ -72,7 +79,23 @@ def test_replay_queries_are_real_rows_and_embedding_recovers_subjects():
 
 
 def test_price_table_loads():
-    prices = load_llm_prices()
+    prices = llm_prices()
     assert len(prices) == 158
     gpt4 = next(p for p in prices if p["model"] == "gpt-4-1106-preview")
     assert gpt4["input_cost_per_token"] == pytest.approx(1e-5)
+
+
+def test_replay_is_built_from_the_table_given():
+    table = parse_mmlu_correctness("subject,questions,mixtral_correct,gpt4_correct\nalgebra,3,100,111\nlaw,2,01,00\n")
+    assert table.subjects == ("algebra", "law")
+    quality = ReplayQuality(table)
+    assert quality.d == 2
+    np.testing.assert_allclose(quality.mean(np.array([1.0, 0.0])), [1 / 3, 1.0])
+    np.testing.assert_allclose(quality.mean(np.array([0.0, 1.0])), [0.5, 0.0])
+    with pytest.raises(MechanismError, match="one table per subject"):
+        MMLUCorrectness(("algebra",), ())
+
+
+def test_price_rows_parse_to_floats():
+    prices = parse_llm_prices("model,provider,input_cost_per_token,output_cost_per_token\nm,p,1e-06,2.5e-06\n")
+    assert prices == [{"model": "m", "provider": "p", "input_cost_per_token": 1e-6, "output_cost_per_token": 2.5e-6}]

@@ -9,9 +9,10 @@ import pytest
 from agents.ad_strategies import DescriptionPull, Truthful
 from agents.advertisers import Advertiser
 from market.conformance.truthfulness import RecordKeeper
-from market.core.lm.ads import description_pull, load_ad_queries
+from market.core.lm.ads import description_pull
 from market.core.lm.base import Prompt
 from market.core.wire import MAX_DESCRIPTION_LEN, AdDescription
+from market.data import ad_queries
 from market.lab.deviation import build_world, deviate, play_ads, play_ads_market
 from market.runtime.agent import Agent
 from market.runtime.config import ConfigError
@@ -19,7 +20,7 @@ from market.runtime.platform import description_refusal
 from market.runtime.records import MessageSent, Rejected
 from scenarios.ads import PositionMeter, instances
 
-QUERIES = load_ad_queries()
+QUERIES = ad_queries()
 
 
 def _market_run(strategy: str, seed: int, rounds: int):

@@ -9,10 +9,11 @@ import pytest
 from agents.ad_users import AdUser
 from agents.advertisers import Advertiser
 from market.conformance.truthfulness import RecordKeeper
-from market.core.lm.ads import catalogue_instance, load_ad_queries, ngram_instance
+from market.core.lm.ads import catalogue_instance, ngram_instance
 from market.core.mechanisms.aggregation import mosaic
 from market.core.mechanisms.base import MechanismError
 from market.core.wire import Candidates, Error, RewardReport, encode_fields, pack_vector
+from market.data import ad_queries
 from market.runtime.agent import Agent
 from market.runtime.config import resolve
 from market.runtime.platform import AdPlatform, lm_reply, reply_mentions, wire_reply
@@ -70,7 +71,7 @@ def _market(replace=None, queries=2, rounds=2, strategy=None, mechanism="mosaic"
     records, record = collector.records, world.record
 
     insts = instances(config, 3)
-    qs = load_ad_queries()[:queries]
+    qs = ad_queries()[:queries]
     world.ledger.open("platform", overdraft=None)
     platform = AdPlatform("auctioneer", mechanism, insts, [q.advertisers for q in qs], world.ledger, record,
                           world.rng("mechanism"), candidates=M, report_window=0.5)
@@ -105,7 +106,7 @@ def test_bad_reports_are_refused_with_clear_errors_and_the_round_completes():
             RewardReport(c.round, good),                                         # duplicate
         ]
 
-    name = load_ad_queries()[0].advertisers[1]
+    name = ad_queries()[0].advertisers[1]
     world, records, _, agents, user = _market(
         {0: lambda n: Scripted(n, lambda c: []), 1: lambda n: Scripted(n, script)}, queries=1, rounds=1
     )
@@ -119,7 +120,7 @@ def test_bad_reports_are_refused_with_clear_errors_and_the_round_completes():
     assert sorted(e.code for e in agents[name].errors) == sorted(
         ["malformed", "wrong_length", "out_of_range", "late", "duplicate"])
     (rnd,) = _rounds(records)
-    silent = load_ad_queries()[0].advertisers[0]
+    silent = ad_queries()[0].advertisers[0]
     assert rnd.extra["abstained"] == [silent]  # the valid report counted, the silent advertiser abstained
     assert user.shown == 1 and world.summary.feedback_count == 1
 
@@ -127,7 +128,7 @@ def test_bad_reports_are_refused_with_clear_errors_and_the_round_completes():
 def test_a_missing_report_is_an_abstention_with_zero_payment():
     world, records, insts, _, _ = _market({1: lambda n: Scripted(n, lambda c: [])}, queries=1, rounds=1)
     (rnd,) = _rounds(records)
-    silent = load_ad_queries()[0].advertisers[1]
+    silent = ad_queries()[0].advertisers[1]
     assert rnd.extra["abstained"] == [silent]
     assert rnd.payments_minor[1] == 0
     cands = [r for r in records if isinstance(r, MessageSent) and r.kind == "candidates"]
@@ -143,7 +144,7 @@ def test_a_missing_report_is_an_abstention_with_zero_payment():
 def test_candidates_are_sealed_to_the_query_advertisers_and_independent_of_reports():
     _, truthful, *_ = _market(rounds=4)
     _, scaled, *_ = _market(rounds=4, strategy=Scaled(3.0))
-    qs = load_ad_queries()[:2]
+    qs = ad_queries()[:2]
     cands = [r for r in truthful if isinstance(r, MessageSent) and r.kind == "candidates"]
     assert [r.dst for r in cands] == [",".join(qs[k % 2].advertisers) for k in range(4)]
     assert cands == [r for r in scaled if isinstance(r, MessageSent) and r.kind == "candidates"]
@@ -160,7 +161,7 @@ def test_truthful_advertisers_expected_utility_equals_mosaic_utilities_on_the_ca
         r, qid, pay_minor, extra = rnd.round, rnd.query_id, rnd.payments_minor, rnd.extra
         inst = insts[qid]
         ys = [lm_reply(inst, y) for y in cands[r].replies]
-        names = load_ad_queries()[qid].advertisers
+        names = ad_queries()[qid].advertisers
         true = np.stack([agents[a].rewards(cands[r].replies) for a in names])  # each advertiser's own LLM
         ref = mosaic(inst.rewards(ys), inst.log_ref(ys), inst.log_gen(ys, True), inst.tau)
         realised = np.asarray(extra["q"]) @ true.T - np.asarray(pay_minor) / 1e6
@@ -178,7 +179,7 @@ def test_money_is_conserved_and_payments_go_from_advertisers_to_the_platform():
 
 
 def test_token_auction_and_bad_arguments_are_refused_by_name():
-    insts = [catalogue_instance(load_ad_queries()[0], np.random.default_rng(0))]
+    insts = [catalogue_instance(ad_queries()[0], np.random.default_rng(0))]
     args = (insts, [("a", "b")], None, print, np.random.default_rng(0))
     with pytest.raises(MechanismError, match="token-auction"):
         AdPlatform("auctioneer", "token-auction", *args)
@@ -189,7 +190,7 @@ def test_token_auction_and_bad_arguments_are_refused_by_name():
 
 
 def test_replies_travel_as_int_tuples_and_mentions_are_read_from_them():
-    q = load_ad_queries()[0]
+    q = ad_queries()[0]
     cat = catalogue_instance(q, np.random.default_rng(0))
     for y in cat.lm.replies():
         assert lm_reply(cat, wire_reply(y)) == y

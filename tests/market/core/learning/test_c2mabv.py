@@ -12,6 +12,7 @@ from market.core.learning.regret import cumulative_regret, cumulative_violation,
 from market.core.learning.selection_run import simulate_pulls, simulate_subsets
 from market.core.learning.selectors import build_selector
 from market.core.learning.subset_oracle import fractional_optimum
+from market.data import frugalgpt_sciq
 
 SMALL = BernoulliCostArms(np.array([0.9, 0.7, 0.6, 0.3]), np.array([0.8, 0.3, 0.1, 0.05]))
 
@@ -42,14 +43,14 @@ class _SingleArm:
 
 def test_n1_with_slack_budget_makes_the_same_choices_as_ucb1_under_a_shared_rng():
     # UCB1 with C2MAB-V's radius sqrt(1.5 ln t / n), capped at 1, one initial pass, lowest-index ties
-    env = BernoulliCostArms.from_frugalgpt_sciq()
+    env = BernoulliCostArms.from_frugalgpt_sciq(frugalgpt_sciq())
     c2 = simulate_pulls(_SingleArm(C2MABV(9, 1, 1.0, "suc")), _AsPulls(env), 3000, np.random.default_rng(5))
     u1 = simulate_pulls(UCB1(9, width_constant=1.5, cap=1.0), _AsPulls(env), 3000, np.random.default_rng(5))
     assert np.array_equal(c2.arms, u1.arms)
 
 
 def test_suc_without_budget_plays_cucb_top_n():
-    env = BernoulliCostArms.from_frugalgpt_sciq()
+    env = BernoulliCostArms.from_frugalgpt_sciq(frugalgpt_sciq())
     a = simulate_subsets(C2MABV(9, 3, np.inf, "suc"), env, 1000, "suc", np.random.default_rng(2))
     b = simulate_subsets(CUCB(9, 3, "suc"), env, 1000, "suc", np.random.default_rng(2))
     # C2MAB-V explores arms one at a time first; afterwards both play the top-3 by UCB
@@ -103,7 +104,7 @@ def test_budget_below_the_cheapest_arm_gives_linear_violation():
 
 
 def test_cucb_violates_the_budget_most_on_sciq():
-    env = BernoulliCostArms.from_frugalgpt_sciq()
+    env = BernoulliCostArms.from_frugalgpt_sciq(frugalgpt_sciq())
     budget = 0.05
     totals = {}
     for learner in (C2MABV(9, 2, budget, "awc"), CUCB(9, 2, "awc"), EpsilonGreedySubsets(9, 2, "awc"),
@@ -115,7 +116,7 @@ def test_cucb_violates_the_budget_most_on_sciq():
 
 
 def test_larger_budget_does_not_lower_the_reward():
-    env = BernoulliCostArms.from_frugalgpt_sciq()
+    env = BernoulliCostArms.from_frugalgpt_sciq(frugalgpt_sciq())
     means = []
     for budget in (0.02, 0.2, 1.0):
         runs = [simulate_subsets(C2MABV(9, 2, budget, "suc"), env, 800, "suc", np.random.default_rng(s))
@@ -126,7 +127,7 @@ def test_larger_budget_does_not_lower_the_reward():
 
 @pytest.mark.parametrize("model", ["awc", "suc", "aic"])
 def test_state_round_trip_resumes_the_same_trajectory(model):
-    env = BernoulliCostArms.from_frugalgpt_sciq(cost_spread=0.5)
+    env = BernoulliCostArms.from_frugalgpt_sciq(frugalgpt_sciq(), cost_spread=0.5)
     a = C2MABV(9, 2, 0.05, model, rounding="systematic")
     rng = np.random.default_rng(1)
     simulate_subsets(a, env, 200, model, rng)
@@ -138,7 +139,7 @@ def test_state_round_trip_resumes_the_same_trajectory(model):
 
 
 def test_same_seed_same_trajectory_and_solvers_agree_on_the_relaxed_value():
-    env = BernoulliCostArms.from_frugalgpt_sciq()
+    env = BernoulliCostArms.from_frugalgpt_sciq(frugalgpt_sciq())
     runs = [simulate_subsets(C2MABV(9, 2, 0.05, "suc"), env, 300, "suc", np.random.default_rng(4))
             for _ in range(2)]
     assert np.array_equal(runs[0].masks, runs[1].masks)
@@ -155,7 +156,7 @@ def test_same_seed_same_trajectory_and_solvers_agree_on_the_relaxed_value():
 
 
 def test_aic_plays_exactly_n_arms():
-    env = BernoulliCostArms.from_frugalgpt_sciq()
+    env = BernoulliCostArms.from_frugalgpt_sciq(frugalgpt_sciq())
     tr = simulate_subsets(C2MABV(9, 3, 0.1, "aic"), env, 300, "aic", np.random.default_rng(0))
     assert np.all(tr.masks.sum(axis=1) == 3)
 

@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 from scipy.stats import chisquare
 
 from market.core.lm import CatalogueLM, Prompt, missing_mass
-from market.core.lm.ads import catalogue_instance, load_ad_queries, with_advertisers
+from market.core.lm.ads import catalogue_instance, with_advertisers
 from market.core.lm.optimum import entropy, importance_rho, is_variance, kl, leave_one_out, objective, optimum
 from market.core.lm.shown_law import shown_reply_law, shown_reply_law_mc, total_variation
+from market.data import ad_queries
 
 
 def _small_catalogue(seed: int = 0, k: int = 4) -> CatalogueLM:
@@ -111,7 +112,7 @@ def test_context_aware_proposal_converges_faster():
 
 
 def test_context_aware_with_4_beats_baseline_with_20_on_default_instance():
-    queries = load_ad_queries()
+    queries = ad_queries()
     inst = catalogue_instance(with_advertisers(queries, 0, 2, np.random.default_rng(0)), np.random.default_rng(0))
     log_ref = inst.lm.log_probs(inst.ref_prompt)
     target = optimum(log_ref, inst.reward_table(), inst.tau)

@@ -8,10 +8,11 @@ import pytest
 from scipy.stats import chisquare
 
 from market.core.lm import NGramLM, Prompt, missing_mass
-from market.core.lm.ads import load_ad_queries, ngram_instance
+from market.core.lm.ads import ngram_instance
 from market.core.lm.optimum import optimum
 from market.core.lm.shown_law import shown_reply_law_mc, total_variation
 from market.core.mechanisms.aggregation import SupportFailure, mosaic
+from market.data import ad_queries
 
 P = Prompt("q")
 
@@ -100,7 +101,7 @@ def test_top_p_breaks_absolute_continuity_and_mosaic_reports_it():
 
 
 def test_ad_instance_runs_mosaic_on_sampled_replies():
-    queries = load_ad_queries()
+    queries = ad_queries()
     inst = ngram_instance(queries[1], np.random.default_rng(9), temperature=0.8)
     rng = np.random.default_rng(10)
     cands = inst.sample_candidates(6, rng, context_aware=True)
