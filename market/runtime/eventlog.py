@@ -16,10 +16,10 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from market.runtime.records import LOG_SCHEMA, RECORD_TYPES, EventLogError, Record, decode_record, encode_record
+from market.runtime.records import EventLogError, Record, decode_record, encode_record
 
-__all__ = ["LOG_SCHEMA", "MAGIC", "RECORD_TYPES", "EventLogError", "EventLogWriter", "LogContents", "iter_frames",
-           "read_log"]
+# EventLogError is the reader's error too: callers catch it from here.
+__all__ = ["MAGIC", "EventLogError", "EventLogWriter", "LogContents", "iter_frames", "read_log"]
 
 MAGIC = b"LLMMKT\x00\x01"
 _FRAME = struct.Struct("<II")
