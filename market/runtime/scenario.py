@@ -5,7 +5,7 @@ function that adds the agents to a world, and what the run, replay, sweep and re
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ class Factories:
     and the keywords the builder supplies itself (a config may not set them)."""
 
     table: str
-    registry: Mapping[str, Callable[..., Any]] | Registry
+    registry: Registry
     supplied: frozenset[str] = frozenset()
 
     def factory(self, name: str) -> Callable[..., Any] | None:
@@ -43,7 +43,7 @@ class Factories:
         return self.registry.get(name) if name in self.registry else None
 
     def names(self) -> list[str]:
-        return sorted(self.registry)
+        return list(self.registry.names())
 
 
 @dataclass(frozen=True, slots=True, eq=False)

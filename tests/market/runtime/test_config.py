@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from market.core.registry import Registry
 from market.runtime.config import ConfigError, check_params, resolve
 from market.runtime.scenario import Factories
 
@@ -55,6 +56,6 @@ def test_aggregation_parameters_are_checked_and_the_platforms_arguments_refused(
 
 def test_a_factory_whose_kwargs_go_nowhere_declared_takes_any_parameter():
     config = {"mechanism": {"name": "open", "params": {"anything": 1}}}
-    check_params(config, Factories("mechanism", {"open": lambda **kw: None}))
+    check_params(config, Factories("mechanism", Registry("mechanism", {"open": lambda **kw: None})))
     with pytest.raises(ConfigError, match="mechanism.params.anything: .* accepted: \\['x'\\]"):
-        check_params(config, Factories("mechanism", {"open": lambda x=1: None}))
+        check_params(config, Factories("mechanism", Registry("mechanism", {"open": lambda x=1: None})))
