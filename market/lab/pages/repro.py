@@ -25,7 +25,7 @@ def _rows(path: Path) -> list[Row]:
 
 
 def _num(text: str) -> float:
-    return float(text) if text not in ("", "nan", "inf") else (float(text) if text else float("nan"))
+    return float(text) if text else float("nan")
 
 
 def _groups(rows: Sequence[Row], key: Callable[[Row], str]) -> dict[str, list[Row]]:
@@ -285,7 +285,7 @@ def repro_page(directory: Path) -> Page:
         raise ConfigError(f"report: {str(d)!r} holds none of the reproduction CSVs (rosa_*.csv, mosaic.csv, "
                           "c2mabv_*.csv, tiucb_*.csv); expected a `llm-market repro ... --out` directory")
     page = Page(f"Reproductions: {d.name}", "The papers' figures, drawn from the CSVs of "
-                + ", ".join(f"`llm-market repro {p}`" for p in found) + ".")
+                + ", ".join(f"llm-market repro {p}" for p in found) + ".")
     for name, heading, _, figures in PAPERS:
         if name not in found:
             continue
