@@ -78,6 +78,29 @@ def mechanism_sets(mechanism: str) -> list[str]:
     return [f"mechanism.name={mechanism}"] + ([f"mechanism.params.mu={MU}"] if "rosa" in mechanism else [])
 
 
+def reproduce_command(label: str, strategy: str, seeds: int, rounds: int) -> str:
+    """The command that recomputes one cell of the table (its gain and CI to the last digit), from the row's
+    label as verdicts.csv writes it; '' for a label ROWS does not know.
+
+    Procurement and ad cells are ``llm-market deviate`` runs (its twin makes the deviators truthful explicitly,
+    which is the scenarios' default); horizon ROSA has no scenario, so its cell is a call of ``play_horizon``."""
+    row = next((r for r in ROWS if r[0] == label), None)
+    if row is None:
+        return ""
+    _, engine, mechanism, _ = row
+    if engine == "horizon":
+        runs = "[h({!r}, s, {}) for s in range({})]"
+        return ('python -c "from market.lab.deviation import judge, play_horizon as h; '
+                f"v = judge({runs.format('truthful', rounds, seeds)}, {runs.format(strategy, rounds, seeds)}, "
+                "['provider-0']); print(v.gain, v.ci_low, v.ci_high)\"")
+    if engine == "ads":
+        scenario, sets = "ads", [f"mechanism.name={mechanism}"]
+    else:
+        scenario, sets = SCENARIO, mechanism_sets(mechanism)
+    return (f"llm-market deviate {scenario} --strategy {strategy} --seeds {seeds} --rounds {rounds} "
+            + " ".join(f"--set {s}" for s in sets))
+
+
 def _task(engine: str, mechanism: str, strategy: str, seed: int, size: dict[str, int]) -> tuple:
     if engine == "horizon":
         return ("horizon", strategy, seed, size["rounds"])

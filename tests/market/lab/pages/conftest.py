@@ -30,7 +30,9 @@ class Opened:
             "() => [...document.querySelectorAll('.js-plotly-plot')].filter(d => d.querySelector('svg')).length")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: playwright's sync API runs an event loop in this thread while it lives, and an
+# asyncio test collected after the page tests would find that loop running and fail.
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); "
