@@ -30,9 +30,11 @@ from market.runtime.records import FeedbackAccepted, Header, LedgerTransfer, Mes
 # EDGE rounds and every k-th round between, at most about INSPECT_MAX in all.
 INSPECT_MAX = 2000
 EDGE = 200
-# Bid/cost pairs drawn at most (every k-th round beyond that), and regret samples taken at most.
-SCATTER_MAX = 2000
-REGRET_SAMPLES = 2000
+# Bid/cost pairs drawn at most (every k-th round beyond that), regret samples taken at most, and points
+# per balance line: markers and many lines are what the browser spends its time drawing.
+SCATTER_MAX = 1000
+REGRET_SAMPLES = 1000
+BALANCE_POINTS = 1000
 # The outside world mirrors every other account; drawing it would only squash the other lines.
 OUTSIDE = "external"
 
@@ -357,7 +359,7 @@ def _balances(page: Page, log: RunLog) -> None:
             moved[a].append((end, moved[a][-1][1]))
         t = np.asarray([p[0] for p in moved[a]])
         b = np.asarray([p[1] for p in moved[a]]) - log.opening.get(a, 0.0)
-        x, y = thin(b)
+        x, y = thin(b, BALANCE_POINTS)
         fig.add_scatter(x=t[x], y=y, mode="lines", name=a, line={"shape": "hv"})
     fig.update_layout(xaxis_title="simulated time (s)", yaxis_title="balance \u2212 opening (credits)")
     page.figure(fig, "Balances over time, one line per account.", fig_id="balances")
