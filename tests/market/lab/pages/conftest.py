@@ -30,7 +30,9 @@ class Opened:
             "() => [...document.querySelectorAll('.js-plotly-plot')].filter(d => d.querySelector('svg')).length")
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: playwright's sync API keeps an event loop running in the main thread
+# while it is open, and the asyncio tests that run after these would find it.
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); "
