@@ -225,8 +225,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from market.lab.report import report
 
-    path = report(Path(args.dir))
-    print(f"report in {path}")
+    d = Path(args.dir)
+    if not args.html:
+        print(f"report in {report(d)}")
+        return 0
+    from market.lab.pages import kind_of, write_html
+
+    # verdicts and reproduction directories have their own PNGs already; runs and sweeps get them here
+    if kind_of(d) in ("run", "sweep"):
+        print(f"report in {report(d)}")
+    print(f"page in {write_html(d)}")
     return 0
 
 
@@ -311,8 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--address", help="Ray cluster address (default: start a local Ray for the run)")
     sw.set_defaults(func=_cmd_sweep)
 
-    rep = sub.add_parser("report", help="plots and a Markdown summary of a run or sweep directory")
+    rep = sub.add_parser("report", help="plots and a Markdown summary of a run or sweep directory; --html adds "
+                         "an interactive page (run, sweep, verdicts or reproduction directory)")
     rep.add_argument("dir")
+    rep.add_argument("--html", action="store_true", help="also write DIR/report.html: one self-contained page "
+                     "that opens offline")
     rep.set_defaults(func=_cmd_report)
     return p
 

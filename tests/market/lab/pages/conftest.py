@@ -30,8 +30,8 @@ class Opened:
             "() => [...document.querySelectorAll('.js-plotly-plot')].filter(d => d.querySelector('svg')).length")
 
 
-# Module scope, not session: playwright's sync API runs an event loop in this thread while it lives, and an
-# asyncio test collected after the page tests would find that loop running and fail.
+# Per module, not per session: playwright's sync API keeps an event loop running in the main thread
+# while it is open, and the asyncio tests that run after these would find it.
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:

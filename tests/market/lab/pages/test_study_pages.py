@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from market.lab.pages import PAGES, page_kind
+from market.lab.pages import build_page, kind_of
 from market.lab.pages.repro import repro_page
 from market.lab.pages.sweep import sweep_page
 from market.lab.pages.verdicts import heat_map, verdicts_page
@@ -67,8 +67,8 @@ def _clean(opened, figures):
 def test_the_sweep_page_draws_every_metric_against_every_key(sweep_dir, open_page):
     page = sweep_page(sweep_dir)
     path = page.write(sweep_dir / "report.html")
-    assert page_kind(sweep_dir) == "sweep"
-    assert PAGES["sweep"](sweep_dir).render() == path.read_text()
+    assert kind_of(sweep_dir) == "sweep"
+    assert build_page(sweep_dir).render() == path.read_text()
     opened = open_page(path, screenshot="sweep")
     _clean(opened, 2 * 2)  # two metrics x two swept keys
     # one line per value of the other key, each with its band in the same legend group
@@ -94,7 +94,7 @@ def test_hiding_a_sweep_trace_from_the_legend_hides_its_band(sweep_dir, open_pag
 @pytest.mark.slow
 def test_the_verdict_page_hover_holds_each_cells_ci(verdicts_dir, open_page):
     path = verdicts_page(verdicts_dir).write(verdicts_dir / "report.html")
-    assert page_kind(verdicts_dir) == "verdicts"
+    assert kind_of(verdicts_dir) == "verdicts"
     assert verdicts_page(verdicts_dir).render() == path.read_text()
     opened = open_page(path, screenshot="verdicts")
     _clean(opened, 4)  # heat map, multipliers, profit curves, user's view
@@ -152,7 +152,7 @@ def test_the_hover_command_recomputes_the_cell(verdicts_dir, tmp_path, mechanism
 @pytest.mark.slow
 def test_the_repro_page_draws_the_rosa_figures(repro_dir, open_page):
     path = repro_page(repro_dir).write(repro_dir / "report.html")
-    assert page_kind(repro_dir) == "repro"
+    assert kind_of(repro_dir) == "repro"
     assert repro_page(repro_dir).render() == path.read_text()
     opened = open_page(path, screenshot="repro")
     _clean(opened, 3)  # regret vs T, the mu sweep, utility vs bid
