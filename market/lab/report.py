@@ -89,14 +89,15 @@ def load_results(directory: Path) -> tuple[list[str], dict[str, dict[str, list[f
     return keys, values, points
 
 
-def _order(value: Any) -> tuple:
-    """Sort numbers by value and everything else by its text, numbers first."""
+def point_order(value: Any) -> tuple:
+    """Sort key of a swept value: numbers by value and everything else by its JSON text, numbers first."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (0, value, "")
     return (1, 0, json.dumps(value, sort_keys=True))
 
 
-def _label(value: Any) -> str:
+def point_label(value: Any) -> str:
+    """A swept value as a legend or table shows it."""
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -107,15 +108,15 @@ def _file_name(metric: str) -> str:
 def _sweep_report(d: Path) -> Path:
     keys, values, points = load_results(d)
     runs = sum(max(len(v) for v in values[pid].values()) for pid in points)
-    order = sorted(points, key=lambda pid: [_order(v) for _, v in points[pid]])
+    order = sorted(points, key=lambda pid: [point_order(v) for _, v in points[pid]])
     metrics = sorted({m for pid in values for m in values[pid]})
     x_key, rest = keys[0], keys[1:]
-    xs = sorted({json.dumps(points[pid][0][1]) for pid in order}, key=lambda s: _order(json.loads(s)))
-    numeric_x = all(_order(json.loads(s))[0] == 0 for s in xs)
+    xs = sorted({json.dumps(points[pid][0][1]) for pid in order}, key=lambda s: point_order(json.loads(s)))
+    numeric_x = all(point_order(json.loads(s))[0] == 0 for s in xs)
     series: dict[str, dict[str, str]] = defaultdict(dict)  # other keys' values -> x -> point id
     for pid in order:
         pairs = points[pid]
-        series[", ".join(f"{k}={_label(v)}" for k, v in pairs[1:])][json.dumps(pairs[0][1])] = pid
+        series[", ".join(f"{k}={point_label(v)}" for k, v in pairs[1:])][json.dumps(pairs[0][1])] = pid
 
     figures = []
     for m in metrics:
@@ -136,7 +137,7 @@ def _sweep_report(d: Path) -> Path:
             ax.errorbar(pos, means, yerr=np.nan_to_num(halves), marker="o", capsize=3,
                         linestyle="-" if numeric_x else "none", label=name or None)
         if not numeric_x:
-            ax.set_xticks(range(len(xs)), [_label(json.loads(s)) for s in xs], rotation=20)
+            ax.set_xticks(range(len(xs)), [point_label(json.loads(s)) for s in xs], rotation=20)
         ax.set_xlabel(x_key)
         ax.set_ylabel(m)
         ax.set_title(f"{m}: mean and 95% CI over seeds")
@@ -154,7 +155,7 @@ def _sweep_report(d: Path) -> Path:
              "| " + " | ".join(keys + ["seeds"] + metrics) + " |",
              "|" + "---|" * (len(keys) + 1 + len(metrics))]
     for pid in order:
-        cells = [_label(v) for _, v in points[pid]]
+        cells = [point_label(v) for _, v in points[pid]]
         cells.append(str(max(len(v) for v in values[pid].values())))
         for m in metrics:
             cells.append(_cell(values[pid].get(m, [])))

@@ -13,6 +13,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from market.lab.pages.page import Page
+from market.lab.repro.mosaic import PANELS as MOSAIC_PANELS
 from market.runtime.config import ConfigError
 
 COLOURS = qualitative.Plotly
@@ -118,17 +119,6 @@ def rosa_figures(d: Path) -> list[tuple[go.Figure, str]]:
 
 # -- MOSAIC ----------------------------------------------------------------------------------------
 
-MOSAIC_PANELS = (
-    ("log_pi_star", "E[log π*(y_out)]", "optimum_log_pi_star"),
-    ("reward_gain", "total reward gain", None),
-    ("revenue", "revenue", None),
-    ("usefulness", "E[log π_ref(y_out)]", "reference_usefulness"),
-    ("utility_offset", "utility (offset)", None),
-    ("utility_rochet", "utility (no offset)", None),
-    ("corr_offset", "corr(utility, reward), offset", None),
-    ("corr_rochet", "corr(utility, reward), no offset", None),
-    ("mentioned", "fraction of brands mentioned", None),
-)
 
 
 def mosaic_figures(d: Path) -> list[tuple[go.Figure, str]]:

@@ -5,27 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from market.lab.pages.page import Page
-from market.lab.report import load_results, mean_ci
+from market.lab.report import load_results, mean_ci, point_label, point_order
 
 COLOURS = qualitative.Plotly
 
 
-def _order(value: Any) -> tuple:
-    """Numbers by value first, everything else by its JSON text (as the Markdown report orders points)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, value, "")
-    return (1, 0, json.dumps(value, sort_keys=True))
-
-
-def _label(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -37,12 +27,12 @@ def metric_figure(metric: str, key: str, keys: list[str], values: dict[str, dict
                   points: dict[str, list]) -> go.Figure:
     """``metric`` against ``key``: one line (mean) and one band (95% CI) per combination of the other keys."""
     k = keys.index(key)
-    xs = sorted({json.dumps(p[k][1]) for p in points.values()}, key=lambda s: _order(json.loads(s)))
-    numeric = all(_order(json.loads(s))[0] == 0 for s in xs)
+    xs = sorted({json.dumps(p[k][1]) for p in points.values()}, key=lambda s: point_order(json.loads(s)))
+    numeric = all(point_order(json.loads(s))[0] == 0 for s in xs)
     series: dict[str, dict[str, str]] = {}  # the other keys' values -> x -> point id
-    for pid in sorted(points, key=lambda p: [_order(v) for _, v in points[p]]):
+    for pid in sorted(points, key=lambda p: [point_order(v) for _, v in points[p]]):
         pairs = points[pid]
-        name = ", ".join(f"{kk}={_label(v)}" for j, (kk, v) in enumerate(pairs) if j != k)
+        name = ", ".join(f"{kk}={point_label(v)}" for j, (kk, v) in enumerate(pairs) if j != k)
         series.setdefault(name, {})[json.dumps(pairs[k][1])] = pid
     fig = go.Figure()
     for n, (name, by_x) in enumerate(series.items()):
@@ -53,7 +43,7 @@ def metric_figure(metric: str, key: str, keys: list[str], values: dict[str, dict
         mean = np.array([float(m) for m, _ in stats])
         half = np.array([float(h) for _, h in stats])
         seeds = [len(values[by_x[s]][metric]) for s in here]
-        x = [json.loads(s) if numeric else _label(json.loads(s)) for s in here]
+        x = [json.loads(s) if numeric else point_label(json.loads(s)) for s in here]
         colour = COLOURS[n % len(COLOURS)]
         group = name or metric
         if np.isfinite(half).all() and len(x) > 1:
@@ -73,7 +63,7 @@ def metric_figure(metric: str, key: str, keys: list[str], values: dict[str, dict
         fig.update_xaxes(tickmode="array", tickvals=[json.loads(s) for s in xs])
     else:
         fig.update_xaxes(type="category", categoryorder="array",
-                         categoryarray=[_label(json.loads(s)) for s in xs])
+                         categoryarray=[point_label(json.loads(s)) for s in xs])
     return fig
 
 
@@ -88,7 +78,7 @@ def sweep_page(directory: Path) -> Page:
     """The page of a sweep directory (``results/``, written by ``llm-market sweep``)."""
     d = Path(directory)
     keys, values, points = load_results(d)
-    order = sorted(points, key=lambda pid: [_order(v) for _, v in points[pid]])
+    order = sorted(points, key=lambda pid: [point_order(v) for _, v in points[pid]])
     metrics = sorted({m for pid in values for m in values[pid]})
     runs = sum(max(len(v) for v in values[pid].values()) for pid in points)
     failed = len(list((d / "failed").glob("*.json"))) if (d / "failed").is_dir() else 0
@@ -100,7 +90,7 @@ def sweep_page(directory: Path) -> Page:
         for key in keys:
             page.figure(metric_figure(metric, key, keys, values, points))
     page.section("Grid points", "Mean ± half-width of the 95% CI over seeds.")
-    rows = [[_label(v) for _, v in points[pid]] + [max(len(v) for v in values[pid].values())]
+    rows = [[point_label(v) for _, v in points[pid]] + [max(len(v) for v in values[pid].values())]
             + [_cell(values[pid].get(m, [])) for m in metrics] for pid in order]
     page.table([*keys, "seeds", *metrics], rows, table_id="points")
     return page

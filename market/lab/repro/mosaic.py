@@ -41,6 +41,20 @@ class _Tables:
     tau: float
 
 
+# The convergence figure's panels: (CSV column, axis title, column of its exact optimum or None).
+PANELS = (
+    ("log_pi_star", "E[log π*(y_out)]", "optimum_log_pi_star"),
+    ("reward_gain", "total reward gain", None),
+    ("revenue", "revenue", None),
+    ("usefulness", "E[log π_ref(y_out)]", "reference_usefulness"),
+    ("utility_offset", "utility (offset)", None),
+    ("utility_rochet", "utility (no offset)", None),
+    ("corr_offset", "corr(utility, reward), offset", None),
+    ("corr_rochet", "corr(utility, reward), no offset", None),
+    ("mentioned", "fraction of brands mentioned", None),
+)
+
+
 def _tables(inst: AdInstance) -> _Tables:
     lm = inst.lm
     log_ref = lm.log_probs(inst.ref_prompt)
@@ -179,21 +193,10 @@ def _plot(rows: list[dict[str, float]], out_dir: pathlib.Path) -> list[pathlib.P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [
-        ("log_pi_star", "E[log π*(y_out)]", "optimum_log_pi_star"),
-        ("reward_gain", "total reward gain", None),
-        ("revenue", "revenue", None),
-        ("usefulness", "E[log π_ref(y_out)]", "reference_usefulness"),
-        ("utility_offset", "utility (offset)", None),
-        ("utility_rochet", "utility (no offset)", None),
-        ("corr_offset", "corr(utility, reward), offset", None),
-        ("corr_rochet", "corr(utility, reward), no offset", None),
-        ("mentioned", "fraction of brands mentioned", None),
-    ]
     ns = sorted({r["n"] for r in rows})
-    fig, axes = plt.subplots(len(ns), len(panels), figsize=(3.2 * len(panels), 2.8 * len(ns)), squeeze=False)
+    fig, axes = plt.subplots(len(ns), len(PANELS), figsize=(3.2 * len(PANELS), 2.8 * len(ns)), squeeze=False)
     for a, n in enumerate(ns):
-        for b, (key, title, bench) in enumerate(panels):
+        for b, (key, title, bench) in enumerate(PANELS):
             ax = axes[a, b]
             for proposal, style in (("baseline", "--"), ("context", "-")):
                 sel = [r for r in rows if r["n"] == n and r["proposal"] == proposal]
