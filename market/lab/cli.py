@@ -238,6 +238,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from market.lab.pages.run import inspect_rounds
+
+    found = inspect_rounds(Path(args.dir), args.round)
+    print(json.dumps({str(r): d for r, d in found.items()}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from agents.ad_strategies import AD_STRATEGIES
     from agents.strategies import STRATEGIES
@@ -325,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--html", action="store_true", help="also write DIR/report.html: one self-contained page "
                      "that opens offline")
     rep.set_defaults(func=_cmd_report)
+
+    ins = sub.add_parser("inspect", help="rounds of a run as the report page's inspector shows them, as JSON, read "
+                         "from its log (any round, also those a long run's page does not hold)")
+    ins.add_argument("dir")
+    ins.add_argument("--round", type=int, action="append", required=True, help="a round to show (repeatable)")
+    ins.set_defaults(func=_cmd_inspect)
     return p
 
 

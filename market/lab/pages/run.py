@@ -12,6 +12,7 @@ import math
 import re
 import tomllib
 from collections import defaultdict
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,14 @@ class RunLog:
     details: dict[int, _RoundDetail] = field(default_factory=dict)
 
 
-def read_run_log(path: Path, rounds: int, providers: tuple[str, ...], observers: list[Any]) -> RunLog:
+def read_run_log(path: Path, rounds: int, providers: tuple[str, ...], observers: list[Any],
+                 inspected: Container[int] | None = None) -> RunLog:
     """Stream the log at ``path`` once. ``rounds``: how many the run was to play (bounds the inspector's
-    and the scatter's sampling); ``observers``: the scenario's metric observers, sampled for regret."""
+    and the scatter's sampling); ``observers``: the scenario's metric observers, sampled for regret;
+    ``inspected``: the rounds whose details to keep (default ``InspectedRounds.of(rounds)``)."""
     log = RunLog(providers=providers)
-    inspected = InspectedRounds.of(max(rounds, 1))
+    if inspected is None:
+        inspected = InspectedRounds.of(max(rounds, 1))
     scatter_every = max(1, math.ceil(rounds / SCATTER_MAX))
     regret_every = max(1, math.ceil(rounds / REGRET_SAMPLES))
     balance: dict[str, int] = defaultdict(int)
@@ -149,7 +153,7 @@ def read_run_log(path: Path, rounds: int, providers: tuple[str, ...], observers:
 
 
 def _close_round(log: RunLog, rec: RoundClosed, bids: dict[str, float], won: dict[str, tuple[int, float]],
-                 inspected: InspectedRounds, scatter_every: int) -> None:
+                 inspected: Container[int], scatter_every: int) -> None:
     log.round_index.append(rec.round)
     log.round_payment.append(to_units(sum(rec.payments_minor)))
     if rec.winner and rec.winner in bids:
@@ -216,12 +220,12 @@ def _message_line(rec: MessageSent, msg: Any) -> str:
 # -- the page ----------------------------------------------------------------------------------
 
 
-def run_page(directory: Path) -> Page:
-    """The page of a run directory; raises ConfigError if it is not one."""
-    d = Path(directory)
+def _run_dir(d: Path) -> tuple[dict[str, Any], dict[str, Any], int, int, tuple[str, ...], list[Any]]:
+    """(summary, config, rounds, seed, the auction's providers, the scenario's metric observers) of a run
+    directory; raises ConfigError if it is not one."""
     missing = [n for n in ("summary.json", "config.toml", "events.msgpack") if not (d / n).is_file()]
     if missing:
-        raise ConfigError(f"run page: {str(d)!r} has no {', '.join(missing)}; expected a run directory "
+        raise ConfigError(f"run directory: {str(d)!r} has no {', '.join(missing)}; expected a run directory "
                           "(summary.json, config.toml, events.msgpack)")
     summary = json.loads((d / "summary.json").read_text())
     config = tomllib.loads((d / "config.toml").read_text())
@@ -236,6 +240,30 @@ def run_page(directory: Path) -> Page:
         observers = market.observers(config, seed)
         if market.instance is not None:
             providers = tuple(market.instance(config, seed).providers)
+    return summary, config, rounds, seed, providers, observers
+
+
+def inspect_rounds(directory: Path, wanted: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Any rounds of a run, as the page's inspector shows them (context, bids, the round's record, feedback,
+    messages), read from its log in one pass: the way to rounds a long run's page does not hold."""
+    wanted = frozenset(wanted)
+    _, _, rounds, _, providers, _ = _run_dir(Path(directory))
+    bad = sorted(r for r in wanted if not 0 <= r < max(rounds, 1))
+    if bad:
+        raise ConfigError(f"inspect: round {bad[0]} is not a round of this run; expected 0 to {rounds - 1}")
+    log = read_run_log(Path(directory) / "events.msgpack", rounds, providers, [], inspected=wanted)
+    return {r: _detail_json(log.details[r]) for r in sorted(wanted) if r in log.details}
+
+
+def _detail_json(d: _RoundDetail) -> dict[str, Any]:
+    return {"context": d.context, "bids": d.bids, "closed": d.closed, "feedback": d.feedback,
+            "messages": d.messages}
+
+
+def run_page(directory: Path) -> Page:
+    """The page of a run directory; raises ConfigError if it is not one."""
+    d = Path(directory)
+    summary, config, rounds, seed, providers, observers = _run_dir(d)
     log = read_run_log(d / "events.msgpack", rounds, providers, observers)
 
     name = config.get("scenario", {}).get("name", d.name)
@@ -372,12 +400,12 @@ def _inspector(page: Page, log: RunLog, rounds: int) -> None:
     keys = sorted(log.details)
     data = {}
     for r in keys:
-        d = log.details[r]
-        data[str(r)] = {"context": d.context, "bids": d.bids, "closed": d.closed, "feedback": d.feedback,
-                        "messages": d.messages}
+        data[str(r)] = _detail_json(log.details[r])
+    others = "" if inspected.every == 1 else (" `llm-market inspect RUN_DIR --round N` prints any other round "
+                                              "from the log.")
     page.section("Round inspector", f"The page holds {inspected.describe()}: {len(keys):,} rounds. Pick one to "
                  "see its context, the bids, the mechanism's resampled bids, the winner, the payments, the "
-                 "feedback and every message of the round.")
+                 f"feedback and every message of the round.{others}")
     page.raw(f'<p><label>round <input id="inspect-round" type="number" min="{keys[0]}" max="{keys[-1]}" '
              f'value="{keys[0]}" step="1"></label> <input id="inspect-slider" type="range" min="0" '
              f'max="{len(keys) - 1}" value="0" style="width:60%"> <span id="inspect-note" class="note"></span></p>'

@@ -1,6 +1,7 @@
 """The run page: the figures of procurement, ads and selection runs, drawn offline in a real browser, and
 a round inspector that shows what the round record says."""
 
+import json
 import os
 import time
 
@@ -14,7 +15,7 @@ from market.lab.pages import kind_of, write_html
 from market.lab.pages.page import Page
 from market.lab.pages.run import InspectedRounds, run_page
 from market.runtime.config import ConfigError
-from market.runtime.eventlog import iter_frames
+from market.runtime.eventlog import iter_frames, read_log
 from market.runtime.records import MessageSent, RoundClosed
 from market.runtime.run import run_scenario
 
@@ -137,3 +138,24 @@ def test_a_100k_round_run_page_stays_small_and_opens_fast(tmp_path_factory, open
     # the page's own figures and inspector may add at most the library's own load again
     assert load < 2.0 * baseline
     assert opened.figures() == 5 and opened.requests == [] and opened.errors == []
+
+
+def test_inspect_prints_any_round_of_a_long_run_as_the_page_would(tmp_path_factory, capsys):
+    run_dir = _run(tmp_path_factory, "quickstart", 2_500)
+    held = InspectedRounds.of(2_500)
+    closed = next(rec for rec in read_log(run_dir / "events.msgpack").records
+                  if isinstance(rec, RoundClosed) and rec.winner and 200 <= rec.round and rec.round not in held)
+    outside = closed.round
+    assert main(["inspect", str(run_dir), "--round", str(outside), "--round", "0"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert list(shown) == ["0", str(outside)]
+    assert shown[str(outside)]["closed"]["winner"] == closed.winner
+    winner = int(closed.winner.split("-")[1])
+    assert shown[str(outside)]["closed"]["payments"][closed.winner] == to_units(closed.payments_minor[winner])
+    assert len(shown[str(outside)]["bids"]) == 5 and shown[str(outside)]["context"] is not None
+    # a round the page holds is shown the same way by the page's inspector
+    html = run_page(run_dir).render()
+    on_page = json.loads(html.split('id="inspect-rounds">')[1].split("</script>")[0])
+    assert shown["0"] == on_page["0"]
+    assert main(["inspect", str(run_dir), "--round", "2500"]) == 2
+    assert "round 2500 is not a round of this run; expected 0 to 2499" in capsys.readouterr().err
