@@ -158,7 +158,7 @@ def _sweep_report(d: Path) -> Path:
         cells = [point_label(v) for _, v in points[pid]]
         cells.append(str(max(len(v) for v in values[pid].values())))
         for m in metrics:
-            cells.append(_cell(values[pid].get(m, [])))
+            cells.append(mean_ci_cell(values[pid].get(m, [])))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Figures: " + ", ".join(f"[{f}]({f})" for f in figures), ""]
     out = d / "report.md"
@@ -166,7 +166,8 @@ def _sweep_report(d: Path) -> Path:
     return out
 
 
-def _cell(samples: list[float]) -> str:
+def mean_ci_cell(samples: list[float]) -> str:
+    """A table cell: the mean of ``samples`` with its 95% CI half-width, or the mean alone for one sample."""
     if not samples:
         return ""
     mean, half = mean_ci(samples)

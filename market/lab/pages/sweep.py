@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from market.lab.pages.page import Page
-from market.lab.report import load_results, mean_ci, point_label, point_order
+from market.lab.report import load_results, mean_ci, mean_ci_cell, point_label, point_order
 
 COLOURS = qualitative.Plotly
 
@@ -67,13 +67,6 @@ def metric_figure(metric: str, key: str, keys: list[str], values: dict[str, dict
     return fig
 
 
-def _cell(samples: list[float]) -> str:
-    if not samples:
-        return ""
-    mean, half = mean_ci(samples)
-    return f"{float(mean):.4g}" if not np.isfinite(half) else f"{float(mean):.4g} ± {float(half):.2g}"
-
-
 def sweep_page(directory: Path) -> Page:
     """The page of a sweep directory (``results/``, written by ``llm-market sweep``)."""
     d = Path(directory)
@@ -91,6 +84,6 @@ def sweep_page(directory: Path) -> Page:
             page.figure(metric_figure(metric, key, keys, values, points))
     page.section("Grid points", "Mean ± half-width of the 95% CI over seeds.")
     rows = [[point_label(v) for _, v in points[pid]] + [max(len(v) for v in values[pid].values())]
-            + [_cell(values[pid].get(m, [])) for m in metrics] for pid in order]
+            + [mean_ci_cell(values[pid].get(m, [])) for m in metrics] for pid in order]
     page.table([*keys, "seeds", *metrics], rows, table_id="points")
     return page
