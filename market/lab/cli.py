@@ -17,7 +17,7 @@ import structlog
 from market.core.mechanisms.base import MechanismError
 from market.core.registry import Registry, RegistryError
 from market.runtime.config import ConfigError, load_toml, resolve, scenario_files
-from market.runtime.eventlog import EventLogError
+from market.runtime.eventlog import EventLogError, read_key_file
 from market.runtime.run import replay, resume_scenario, run_scenario
 
 log = structlog.get_logger("llm-market")
@@ -37,17 +37,26 @@ def configure_logging(fmt: str, verbose: bool) -> None:
 # -- run -------------------------------------------------------------------------------------
 
 
+def _print_digest(run_dir: Path) -> None:
+    """The log's final chain digest, as the run wrote it into summary.json: keep it to check the log later."""
+    entry = json.loads((run_dir / "summary.json").read_text()).get("log", {})
+    print(f"log digest: {entry['digest']} ({entry['frames']} frames, {'keyed' if entry['keyed'] else 'unkeyed'})")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     config, _ = resolve(args.scenario, [])  # early check of the scenario name
+    key = read_key_file(Path(args.key_file)) if args.key_file else None
     if args.resume:
         if args.set or args.seed is not None or args.rounds is not None or args.out:
             raise ConfigError("--resume: got it with --seed/--rounds/--set/--out, expected it alone: "
                               "a resumed run keeps the config in its log")
         wall = time.perf_counter()
-        config, summary, market = resume_scenario(Path(args.resume), config["scenario"]["name"])
+        config, summary, market = resume_scenario(Path(args.resume), config["scenario"]["name"], key=key,
+                                                  on_cut=lambda cut: print(cut, flush=True))
         print(market.describe(summary, config))
         print(f"resumed; simulated time {summary['sim_seconds']:.1f} s   wall time "
               f"{time.perf_counter() - wall:.2f} s   run dir {args.resume}")
+        _print_digest(Path(args.resume))
         return 0
     name = config["scenario"]["name"]
     seed = args.seed if args.seed is not None else config["run"]["seed"]
@@ -55,11 +64,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log.info("run.start", scenario=name, seed=seed, out=str(out))
     wall = time.perf_counter()
     config, summary, market = run_scenario(
-        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out
+        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out, key=key
     )
     wall = time.perf_counter() - wall
     print(market.describe(summary, config))
     print(f"simulated time {summary['sim_seconds']:.1f} s   wall time {wall:.2f} s   run dir {out}")
+    _print_digest(out)
     log.info("run.done", wall_seconds=round(wall, 3))
     return 0
 
@@ -265,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     r.add_argument("--out", help="run directory (default runs/NAME-seedN)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    r.add_argument("--key-file", metavar="FILE", help="key the log's hash chain with the bytes of FILE: only its "
+                   "holder can make a digest that matches (give the same file to --resume)")
     r.add_argument("--log-format", choices=["console", "json"], default=argparse.SUPPRESS)
     r.set_defaults(func=_cmd_run)
 

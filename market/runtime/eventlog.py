@@ -1,12 +1,26 @@
-"""The event log: append-only, length-prefixed, CRC32-checked MessagePack frames of typed records.
+"""The event log: append-only, numbered, CRC-checked, hash-chained MessagePack frames of typed records.
 
-A frame is ``<u32 length><u32 crc32(payload)><payload>``; each payload is one record (``records.py``:
-the types, their fields and their codec). The reader checks every record and the header's schema
-version, and tolerates a torn last frame (a crash mid-write): it reports it instead of failing.
+The file is ``MAGIC`` then frames. A frame is a 20-byte head and a payload (one record, ``records.py``):
+``<4s SYNC><u32 sequence><u32 length><u32 crc32(payload)><u32 crc32(the 16 bytes before)>``.
+
+Why the head checks itself: a crash mid-write (kill -9) leaves a *torn* tail, a frame the file ends
+inside; damage anywhere else is *corruption*. With the head's own CRC and the sequence number, a bad
+length field is caught where it is, so it cannot pass for a frame that runs past the end of the file.
+The reader's rule: the file may end only between frames or inside the last frame, and then only if
+every byte of that frame that is there is what the writer would have written so far (a head whose
+checks pass, or a prefix of one that fits). Anything else raises ``EventLogError`` naming the byte
+offset and the frame number, and where the next intact frame starts, if one does.
+
+Why the chain: CRCs catch accidents, not edits (anyone can recompute them). Every frame, checkpoints
+and footer included, is folded into a running BLAKE2b-256 digest ``d_i = H(d_{i-1} + frame_i)`` with
+``d_0 = H(MAGIC)``; the final digest is written beside the log (``events.digest``) and printed. Keyed
+(``read_key_file``), the chain is keyed BLAKE2b: only the key holder can make a digest that matches.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -16,36 +30,131 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from market.runtime.records import EventLogError, Record, decode_record, encode_record
+from market.runtime.records import LOG_SCHEMA, EventLogError, Footer, Header, Record, decode_record, encode_record
 
 # EventLogError is the reader's error too: callers catch it from here.
-__all__ = ["MAGIC", "EventLogError", "EventLogWriter", "LogContents", "iter_frames", "read_log"]
+__all__ = ["MAGIC", "ChainResult", "EventLogError", "EventLogWriter", "LogContents", "chain_digest", "cut_log", "frame_bytes",
+           "iter_frames", "read_key_file", "read_log", "write_atomic"]
 
-MAGIC = b"LLMMKT\x00\x01"
-_FRAME = struct.Struct("<II")
+MAGIC = b"LLMMKT\x00\x02"  # the last byte is the frame format: it follows LOG_SCHEMA
+_MAGIC_PREFIX = MAGIC[:-1]
+SYNC = b"\xd5LF\x1c"
+_HEAD16 = struct.Struct("<4sIII")  # sync, sequence, length, crc32(payload)
+_U32 = struct.Struct("<I")
+HEAD_SIZE = _HEAD16.size + _U32.size
+_SEQ_MOD = 1 << 32
+_CHUNK = 1 << 20
+
+
+def _key(key: bytes | None) -> bytes:
+    """BLAKE2b takes keys up to 64 bytes; a longer key file is hashed down to 64 (as HMAC does)."""
+    if key is None:
+        return b""
+    return key if len(key) <= 64 else hashlib.blake2b(key, digest_size=64).digest()
+
+
+def _link(prev: bytes, frame: bytes, key: bytes) -> bytes:
+    return hashlib.blake2b(prev + frame, digest_size=32, key=key).digest()
+
+
+def _start(key: bytes) -> bytes:
+    return hashlib.blake2b(MAGIC, digest_size=32, key=key).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainResult:
+    """The chain over a log's whole frames: ``digest`` (hex) after ``frames`` frames, ending at byte ``bytes``.
+    ``torn`` says why the file goes on past ``bytes`` (a torn last frame), None if it ends there."""
+
+    digest: str
+    frames: int
+    bytes: int
+    torn: str | None = None
+    keyed: bool = False
+
+
+def read_key_file(path: Path) -> bytes:
+    """The bytes of a key file, as they are (a trailing newline is part of the key)."""
+    try:
+        key = Path(path).read_bytes()
+    except OSError as exc:
+        raise EventLogError(f"key file {path}: cannot be read ({exc.strerror or exc})") from None
+    if not key:
+        raise EventLogError(f"key file {path}: is empty, expected at least 1 byte of key")
+    return key
+
+
+def frame_bytes(seq: int, payload: bytes) -> bytes:
+    """Frame number ``seq`` holding ``payload`` (a packed record), as the writer puts it on disk."""
+    head = _HEAD16.pack(SYNC, seq % _SEQ_MOD, len(payload), zlib.crc32(payload))
+    return head + _U32.pack(zlib.crc32(head)) + payload
 
 
 class EventLogWriter:
-    """Appends records to a log file; every record is also passed to ``observers`` (as the record)."""
+    """Appends records to a log file; every record is also passed to ``observers`` (as the record).
 
-    def __init__(self, path: Path, observers: list[Any] | None = None, *, append: bool = False) -> None:
+    ``append=True`` goes on from a log cut at a frame boundary; ``chain_state`` is then the
+    ``chain_digest`` of the kept bytes (same key), so that the chain and the sequence continue.
+    ``_chain=False`` and ``_fsync=False`` exist for ``llm-market bench integrity`` only.
+    """
+
+    def __init__(self, path: Path, observers: list[Any] | None = None, *, append: bool = False,
+                 key: bytes | None = None, chain_state: ChainResult | None = None,
+                 _chain: bool = True, _fsync: bool = True) -> None:
         self.path = Path(path)
+        self._key = _key(key)
+        self.keyed = key is not None
+        if append:
+            if chain_state is None:
+                raise EventLogError(f"{self.path}: appending needs the chain state of the kept bytes (chain_digest)")
+            if chain_state.torn is not None or self.path.stat().st_size != chain_state.bytes:
+                raise EventLogError(f"{self.path}: appending at byte {chain_state.bytes}, but the file holds "
+                                    f"{self.path.stat().st_size} bytes; cut it at the last whole frame first")
+            self._digest = bytes.fromhex(chain_state.digest)
+            self.records = chain_state.frames
+            self.bytes = chain_state.bytes
         self._file: BinaryIO = open(self.path, "ab" if append else "wb", buffering=1 << 20)
         if not append:
             self._file.write(MAGIC)
+            self._digest = _start(self._key)
+            self.records = 0
+            self.bytes = len(MAGIC)
+        self._chain = _chain
+        self._fsync = _fsync
         self._pack = msgpack.Packer(use_bin_type=True).pack
         self._observers = list(observers or [])
-        self.records = 0
 
     def append(self, record: Record) -> None:
-        payload = self._pack(encode_record(record))
-        self._file.write(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
+        frame = frame_bytes(self.records, self._pack(encode_record(record)))
+        self._file.write(frame)
+        if self._chain:
+            self._digest = _link(self._digest, frame, self._key)
         self.records += 1
+        self.bytes += len(frame)
         for obs in self._observers:
             obs.observe(record)
 
+    @property
+    def frames(self) -> int:
+        return self.records
+
+    @property
+    def digest(self) -> str:
+        """The chain's digest (hex) after the last frame appended."""
+        return self._digest.hex()
+
+    @property
+    def chain(self) -> ChainResult:
+        return ChainResult(self.digest, self.records, self.bytes, None, self.keyed)
+
     def flush(self) -> None:
         self._file.flush()
+
+    def sync(self) -> None:
+        """Flush and fsync: what is written survives a crash of the machine, not only of the process."""
+        self._file.flush()
+        if self._fsync:
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if not self._file.closed:
@@ -61,48 +170,142 @@ class LogContents:
     valid_bytes: int = 0  # offset just past the last whole frame
 
 
-def iter_frames(path: Path) -> Iterator[tuple[int, Record, None] | tuple[int, None, str]]:
-    """Yield ``(end_offset, record, None)`` per whole frame, then at most one
-    ``(offset, None, why)`` if the file ends in a torn frame. Streams: memory stays flat."""
+def _next_intact(f: BinaryIO, start: int) -> int | None:
+    """Offset of the first whole, checked frame head at or after ``start`` whose payload CRC holds, or None."""
+    f.seek(start)
+    window = b""
+    base = start
+    while True:
+        chunk = f.read(_CHUNK)
+        if not chunk:
+            return None
+        window += chunk
+        at = window.find(SYNC)
+        while at >= 0:
+            if at + HEAD_SIZE > len(window):
+                break
+            head = window[at:at + _HEAD16.size]
+            (crc,) = _U32.unpack_from(window, at + _HEAD16.size)
+            if zlib.crc32(head) == crc:
+                _, _, length, pcrc = _HEAD16.unpack(head)
+                pos = f.tell()
+                f.seek(base + at + HEAD_SIZE)
+                payload = f.read(length)
+                f.seek(pos)
+                if len(payload) == length and zlib.crc32(payload) == pcrc:
+                    return base + at
+            at = window.find(SYNC, at + 1)
+        keep = max(0, len(window) - HEAD_SIZE)
+        base += keep
+        window = window[keep:]
+
+
+def _corrupt(path: Path, f: BinaryIO, offset: int, seq: int, what: str) -> EventLogError:
+    nxt = _next_intact(f, offset + 1)
+    after = (f"; the next intact frame starts at byte {nxt}" if nxt is not None
+             else "; no intact frame follows")
+    return EventLogError(f"{path}: corrupt log at byte {offset}, frame {seq}: {what}{after}")
+
+
+def _magic(path: Path, f: BinaryIO) -> str | None:
+    """Check the magic; returns a torn note if the file ends inside it."""
+    head = f.read(len(MAGIC))
+    if head == MAGIC:
+        return None
+    if len(head) < len(MAGIC) and MAGIC.startswith(head):
+        return f"file ends inside the magic header ({len(head)} bytes)"
+    if len(head) == len(MAGIC) and head.startswith(_MAGIC_PREFIX):
+        version = head[-1]
+        if version < MAGIC[-1]:
+            raise EventLogError(f"{path}: a schema-{version} event log; this package reads schema {LOG_SCHEMA} "
+                                "(numbered, hash-chained frames) only: run the scenario again with this version "
+                                "(its config.toml holds the resolved config and seed)")
+        raise EventLogError(f"{path}: a schema-{version} event log, newer than this package's {LOG_SCHEMA}: "
+                            "read it with the version of the package that wrote it")
+    raise EventLogError(f"{path}: not an event log (magic {head!r}, expected {MAGIC!r})")
+
+
+def _frames(path: Path, key: bytes | None = None) -> Iterator[tuple[int, bytes, Record | None, str | None]]:
+    """The one frame walker: ``(end_offset, digest after it, record or None, None)`` per whole frame,
+    then at most one ``(offset, digest so far, None, why)`` for a torn tail. Raises on corruption."""
+    k = _key(key)
     with open(path, "rb") as f:
-        head = f.read(len(MAGIC))
-        if head != MAGIC:
-            if len(head) < len(MAGIC) and MAGIC.startswith(head):
-                yield 0, None, f"file ends inside the magic header ({len(head)} bytes)"
-                return
-            raise EventLogError(f"{path}: not an event log (magic {head!r}, expected {MAGIC!r})")
+        torn = _magic(path, f)
+        digest = _start(k)
+        if torn is not None:
+            yield 0, digest, None, torn
+            return
+        size = os.fstat(f.fileno()).st_size
         offset = len(MAGIC)
+        seq = 0
+        footer = False
         unpack = msgpack.Unpacker
         while True:
-            hdr = f.read(_FRAME.size)
-            if not hdr:
+            head = f.read(HEAD_SIZE)
+            if not head:
                 return
-            if len(hdr) < _FRAME.size:
-                yield offset, None, f"torn frame header at byte {offset} ({len(hdr)} of {_FRAME.size} bytes)"
+            expected = seq % _SEQ_MOD
+            if footer:
+                raise _corrupt(path, f, offset, seq, "bytes after the footer (the last record of a run)")
+            if len(head) < HEAD_SIZE:
+                good = _HEAD16.pack(SYNC, expected, 0, 0)
+                n = min(len(head), 8)  # sync and sequence are known in advance; length and CRCs are not
+                if head[:n] != good[:n]:
+                    raise _corrupt(path, f, offset, seq, f"{len(head)} bytes at the end that do not start a frame")
+                yield offset, digest, None, (f"torn frame head at byte {offset}, frame {seq} "
+                                             f"({len(head)} of {HEAD_SIZE} bytes)")
                 return
-            length, crc = _FRAME.unpack(hdr)
+            sync, got_seq, length, pcrc = _HEAD16.unpack_from(head)
+            (hcrc,) = _U32.unpack_from(head, _HEAD16.size)
+            if sync != SYNC:
+                raise _corrupt(path, f, offset, seq, f"frame marker {sync!r}, expected {SYNC!r}")
+            if zlib.crc32(head[:_HEAD16.size]) != hcrc:
+                raise _corrupt(path, f, offset, seq, "CRC mismatch in the frame head (sequence or length damaged)")
+            if got_seq != expected:
+                raise _corrupt(path, f, offset, seq, f"sequence number {got_seq}, expected {expected} "
+                                                     "(a frame was removed, repeated or moved)")
+            if offset + HEAD_SIZE + length > size:
+                yield offset, digest, None, (f"torn frame at byte {offset}, frame {seq}: "
+                                             f"{size - offset - HEAD_SIZE} of {length} payload bytes")
+                return
             payload = f.read(length)
-            if len(payload) < length:
-                yield offset, None, f"torn frame at byte {offset}: {len(payload)} of {length} payload bytes"
-                return
-            if zlib.crc32(payload) != crc:
-                if f.read(1):
-                    raise EventLogError(f"{path}: CRC mismatch in the frame at byte {offset}, before the end")
-                yield offset, None, f"torn frame at byte {offset}: CRC mismatch in the last frame"
-                return
+            if zlib.crc32(payload) != pcrc:
+                raise _corrupt(path, f, offset, seq, "CRC mismatch in the payload")
+            digest = _link(digest, head + payload, k)
             try:
                 up = unpack(raw=False, use_list=True, strict_map_key=False)
                 up.feed(payload)
                 obj = up.unpack()
             except Exception as exc:
-                raise EventLogError(f"{path}: undecodable frame at byte {offset}: {exc}") from None
+                raise EventLogError(f"{path}: undecodable frame at byte {offset}, frame {seq}: {exc}") from None
             if up.tell() != length:
-                raise EventLogError(f"{path}: frame at byte {offset}: {length - up.tell()} bytes after its record")
+                raise EventLogError(f"{path}: frame at byte {offset}, frame {seq}: {length - up.tell()} bytes "
+                                    "after its record")
             try:
                 record = decode_record(obj)
             except EventLogError as exc:
-                raise EventLogError(f"{path}: frame at byte {offset}: {exc}") from None
-            offset += _FRAME.size + length
+                raise EventLogError(f"{path}: frame at byte {offset}, frame {seq}: {exc}") from None
+            if isinstance(record, Header) != (seq == 0):
+                what = "got a second header" if seq else f"got a {record.record_type!r} record, expected the header"
+                raise EventLogError(f"{path}: frame at byte {offset}, frame {seq}: {what}")
+            if isinstance(record, Header) and record.schema != LOG_SCHEMA:
+                raise EventLogError(f"{path}: frame at byte {offset}: header of schema {record.schema} in a "
+                                    f"schema-{LOG_SCHEMA} log")
+            footer = isinstance(record, Footer)
+            offset += HEAD_SIZE + length
+            seq += 1
+            yield offset, digest, record, None
+
+
+def iter_frames(path: Path) -> Iterator[tuple[int, Record, None] | tuple[int, None, str]]:
+    """Yield ``(end_offset, record, None)`` per whole frame, then at most one
+    ``(offset, None, why)`` if the file ends in a torn frame. Streams: memory stays flat.
+    Corruption (anything but a torn tail) raises ``EventLogError`` with the offset and frame number."""
+    for offset, _, record, torn in _frames(Path(path)):
+        if record is None:
+            assert torn is not None
+            yield offset, None, torn
+        else:
             yield offset, record, None
 
 
@@ -117,3 +320,58 @@ def read_log(path: Path) -> LogContents:
             out.records.append(record)
             out.valid_bytes = offset
     return out
+
+
+def chain_digest(path: Path, key: bytes | None = None) -> ChainResult:
+    """The chain over every whole frame of the log as it is on disk (checked frame by frame, records
+    decoded and checked too); a torn tail is reported in ``torn``, corruption raises ``EventLogError``."""
+    end, frames, torn = len(MAGIC), 0, None
+    digest = _start(_key(key))
+    for offset, digest, record, why in _frames(Path(path), key):
+        if record is None:
+            torn = why
+            end = min(end, offset)
+        else:
+            end, frames = offset, frames + 1
+    return ChainResult(digest.hex(), frames, end, torn, key is not None)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: never half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def cut_log(path: Path, offset: int) -> tuple[int, Path | None]:
+    """Cut the log at ``offset``, first moving the bytes after it to ``<log>.cut-N`` (N the first free
+    number, the file made exclusively): nothing is thrown away. Returns (bytes moved, where to)."""
+    path = Path(path)
+    size = path.stat().st_size
+    if offset > size:
+        raise EventLogError(f"{path}: cannot cut at byte {offset}: the file holds {size} bytes")
+    if offset == size:
+        return 0, None
+    n = 1
+    while True:
+        to = path.with_name(f"{path.name}.cut-{n}")
+        try:
+            out = open(to, "xb")
+        except FileExistsError:
+            n += 1
+            continue
+        break
+    with out, open(path, "r+b") as f:
+        f.seek(offset)
+        while chunk := f.read(_CHUNK):
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+        f.truncate(offset)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - offset, to

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
-# Version of the record layouts below. A log written under a newer schema is refused, not guessed at.
-LOG_SCHEMA = 1
+# Version of the record layouts below and of the frame format around them (eventlog.MAGIC's last byte;
+# 2: numbered, hash-chained frames). A log written under another schema is refused, not guessed at.
+LOG_SCHEMA = 2
 
 
 class EventLogError(ValueError):

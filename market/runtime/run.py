@@ -6,7 +6,7 @@ directory they write replays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from market.runtime.eventlog import iter_frames
 from market.runtime.records import Footer, Header
 from market.runtime.scenario import Scenario
 from market.runtime.summary import SummaryAccumulator
-from market.runtime.world import World
+from market.runtime.world import ResumeCut, World
 
 
 def run_scenario(
@@ -26,30 +26,42 @@ def run_scenario(
     rounds: int | None = None,
     overrides: Sequence[str] = (),
     out: Path | None = None,
+    key: bytes | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
-    """Resolve, build and run a scenario; returns (config, summary, its Scenario)."""
+    """Resolve, build and run a scenario; returns (config, summary, its Scenario). ``key`` keys the
+    log's hash chain (``eventlog.read_key_file``)."""
     sets = list(overrides)
     if seed is not None:
         sets.append(f"run.seed={seed}")
     if rounds is not None:
         sets.append(f"run.rounds={rounds}")
     config, market = resolve(scenario, sets)
-    world = World(config, config["run"]["seed"], out)
+    world = World(config, config["run"]["seed"], out, key=key)
     market.build(world, config)
     world.metrics.extend(market.observers(config, world.seed))
     summary = world.run()
     return config, summary, market
 
 
-def resume_scenario(run_dir: Path, scenario: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
+def resume_scenario(
+    run_dir: Path,
+    scenario: str | None = None,
+    *,
+    key: bytes | None = None,
+    on_cut: Callable[[ResumeCut], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
     """Continue a killed run from the last checkpoint in its log (from the start if it has none):
-    the log is cut after that checkpoint and appended to; returns (config, summary, its Scenario)."""
+    the log is cut after that checkpoint (the rest moved to ``events.msgpack.cut-N``, told to ``on_cut``
+    before the run goes on) and appended to, its chain continued with ``key`` (the run's own key);
+    returns (config, summary, its Scenario)."""
     point = last_checkpoint(Path(run_dir) / "events.msgpack")
     logged = point.config["scenario"]["name"]
     if scenario is not None and scenario != logged:
         raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")
     market = load_scenario(point.config["scenario"]["builder"])
-    world = World(point.config, point.seed, Path(run_dir), resume=point)
+    world = World(point.config, point.seed, Path(run_dir), resume=point, key=key)
+    if on_cut is not None and world.cut is not None:
+        on_cut(world.cut)
     market.build(world, point.config)
     world.metrics.extend(market.observers(point.config, world.seed))
     summary = world.run()

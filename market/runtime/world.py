@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from market.runtime.agent import Agent
 from market.runtime.bus import Bus, Partition
 from market.runtime.checkpoint import Resume, pack_state
 from market.runtime.config import dump_toml
-from market.runtime.eventlog import EventLogWriter, iter_frames
+from market.runtime.eventlog import EventLogError, EventLogWriter, chain_digest, cut_log, iter_frames, write_atomic
 from market.runtime.faults import Crash
 from market.runtime.kernel import run as run_virtual
 from market.runtime.records import LOG_SCHEMA, AgentFault, Checkpoint, Footer, Header, LedgerTransfer, Record
@@ -49,6 +50,25 @@ class Wallet:
         return self._ledger.balance(self.account)
 
 
+@dataclass(frozen=True, slots=True)
+class ResumeCut:
+    """Where a resumed run cut its log: nothing after the resume point is dropped, it is moved aside."""
+
+    kept_bytes: int
+    moved_bytes: int
+    moved_to: Path | None
+    t: float
+    checkpoint: bool  # False: the log had no checkpoint, the run starts over after the header
+    round: int | None  # rounds closed at the checkpoint
+
+    def __str__(self) -> str:
+        where = (f"up to the checkpoint at round {self.round} (t={self.t:g})" if self.checkpoint
+                 else "up to the header (no checkpoint: the run starts over)")
+        moved = (f"moved {self.moved_bytes} bytes after it to {self.moved_to.name}" if self.moved_to is not None
+                 else "nothing after it")
+        return f"resume: kept {self.kept_bytes} bytes {where}, {moved}"
+
+
 class World:
     """Everything one run needs. ``out_dir=None`` runs without writing files (experiments, benches)."""
 
@@ -60,6 +80,8 @@ class World:
         *,
         auctioneer_id: str = "auctioneer",
         resume: Resume | None = None,
+        key: bytes | None = None,
+        log_options: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.seed = int(seed)
@@ -74,15 +96,26 @@ class World:
         self._resume = resume if resume is not None and resume.state is not None else None
         # While a resumed run is rebuilt, the builder's records (opening balances...) are already in the log.
         self._muted = self._resume is not None
+        self.cut: ResumeCut | None = None  # set on resume: what was kept and what was moved aside
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             path = self.out_dir / "events.msgpack"
-            if self._resume is not None:
-                with open(path, "r+b") as f:
-                    f.truncate(self._resume.offset)
-                self.log = EventLogWriter(path, observers=[self.summary, self], append=True)
+            opts = dict(log_options or {})
+            if resume is not None:
+                # Without a checkpoint the header is kept and the run starts over after it.
+                moved, to = cut_log(path, resume.offset)
+                summary_state = resume.state.get("summary") if resume.state is not None else None
+                rounds = summary_state.get("rounds") if isinstance(summary_state, dict) else None
+                self.cut = ResumeCut(resume.offset, moved, to, resume.t, resume.state is not None,
+                                     rounds if type(rounds) is int else None)
+                chain = chain_digest(path, key)
+                if chain.torn is not None or chain.bytes != resume.offset:
+                    raise EventLogError(f"{path}: cut at byte {resume.offset}, but its whole frames end at byte "
+                                        f"{chain.bytes}: the log changed while it was being resumed")
+                self.log = EventLogWriter(path, observers=[self.summary, self], append=True, key=key,
+                                          chain_state=chain, **opts)
             else:
-                self.log = EventLogWriter(path, observers=[self.summary, self])
+                self.log = EventLogWriter(path, observers=[self.summary, self], key=key, **opts)
                 self.log.append(Header(LOG_SCHEMA, __version__, config, self.seed))
         self.ledger = Ledger(on_transfer=self._on_transfer)
         self.agents: list[Agent] = []
@@ -156,8 +189,15 @@ class World:
             summary = self.result()
             if self.log is not None and self.out_dir is not None:
                 self.log.append(Footer(summary))
+                self.log.sync()
                 self.log.close()
-                (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+                # The footer cannot hold the digest of itself: the digest goes beside the log and into
+                # summary.json (the footer's summary plus this "log" entry).
+                chain = self.log.chain
+                write_atomic(self.out_dir / "events.digest", chain.digest + "\n")
+                written = {**summary, "log": {"digest": chain.digest, "frames": chain.frames, "bytes": chain.bytes,
+                                              "keyed": chain.keyed}}
+                (self.out_dir / "summary.json").write_text(json.dumps(written, indent=2, sort_keys=True) + "\n")
                 (self.out_dir / "config.toml").write_text(dump_toml(self.config))
             return summary
         finally:
@@ -269,7 +309,7 @@ class World:
                       "dead": self._dead},
         }
         self.log.append(Checkpoint(self.now(), pack_state(state)))
-        self.log.flush()
+        self.log.sync()  # a resume point must survive a crash of the machine too
 
     def _restore(self, state: dict[str, Any]) -> None:
         for agent in self.agents:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import struct
-import zlib
 
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market.runtime.eventlog import MAGIC, EventLogError, iter_frames, read_log
+from market.runtime.eventlog import MAGIC, EventLogError, frame_bytes, iter_frames, read_log
 from market.runtime.records import (
     LOG_SCHEMA,
     RECORD_TYPES,
@@ -169,14 +167,13 @@ def test_decode_refuses_what_does_not_fit_naming_the_record_type_the_field_and_t
         assert w in str(info.value), (w, str(info.value))
 
 
-def _frame(obj) -> bytes:
-    payload = msgpack.packb(obj, use_bin_type=True)
-    return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+def _frame(obj, seq: int) -> bytes:
+    return frame_bytes(seq, msgpack.packb(obj, use_bin_type=True))
 
 
 def test_a_log_of_a_newer_schema_is_refused_with_the_version_it_needs(tmp_path):
     path = tmp_path / "events.msgpack"
-    path.write_bytes(MAGIC + _frame(["header", {**_HEADER, "schema": LOG_SCHEMA + 1}]) + _frame(["footer", {}]))
+    path.write_bytes(MAGIC + _frame(["header", {**_HEADER, "schema": LOG_SCHEMA + 1}], 0) + _frame(["footer", {}], 1))
     with pytest.raises(EventLogError) as info:
         read_log(path)
     text = str(info.value)
@@ -188,8 +185,8 @@ def test_a_log_of_a_newer_schema_is_refused_with_the_version_it_needs(tmp_path):
 
 def test_a_bad_record_in_a_log_is_reported_with_its_offset(tmp_path):
     path = tmp_path / "events.msgpack"
-    first = _frame(["header", _HEADER])
-    path.write_bytes(MAGIC + first + _frame(["xfer", 0.0, "a", "b", "ten", "memo"]))
+    first = _frame(["header", {**_HEADER, "schema": LOG_SCHEMA}], 0)
+    path.write_bytes(MAGIC + first + _frame(["xfer", 0.0, "a", "b", "ten", "memo"], 1))
     with pytest.raises(EventLogError) as info:
         read_log(path)
     assert f"frame at byte {len(MAGIC) + len(first)}" in str(info.value)
