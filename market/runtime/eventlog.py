@@ -33,8 +33,8 @@ import msgpack
 from market.runtime.records import LOG_SCHEMA, EventLogError, Footer, Header, Record, decode_record, encode_record
 
 # EventLogError is the reader's error too: callers catch it from here.
-__all__ = ["MAGIC", "ChainResult", "EventLogError", "EventLogWriter", "LogContents", "chain_digest", "cut_log", "frame_bytes",
-           "iter_frames", "read_key_file", "read_log", "write_atomic"]
+__all__ = ["MAGIC", "ChainResult", "EventLogError", "EventLogWriter", "LogContents", "chain_digest", "cut_log",
+           "frame_bytes", "iter_frames", "read_key_file", "read_log", "write_atomic"]
 
 MAGIC = b"LLMMKT\x00\x02"  # the last byte is the frame format: it follows LOG_SCHEMA
 _MAGIC_PREFIX = MAGIC[:-1]
