@@ -192,7 +192,64 @@ def bench_sweep(quick: bool = False) -> dict[str, Any]:
     }
 
 
+def _timed_run(rounds: int, out: Path | None, log_options: dict[str, Any]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one quickstart run of ``rounds`` rounds (checkpoint every 50) written to ``out``.
+    CPU time is what the chain costs; wall time also holds fsync's wait for the disk."""
+    from market.runtime.config import resolve
+    from market.runtime.world import World
+
+    config, market = resolve("quickstart", [f"run.rounds={rounds}", "run.checkpoint_every=50"])
+    t0, c0 = time.perf_counter(), time.process_time()
+    world = World(config, config["run"]["seed"], out, log_options=log_options)
+    market.build(world, config)
+    world.metrics.extend(market.observers(config, world.seed))
+    world.run()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+# What the integrity of the log costs: the hash chain and fsync (at each checkpoint and at the end)
+# against the same log without them (the writer's bench-only options) and against no log at all.
+_INTEGRITY_VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
+    "chain_fsync": (True, {}),
+    "chain_no_fsync": (True, {"_fsync": False}),
+    "no_chain_no_fsync": (True, {"_chain": False, "_fsync": False}),
+    "no_log": (False, {}),
+}
+
+
+def bench_integrity(quick: bool = False) -> dict[str, Any]:
+    rounds, repeats = (300, 3) if quick else (800, 5)
+    wall = {name: float("inf") for name in _INTEGRITY_VARIANTS}
+    cpu = dict(wall)
+    size = 0
+    with tempfile.TemporaryDirectory() as d:
+        for rep in range(repeats):  # interleaved: every variant sees the same spells of a busy machine
+            for name, (logged, options) in _INTEGRITY_VARIANTS.items():
+                out = Path(d) / f"{name}-{rep}" if logged else None
+                w, c = _timed_run(rounds, out, options)
+                wall[name], cpu[name] = min(wall[name], w), min(cpu[name], c)
+                if out is not None:
+                    size = (out / "events.msgpack").stat().st_size
+
+    def ratios(t: dict[str, float]) -> dict[str, Any]:
+        base = t["no_chain_no_fsync"]
+        return {
+            "seconds": {name: round(v, 4) for name, v in t.items()},
+            "chain_fsync_over_no_chain": round(t["chain_fsync"] / base, 3),
+            "chain_only_over_no_chain": round(t["chain_no_fsync"] / base, 3),
+            "chain_fsync_over_no_log": round(t["chain_fsync"] / t["no_log"], 3),
+            "no_chain_over_no_log": round(base / t["no_log"], 3),
+        }
+
+    return {
+        "benchmark": "integrity", "scenario": "quickstart", "rounds": rounds, "checkpoint_every": 50,
+        "repeats": repeats, "log_bytes": size, "wall_best": ratios(wall), "cpu_best": ratios(cpu),
+        "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
 BENCHMARKS: Registry[dict[str, Any]] = Registry("benchmark", {
+    "integrity": bench_integrity,
     "bus": bench_bus,
     "memory": bench_memory,
     "sweep": bench_sweep,

@@ -3,6 +3,10 @@ its offset; the hash chain over the frames, keyed or not, and how it continues a
 
 from __future__ import annotations
 
+import struct
+import time
+import zlib
+
 import msgpack
 import pytest
 from hypothesis import given, settings
@@ -11,6 +15,7 @@ from hypothesis import strategies as st
 from market.runtime.eventlog import (
     HEAD_SIZE,
     MAGIC,
+    SYNC,
     EventLogError,
     EventLogWriter,
     chain_digest,
@@ -242,3 +247,25 @@ def test_cutting_moves_the_bytes_aside_to_the_first_free_cut_file(tmp_path, log_
         + (tmp_path / "events.msgpack.cut-1").read_bytes() == log_bytes
     with pytest.raises(EventLogError, match="cannot cut at byte"):
         cut_log(path, len(log_bytes))
+
+
+def test_continuing_a_chain_with_or_without_a_key_other_than_it_was_begun_is_refused(tmp_path):
+    path = tmp_path / "log"
+    _write(path, RECORDS[:5], key=b"k")
+    with pytest.raises(EventLogError, match="chain state is keyed, the writer unkeyed"):
+        EventLogWriter(path, append=True, chain_state=chain_digest(path, b"k"))
+    with pytest.raises(EventLogError, match="chain state is unkeyed, the writer keyed"):
+        EventLogWriter(path, append=True, key=b"k", chain_state=chain_digest(path))
+
+
+def test_the_search_for_the_next_intact_frame_stays_linear_on_a_file_of_fake_heads(tmp_path):
+    """100,000 heads whose own CRC holds, each claiming a payload as long as the file: checking each one's
+    payload would read 200 GB; the search gives up after twice the file's size."""
+    fake = struct.pack("<4sIII", SYNC, 7, 2_100_000, 0)
+    fake += struct.pack("<I", zlib.crc32(fake))
+    path = tmp_path / "events.msgpack"
+    path.write_bytes(MAGIC + b"\x00" * HEAD_SIZE + fake * 100_000)
+    t0 = time.perf_counter()
+    with pytest.raises(EventLogError, match="corrupt log at byte 8, frame 0: frame marker"):
+        read_log(path)
+    assert time.perf_counter() - t0 < 10
