@@ -217,8 +217,10 @@ _INTEGRITY_VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
 }
 
 
-def bench_integrity(quick: bool = False) -> dict[str, Any]:
-    rounds, repeats = (300, 3) if quick else (800, 5)
+def bench_integrity(quick: bool = False, *, rounds: int | None = None, repeats: int | None = None) -> dict[str, Any]:
+    """What the log's integrity costs a run (``llm-market bench integrity``); ``rounds``/``repeats`` for tests."""
+    rounds = rounds or (300 if quick else 800)
+    repeats = repeats or (3 if quick else 5)
     wall = {name: float("inf") for name in _INTEGRITY_VARIANTS}
     cpu = dict(wall)
     size = 0

@@ -1,0 +1,17 @@
+"""``llm-market bench integrity``: every variant is timed, on wall and CPU clocks, and the ratios are given."""
+
+from __future__ import annotations
+
+from market.lab.bench import BENCHMARKS, bench_integrity
+
+
+def test_integrity_bench_times_every_variant_and_reports_ratios():
+    assert "integrity" in BENCHMARKS
+    out = bench_integrity(rounds=20, repeats=1)
+    assert out["benchmark"] == "integrity" and out["rounds"] == 20 and out["log_bytes"] > 0
+    for kind in ("wall_best", "cpu_best"):
+        seconds = out[kind]["seconds"]
+        assert set(seconds) == {"chain_fsync", "chain_no_fsync", "no_chain_no_fsync", "no_log"}
+        assert all(0 < s < 60 for s in seconds.values())
+        ratio = seconds["chain_fsync"] / seconds["no_chain_no_fsync"]
+        assert abs(out[kind]["chain_fsync_over_no_chain"] - ratio) < 0.01 * ratio
