@@ -19,6 +19,7 @@ from market.core.registry import Registry, RegistryError
 from market.runtime.config import ConfigError, load_toml, resolve, scenario_files
 from market.runtime.eventlog import EventLogError
 from market.runtime.run import replay, resume_scenario, run_scenario
+from market.runtime.rundir import RunDirError
 
 log = structlog.get_logger("llm-market")
 
@@ -40,8 +41,8 @@ def configure_logging(fmt: str, verbose: bool) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     config, _ = resolve(args.scenario, [])  # early check of the scenario name
     if args.resume:
-        if args.set or args.seed is not None or args.rounds is not None or args.out:
-            raise ConfigError("--resume: got it with --seed/--rounds/--set/--out, expected it alone: "
+        if args.set or args.seed is not None or args.rounds is not None or args.out or args.force:
+            raise ConfigError("--resume: got it with --seed/--rounds/--set/--out/--force, expected it alone: "
                               "a resumed run keeps the config in its log")
         wall = time.perf_counter()
         config, summary, market = resume_scenario(Path(args.resume), config["scenario"]["name"])
@@ -55,7 +56,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log.info("run.start", scenario=name, seed=seed, out=str(out))
     wall = time.perf_counter()
     config, summary, market = run_scenario(
-        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out
+        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out, force=args.force
     )
     wall = time.perf_counter() - wall
     print(market.describe(summary, config))
@@ -263,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int)
     r.add_argument("--rounds", type=int)
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    r.add_argument("--out", help="run directory (default runs/NAME-seedN)")
+    r.add_argument("--out", help="run directory (default runs/NAME-seedN); one that holds a run is refused")
+    r.add_argument("--force", action="store_true", help="replace the run in --out (its run files only)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     r.add_argument("--log-format", choices=["console", "json"], default=argparse.SUPPRESS)
     r.set_defaults(func=_cmd_run)
@@ -353,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except EventLogError as exc:
         print(f"event log error: {exc}", file=sys.stderr)
+        return 2
+    except RunDirError as exc:
+        print(f"run directory error: {exc}", file=sys.stderr)
         return 2
     except (MechanismError, RegistryError) as exc:
         print(f"config error: {exc}", file=sys.stderr)

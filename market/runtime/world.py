@@ -29,6 +29,7 @@ from market.runtime.eventlog import EventLogWriter, iter_frames
 from market.runtime.faults import Crash
 from market.runtime.kernel import run as run_virtual
 from market.runtime.records import LOG_SCHEMA, AgentFault, Checkpoint, Footer, Header, LedgerTransfer, Record
+from market.runtime.rundir import CONFIG, LOG, SUMMARY, RunDirError, atomic_write_text, fsync_file
 from market.runtime.summary import SummaryAccumulator
 
 
@@ -47,6 +48,20 @@ class Wallet:
     @property
     def balance(self) -> int:
         return self._ledger.balance(self.account)
+
+
+class _Gate:
+    """Passes records on to its observers once opened: the log's writer observes through it, so the
+    records written when the log is created (seen while the world was built) are not seen twice."""
+
+    def __init__(self, observers: list[Any]) -> None:
+        self.observers = observers
+        self.open = False
+
+    def observe(self, rec: Record) -> None:
+        if self.open:
+            for o in self.observers:
+                o.observe(rec)
 
 
 class World:
@@ -74,16 +89,20 @@ class World:
         self._resume = resume if resume is not None and resume.state is not None else None
         # While a resumed run is rebuilt, the builder's records (opening balances...) are already in the log.
         self._muted = self._resume is not None
+        # A new run touches no file until it starts (``run``): the header and what the builders record
+        # (opening balances...) wait here, already observed, so that a builder refusing the config
+        # leaves the run directory as it was. They are written first, in order: the bytes do not change.
+        self._pending: list[Record] | None = None
+        self._restart = resume is not None  # a resume with no checkpoint to go from writes its log anew
         if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
             path = self.out_dir / "events.msgpack"
             if self._resume is not None:
                 with open(path, "r+b") as f:
                     f.truncate(self._resume.offset)
                 self.log = EventLogWriter(path, observers=[self.summary, self], append=True)
             else:
-                self.log = EventLogWriter(path, observers=[self.summary, self])
-                self.log.append(Header(LOG_SCHEMA, __version__, config, self.seed))
+                self._pending = []
+                self.record(Header(LOG_SCHEMA, __version__, config, self.seed))
         self.ledger = Ledger(on_transfer=self._on_transfer)
         self.agents: list[Agent] = []
         self.principals: list[Agent] = []
@@ -129,6 +148,8 @@ class World:
         if self.log is not None:
             self.log.append(rec)
         else:
+            if self._pending is not None:
+                self._pending.append(rec)
             self.summary.observe(rec)
             self.observe(rec)
 
@@ -152,17 +173,39 @@ class World:
         try:
             if self._resume is not None:
                 self._replay_metrics()
+            if self._pending is not None:
+                self._open_log()
             run_virtual(self._main(), start=self._resume.t if self._resume is not None else 0.0)
             summary = self.result()
             if self.log is not None and self.out_dir is not None:
                 self.log.append(Footer(summary))
                 self.log.close()
-                (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-                (self.out_dir / "config.toml").write_text(dump_toml(self.config))
+                # the log is durable before summary.json says the run finished; both small files are
+                # whole or absent, never half-written
+                fsync_file(self.log.path)
+                atomic_write_text(self.out_dir / SUMMARY, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+                atomic_write_text(self.out_dir / CONFIG, dump_toml(self.config))
             return summary
         finally:
             if self.log is not None:
                 self.log.close()
+
+    def _open_log(self) -> None:
+        """Create the log and write the records kept while the world was built (their observers have
+        seen them already). Refuses a directory that already holds a log: ``run_scenario`` decides,
+        under the directory's lock, whether an old run may be replaced (``rundir.claim``)."""
+        assert self.out_dir is not None and self._pending is not None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / LOG
+        if path.exists() and not self._restart:
+            raise RunDirError(f"{self.out_dir} already holds {LOG}: a new run is written only "
+                              "where there is none (run --force replaces an old run)")
+        gate = _Gate([self.summary, self])
+        self.log = EventLogWriter(path, observers=[gate])
+        for rec in self._pending:
+            self.log.append(rec)
+        self._pending = None
+        gate.open = True
 
     async def _main(self) -> None:
         loop = asyncio.get_running_loop()
