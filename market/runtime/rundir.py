@@ -250,11 +250,12 @@ def claim(run_dir: Path, *, force: bool = False) -> Iterator[RunDirLock]:
         raise RunDirError(f"{run_dir} exists and is not a directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunDirLock(run_dir) as lock:
-        state = inspect(run_dir)
-        if state.kind != "empty":
-            if not force:
+        if force:
+            clear(run_dir)  # whatever state the old run is in: its log need not be read to be replaced
+        else:
+            state = inspect(run_dir)
+            if state.kind != "empty":
                 resume = f" or run --resume {run_dir} to continue it" if state.kind == "unfinished" else ""
                 raise RunDirError(f"{run_dir} holds {state.describe()}: "
                                   f"use --force to replace it{resume}, or another --out")
-            clear(run_dir)
         yield lock
