@@ -195,7 +195,7 @@ class RunDirState:
         return f"a damaged run ({names}{': ' + self.detail if self.detail else ''})"
 
 
-def inspect(run_dir: Path) -> RunDirState:
+def state_of(run_dir: Path) -> RunDirState:
     """Classify a directory by its run files. The log is read only when there is no summary.json
     (a run writes summary.json after the footer), so a finished run costs no log read."""
     run_dir = Path(run_dir)
@@ -253,7 +253,7 @@ def claim(run_dir: Path, *, force: bool = False) -> Iterator[RunDirLock]:
         if force:
             clear(run_dir)  # whatever state the old run is in: its log need not be read to be replaced
         else:
-            state = inspect(run_dir)
+            state = state_of(run_dir)
             if state.kind != "empty":
                 resume = f" or run --resume {run_dir} to continue it" if state.kind == "unfinished" else ""
                 raise RunDirError(f"{run_dir} holds {state.describe()}: "

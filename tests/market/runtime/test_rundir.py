@@ -16,7 +16,7 @@ from market.runtime.config import ConfigError, resolve
 from market.runtime.eventlog import read_log
 from market.runtime.records import Footer, Header, LedgerTransfer
 from market.runtime.run import run_scenario
-from market.runtime.rundir import RunDirError, RunDirLock, atomic_write_text, claim, clear, inspect
+from market.runtime.rundir import RunDirError, RunDirLock, atomic_write_text, claim, clear, state_of
 from market.runtime.world import World
 
 QUICK = ["run.rounds=20"]
@@ -137,30 +137,30 @@ def finished(tmp_path_factory) -> Path:
     return out
 
 
-def test_inspect_tells_empty_finished_unfinished_and_damaged(finished, tmp_path):
-    assert inspect(tmp_path / "absent").kind == "empty"
+def test_state_of_tells_empty_finished_unfinished_and_damaged(finished, tmp_path):
+    assert state_of(tmp_path / "absent").kind == "empty"
     (tmp_path / "notes.txt").write_text("mine")
-    assert inspect(tmp_path).kind == "empty"  # files that are not a run's do not make a run
-    assert inspect(finished).kind == "finished"
+    assert state_of(tmp_path).kind == "empty"  # files that are not a run's do not make a run
+    assert state_of(finished).kind == "finished"
     log = (finished / "events.msgpack").read_bytes()
 
     no_summary = tmp_path / "no-summary"
     no_summary.mkdir()
     (no_summary / "events.msgpack").write_bytes(log)  # killed after the footer, before summary.json
-    assert inspect(no_summary).kind == "finished"
+    assert state_of(no_summary).kind == "finished"
     cut = tmp_path / "cut"
     cut.mkdir()
     (cut / "events.msgpack").write_bytes(log[: len(log) // 2])
-    state = inspect(cut)
+    state = state_of(cut)
     assert state.kind == "unfinished" and "without a footer" in state.describe()
     garbage = tmp_path / "garbage"
     garbage.mkdir()
     (garbage / "events.msgpack").write_bytes(b"not a log at all")
-    assert inspect(garbage).kind == "damaged" and "not an event log" in inspect(garbage).describe()
+    assert state_of(garbage).kind == "damaged" and "not an event log" in state_of(garbage).describe()
     orphan = tmp_path / "orphan"
     orphan.mkdir()
     (orphan / "config.toml").write_text("")
-    assert inspect(orphan).kind == "damaged"
+    assert state_of(orphan).kind == "damaged"
 
 
 def test_clear_deletes_the_run_files_and_nothing_else(finished, tmp_path):
