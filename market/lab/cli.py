@@ -19,6 +19,7 @@ from market.core.registry import Registry, RegistryError
 from market.runtime.config import ConfigError, load_toml, resolve, scenario_files
 from market.runtime.eventlog import EventLogError, read_key_file
 from market.runtime.run import replay, resume_scenario, run_scenario
+from market.runtime.rundir import RunDirError
 
 log = structlog.get_logger("llm-market")
 
@@ -47,8 +48,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config, _ = resolve(args.scenario, [])  # early check of the scenario name
     key = read_key_file(Path(args.key_file)) if args.key_file else None
     if args.resume:
-        if args.set or args.seed is not None or args.rounds is not None or args.out:
-            raise ConfigError("--resume: got it with --seed/--rounds/--set/--out, expected it alone: "
+        if args.set or args.seed is not None or args.rounds is not None or args.out or args.force:
+            raise ConfigError("--resume: got it with --seed/--rounds/--set/--out/--force, expected it alone: "
                               "a resumed run keeps the config in its log")
         wall = time.perf_counter()
         config, summary, market = resume_scenario(Path(args.resume), config["scenario"]["name"], key=key,
@@ -64,7 +65,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log.info("run.start", scenario=name, seed=seed, out=str(out))
     wall = time.perf_counter()
     config, summary, market = run_scenario(
-        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out, key=key
+        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out, force=args.force, key=key
     )
     wall = time.perf_counter() - wall
     print(market.describe(summary, config))
@@ -273,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int)
     r.add_argument("--rounds", type=int)
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    r.add_argument("--out", help="run directory (default runs/NAME-seedN)")
+    r.add_argument("--out", help="run directory (default runs/NAME-seedN); one that holds a run is refused")
+    r.add_argument("--force", action="store_true", help="replace the run in --out (its run files only)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     r.add_argument("--key-file", metavar="FILE", help="key the log's hash chain with the bytes of FILE: only its "
                    "holder can make a digest that matches (give the same file to --resume)")
@@ -365,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except EventLogError as exc:
         print(f"event log error: {exc}", file=sys.stderr)
+        return 2
+    except RunDirError as exc:
+        print(f"run directory error: {exc}", file=sys.stderr)
         return 2
     except (MechanismError, RegistryError) as exc:
         print(f"config error: {exc}", file=sys.stderr)

@@ -34,7 +34,7 @@ from market.runtime.records import LOG_SCHEMA, EventLogError, Footer, Header, Re
 
 # EventLogError is the reader's error too: callers catch it from here.
 __all__ = ["MAGIC", "ChainResult", "EventLogError", "EventLogWriter", "LogContents", "chain_digest", "cut_log",
-           "frame_bytes", "iter_frames", "read_key_file", "read_log", "write_atomic"]
+           "frame_bytes", "iter_frames", "read_key_file", "read_log"]
 
 MAGIC = b"LLMMKT\x00\x02"  # the last byte is the frame format: it follows LOG_SCHEMA
 _MAGIC_PREFIX = MAGIC[:-1]
@@ -354,17 +354,6 @@ def chain_digest(path: Path, key: bytes | None = None) -> ChainResult:
         else:
             end, frames = offset, frames + 1
     return ChainResult(digest.hex(), frames, end, torn, key is not None)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: never half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def cut_log(path: Path, offset: int) -> tuple[int, Path | None]:

@@ -14,6 +14,7 @@ from market.runtime.checkpoint import last_checkpoint
 from market.runtime.config import ConfigError, load_scenario, resolve
 from market.runtime.eventlog import iter_frames
 from market.runtime.records import Footer, Header
+from market.runtime.rundir import RunDirLock, claim
 from market.runtime.scenario import Scenario
 from market.runtime.summary import SummaryAccumulator
 from market.runtime.world import ResumeCut, World
@@ -26,10 +27,15 @@ def run_scenario(
     rounds: int | None = None,
     overrides: Sequence[str] = (),
     out: Path | None = None,
+    force: bool = False,
     key: bytes | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
-    """Resolve, build and run a scenario; returns (config, summary, its Scenario). ``key`` keys the
-    log's hash chain (``eventlog.read_key_file``)."""
+    """Resolve, build and run a scenario; returns (config, summary, its Scenario).
+
+    ``out`` is touched only once the config is resolved and the world built (a bad config leaves it as
+    it was), and is locked for the whole run. A run already in it (finished or not) is refused unless
+    ``force``, which deletes that run's files first (``rundir.claim``). ``key`` keys the log's hash
+    chain (``eventlog.read_key_file``)."""
     sets = list(overrides)
     if seed is not None:
         sets.append(f"run.seed={seed}")
@@ -39,7 +45,10 @@ def run_scenario(
     world = World(config, config["run"]["seed"], out, key=key)
     market.build(world, config)
     world.metrics.extend(market.observers(config, world.seed))
-    summary = world.run()
+    if out is None:
+        return config, world.run(), market
+    with claim(out, force=force):
+        summary = world.run()
     return config, summary, market
 
 
@@ -53,7 +62,15 @@ def resume_scenario(
     """Continue a killed run from the last checkpoint in its log (from the start if it has none):
     the log is cut after that checkpoint (the rest moved to ``events.msgpack.cut-N``, told to ``on_cut``
     before the run goes on) and appended to, its chain continued with ``key`` (the run's own key);
-    returns (config, summary, its Scenario)."""
+    returns (config, summary, its Scenario). The run directory is locked from before the log is read
+    until the run's last write."""
+    with RunDirLock(Path(run_dir)):
+        return _resume(Path(run_dir), scenario, key, on_cut)
+
+
+def _resume(
+    run_dir: Path, scenario: str | None, key: bytes | None, on_cut: Callable[[ResumeCut], None] | None
+) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
     point = last_checkpoint(Path(run_dir) / "events.msgpack")
     logged = point.config["scenario"]["name"]
     if scenario is not None and scenario != logged:

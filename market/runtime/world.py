@@ -26,10 +26,11 @@ from market.runtime.agent import Agent
 from market.runtime.bus import Bus, Partition
 from market.runtime.checkpoint import Resume, pack_state
 from market.runtime.config import dump_toml
-from market.runtime.eventlog import EventLogError, EventLogWriter, chain_digest, cut_log, iter_frames, write_atomic
+from market.runtime.eventlog import EventLogError, EventLogWriter, chain_digest, cut_log, iter_frames
 from market.runtime.faults import Crash
 from market.runtime.kernel import run as run_virtual
 from market.runtime.records import LOG_SCHEMA, AgentFault, Checkpoint, Footer, Header, LedgerTransfer, Record
+from market.runtime.rundir import CONFIG, DIGEST, LOG, SUMMARY, RunDirError, atomic_write_text
 from market.runtime.summary import SummaryAccumulator
 
 
@@ -69,6 +70,20 @@ class ResumeCut:
         return f"resume: kept {self.kept_bytes} bytes {where}, {moved}"
 
 
+class _Gate:
+    """Passes records on to its observers once opened: the log's writer observes through it, so the
+    records written when the log is created (seen while the world was built) are not seen twice."""
+
+    def __init__(self, observers: list[Any]) -> None:
+        self.observers = observers
+        self.open = False
+
+    def observe(self, rec: Record) -> None:
+        if self.open:
+            for o in self.observers:
+                o.observe(rec)
+
+
 class World:
     """Everything one run needs. ``out_dir=None`` runs without writing files (experiments, benches)."""
 
@@ -97,10 +112,14 @@ class World:
         # While a resumed run is rebuilt, the builder's records (opening balances...) are already in the log.
         self._muted = self._resume is not None
         self.cut: ResumeCut | None = None  # set on resume: what was kept and what was moved aside
+        # A new run touches no file until it starts (``run``): the header and what the builders record
+        # (opening balances...) wait here, already observed, so that a builder refusing the config
+        # leaves the run directory as it was. They are written first, in order: the bytes do not change.
+        self._pending: list[Record] | None = None
+        self._key = key
+        self._log_options = dict(log_options or {})
         if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
             path = self.out_dir / "events.msgpack"
-            opts = dict(log_options or {})
             if resume is not None:
                 # Without a checkpoint the header is kept and the run starts over after it.
                 moved, to = cut_log(path, resume.offset)
@@ -113,10 +132,10 @@ class World:
                     raise EventLogError(f"{path}: cut at byte {resume.offset}, but its whole frames end at byte "
                                         f"{chain.bytes}: the log changed while it was being resumed")
                 self.log = EventLogWriter(path, observers=[self.summary, self], append=True, key=key,
-                                          chain_state=chain, **opts)
+                                          chain_state=chain, **self._log_options)
             else:
-                self.log = EventLogWriter(path, observers=[self.summary, self], key=key, **opts)
-                self.log.append(Header(LOG_SCHEMA, __version__, config, self.seed))
+                self._pending = []
+                self.record(Header(LOG_SCHEMA, __version__, config, self.seed))
         self.ledger = Ledger(on_transfer=self._on_transfer)
         self.agents: list[Agent] = []
         self.principals: list[Agent] = []
@@ -162,6 +181,8 @@ class World:
         if self.log is not None:
             self.log.append(rec)
         else:
+            if self._pending is not None:
+                self._pending.append(rec)
             self.summary.observe(rec)
             self.observe(rec)
 
@@ -185,24 +206,45 @@ class World:
         try:
             if self._resume is not None:
                 self._replay_metrics()
+            if self._pending is not None:
+                self._open_log()
             run_virtual(self._main(), start=self._resume.t if self._resume is not None else 0.0)
             summary = self.result()
             if self.log is not None and self.out_dir is not None:
                 self.log.append(Footer(summary))
                 self.log.sync()
                 self.log.close()
-                # The footer cannot hold the digest of itself: the digest goes beside the log and into
-                # summary.json (the footer's summary plus this "log" entry).
+                # The log is durable (synced above) before summary.json says the run finished; the small
+                # files are whole or absent, never half-written. The footer cannot hold the digest of
+                # itself: the digest goes beside the log and into summary.json (the footer's summary plus
+                # this "log" entry).
                 chain = self.log.chain
-                write_atomic(self.out_dir / "events.digest", chain.digest + "\n")
+                atomic_write_text(self.out_dir / DIGEST, chain.digest + "\n")
                 written = {**summary, "log": {"digest": chain.digest, "frames": chain.frames, "bytes": chain.bytes,
                                               "keyed": chain.keyed}}
-                (self.out_dir / "summary.json").write_text(json.dumps(written, indent=2, sort_keys=True) + "\n")
-                (self.out_dir / "config.toml").write_text(dump_toml(self.config))
+                atomic_write_text(self.out_dir / SUMMARY, json.dumps(written, indent=2, sort_keys=True) + "\n")
+                atomic_write_text(self.out_dir / CONFIG, dump_toml(self.config))
             return summary
         finally:
             if self.log is not None:
                 self.log.close()
+
+    def _open_log(self) -> None:
+        """Create the log and write the records kept while the world was built (their observers have
+        seen them already). Refuses a directory that already holds a log: ``run_scenario`` decides,
+        under the directory's lock, whether an old run may be replaced (``rundir.claim``)."""
+        assert self.out_dir is not None and self._pending is not None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / LOG
+        if path.exists():
+            raise RunDirError(f"{self.out_dir} already holds {LOG}: a new run is written only "
+                              "where there is none (run --force replaces an old run)")
+        gate = _Gate([self.summary, self])
+        self.log = EventLogWriter(path, observers=[gate], key=self._key, **self._log_options)
+        for rec in self._pending:
+            self.log.append(rec)
+        self._pending = None
+        gate.open = True
 
     async def _main(self) -> None:
         loop = asyncio.get_running_loop()
