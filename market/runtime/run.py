@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from market.runtime.builders import logged_scenario
 from market.runtime.checkpoint import last_checkpoint
-from market.runtime.config import ConfigError, load_scenario, resolve
+from market.runtime.config import ConfigError, resolve
 from market.runtime.eventlog import iter_frames
 from market.runtime.records import Footer, Header
 from market.runtime.scenario import Scenario
@@ -34,21 +35,28 @@ def run_scenario(
     if rounds is not None:
         sets.append(f"run.rounds={rounds}")
     config, market = resolve(scenario, sets)
-    world = World(config, config["run"]["seed"], out)
+    return config, run_config(config, market, config["run"]["seed"], out), market
+
+
+def run_config(config: dict[str, Any], market: Scenario, seed: int, out: Path | None) -> dict[str, Any]:
+    """Build and run a resolved config with its Scenario (``verify --resimulate`` re-runs a logged one
+    through here, so it runs exactly what ``run`` runs); returns the summary."""
+    world = World(config, seed, out)
     market.build(world, config)
     world.metrics.extend(market.observers(config, world.seed))
-    summary = world.run()
-    return config, summary, market
+    return world.run()
 
 
-def resume_scenario(run_dir: Path, scenario: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
+def resume_scenario(run_dir: Path, scenario: str | None = None, *,
+                    trust_builder: bool = False) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
     """Continue a killed run from the last checkpoint in its log (from the start if it has none):
-    the log is cut after that checkpoint and appended to; returns (config, summary, its Scenario)."""
+    the log is cut after that checkpoint and appended to; returns (config, summary, its Scenario).
+    The logged builder must be an installed scenario unless ``trust_builder``."""
     point = last_checkpoint(Path(run_dir) / "events.msgpack")
     logged = point.config["scenario"]["name"]
     if scenario is not None and scenario != logged:
         raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")
-    market = load_scenario(point.config["scenario"]["builder"])
+    market = logged_scenario(point.config["scenario"]["builder"], trust_builder=trust_builder)
     world = World(point.config, point.seed, Path(run_dir), resume=point)
     market.build(world, point.config)
     world.metrics.extend(market.observers(point.config, world.seed))
@@ -56,8 +64,9 @@ def resume_scenario(run_dir: Path, scenario: str | None = None) -> tuple[dict[st
     return point.config, summary, market
 
 
-def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
-    """Recompute the summary from a log; returns (footer summary or None, recomputed, torn note)."""
+def replay(run_dir: Path, *, trust_builder: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
+    """Recompute the summary from a log; returns (footer summary or None, recomputed, torn note).
+    ``verify.verify_run`` does this and reconciles the records with each other and the run's files."""
     path = Path(run_dir) / "events.msgpack" if Path(run_dir).is_dir() else Path(run_dir)
     acc = SummaryAccumulator()
     metrics: list[Any] = []
@@ -71,7 +80,7 @@ def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | 
             footer = record.summary
             continue
         if isinstance(record, Header):
-            metrics = scenario_observers(record.config, record.seed)
+            metrics = scenario_observers(record.config, record.seed, trust_builder=trust_builder)
         acc.observe(record)
         for m in metrics:
             m.observe(record)
@@ -81,7 +90,8 @@ def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | 
     return footer, result, torn
 
 
-def scenario_observers(config: dict[str, Any], seed: int) -> list[Any]:
-    """The metric observers of the Scenario a logged config names; none for a log of a world built by hand."""
+def scenario_observers(config: dict[str, Any], seed: int, *, trust_builder: bool = False) -> list[Any]:
+    """The metric observers of the Scenario a logged config names; none for a log of a world built by hand.
+    The builder must be an installed scenario unless ``trust_builder`` (``builders.logged_scenario``)."""
     spec = config.get("scenario", {}).get("builder")
-    return load_scenario(spec).observers(config, seed) if spec else []
+    return logged_scenario(spec, trust_builder=trust_builder).observers(config, seed) if spec else []
