@@ -36,13 +36,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from market.core.ledger import EXTERNAL, to_minor
-from market.core.wire import WireError, decode
+from market.core.mechanisms.base import ReverseOutcome
+from market.core.wire import Bid, CallForBids, WireError, decode
 from market.runtime.builders import logged_scenario
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import EventLogError, iter_frames
 from market.runtime.records import (
     AgentFault,
+    Expired,
+    FeedbackAccepted,
     Footer,
     Header,
     LedgerTransfer,
@@ -359,7 +364,8 @@ class Rounds(Check):
 
 
 class Mechanism(Check):
-    """The round records fit the header's mechanism, where they show it."""
+    """The round records are what the header's mechanism makes of the logged bids, where that can be run
+    again (a procurement Scenario with an ``instance``); elsewhere they fit the mechanism where they show it."""
 
     name = "mechanism"
 
@@ -370,8 +376,13 @@ class Mechanism(Check):
         self.proposal = config.get("market", {}).get("proposal")
         self.modified = 0
         self.shown = 0
+        self.rerun = AuctionRerun.of(facts)
 
     def observe(self, where: Frame, rec: Record) -> None:
+        if self.rerun is not None:
+            problem = self.rerun.observe(rec)
+            if problem is not None:
+                self.fail(where, problem)
         if not isinstance(rec, RoundClosed):
             return
         flags = rec.extra.get("modified")
@@ -393,7 +404,104 @@ class Mechanism(Check):
     def finish(self) -> str:
         if not self.mechanism:
             return "no mechanism in the header"
+        if self.rerun is not None:
+            return (f"{self.mechanism!r} run again on the logged bids gives all {self.rerun.rounds} round records "
+                    f"({self.modified} with resampled bids)")
         return f"{self.mechanism!r}: {self.modified} rounds with resampled bids, {self.shown} ad rounds"
+
+
+class AuctionRerun:
+    """The header's reverse-auction mechanism, fed the logged calls for bids, bids and accepted feedback in log
+    order (the order the auctioneer acted in), with the run's mechanism stream: each round record must be
+    its outcome. Winners match exactly; payments within one minor unit and bids within 1e-9, since another
+    BLAS kernel may round a dot product's last bit differently."""
+
+    def __init__(self, facts: LogFacts, instance: Any) -> None:
+        from market.core.seeding import derive_rng
+
+        self.providers: tuple[str, ...] = tuple(instance.providers)
+        self.index = {p: i for i, p in enumerate(self.providers)}
+        self.user = instance.user
+        self.mechanism = instance.mechanism.build()
+        self.rng = derive_rng(facts.header.seed, "mechanism")  # World.rng("mechanism")
+        self.contexts: dict[int, np.ndarray] = {}  # open round -> context
+        self.bids: dict[int, dict[int, float]] = {}  # open round -> provider index -> first bid sent
+        self.void = False  # the user could not pay: the round is void
+        self.awaiting: dict[int, tuple[np.ndarray, Any]] = {}  # served round -> (context, outcome)
+        self.rounds = 0
+
+    @classmethod
+    def of(cls, facts: LogFacts) -> AuctionRerun | None:
+        scenario = facts.scenario
+        if scenario is None or scenario.instance is None:
+            return None
+        return cls(facts, scenario.instance(facts.header.config, facts.header.seed))
+
+    def observe(self, rec: Record) -> str | None:
+        if isinstance(rec, MessageSent) and rec.kind in ("call_for_bids", "bid"):
+            try:
+                msg = decode(rec.frame)
+            except WireError as exc:
+                return f"{rec.kind!r} from {rec.src!r}: undecodable frame ({exc})"
+            if isinstance(msg, CallForBids):
+                self.contexts = {msg.round: np.asarray(msg.context, dtype=float)}
+                self.bids = {msg.round: {}}
+                self.void = False
+            elif isinstance(msg, Bid) and rec.src in self.index:
+                self.bids.get(msg.round, {}).setdefault(self.index[rec.src], float(msg.amount))
+        elif isinstance(rec, Rejected) and rec.code == "budget" and rec.offender == self.user:
+            self.void = True
+        elif isinstance(rec, FeedbackAccepted):
+            served = self.awaiting.pop(rec.round, None)
+            if served is None:
+                return f"feedback accepted for round {rec.round}, which no served round awaits"
+            self.mechanism.update(served[0], served[1], rec.reward)
+        elif isinstance(rec, Expired) and rec.what == "feedback":
+            self.awaiting.pop(rec.round, None)
+        elif isinstance(rec, RoundClosed):
+            return self._closed(rec)
+        return None
+
+    def _closed(self, rec: RoundClosed) -> str | None:
+        self.rounds += 1
+        n = len(self.providers)
+        context = self.contexts.get(rec.round)
+        present = rec.extra.get("present")
+        if context is None:
+            return f"round {rec.round}: no call for bids precedes its record"
+        if not isinstance(present, list) or len(present) != n or len(rec.payments_minor) != n:
+            return f"round {rec.round}: its record holds {len(rec.payments_minor)} payments, expected {n}"
+        sent = self.bids.get(rec.round, {})
+        bids = np.full(n, np.nan)
+        for i, here in enumerate(present):
+            if here:
+                if i not in sent:
+                    return f"round {rec.round}: {self.providers[i]!r} is marked present but sent no bid"
+                bids[i] = sent[i]
+        active = np.asarray(present, dtype=bool)
+        if active.any():
+            outcome = self.mechanism.select(context, bids, self.rng, active)
+        else:
+            outcome = ReverseOutcome(None, np.zeros(n), bids.copy(), np.zeros(n, dtype=bool))
+        winner = self.providers[outcome.winner] if outcome.winner is not None and not self.void else ""
+        pay = [0] * n if self.void else [to_minor(float(p)) for p in outcome.payments]
+        if rec.winner != winner:
+            return (f"round {rec.round}: the record's winner is {rec.winner!r}; mechanism "
+                    f"{self.mechanism_name()} on the logged bids picks {winner!r}")
+        if any(abs(a - b) > 1 for a, b in zip(pay, rec.payments_minor)):
+            return (f"round {rec.round}: the record's payments are {list(rec.payments_minor)}; mechanism "
+                    f"{self.mechanism_name()} on the logged bids pays {pay}")
+        resampled = rec.extra.get("resampled")
+        if not isinstance(resampled, list) or not np.allclose(
+                np.asarray(resampled, dtype=float), outcome.resampled, rtol=1e-9, atol=0, equal_nan=True):
+            return f"round {rec.round}: the record's resampled bids are not those the mechanism saw"
+        if outcome.winner is not None and not self.void:
+            self.awaiting[rec.round] = (context, outcome)
+        self.contexts, self.bids = {}, {}
+        return None
+
+    def mechanism_name(self) -> str:
+        return repr(type(self.mechanism).__name__)
 
 
 CHECKS: tuple[type[Check], ...] = (Transfers, Money, Rounds, Mechanism)
