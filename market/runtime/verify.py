@@ -112,9 +112,10 @@ class Frame:
 
     index: int
     offset: int
+    what: str = "frame"
 
     def at(self) -> str:
-        return f"frame {self.index} (byte {self.offset})"
+        return f"{self.what} {self.index} (byte {self.offset})"
 
 
 @dataclass
@@ -126,6 +127,11 @@ class LogFacts:
     footer: Footer | None = None
     torn: str | None = None
     frames: int = 0
+    bytes: int = 0  # where the footer starts
+
+    def end(self) -> Frame:
+        """Where a check of the whole log points: the footer."""
+        return Frame(self.frames - 1, self.bytes, "the footer, frame")
 
 
 class Check:
@@ -291,7 +297,7 @@ class Money(Check):
             self.fail(self.first, f"opening balance of {a!r} is {self.openings.get(a, 0)}, but the builder opens "
                                   f"it with {expected.get(a, 0)} for this config and seed")
         total = sum(self.balances.values())
-        end = Frame(self.facts.frames, 0)
+        end = self.facts.end()
         if total != 0:
             self.fail(end, f"balances sum to {total}, expected 0")
         footer = self.facts.footer
@@ -350,7 +356,7 @@ class Rounds(Check):
     def finish(self) -> str:
         rounds = self.facts.header.config.get("run", {}).get("rounds")
         lost = sum(n for src, n in self.lost.items() if src not in self.strangers)
-        end = Frame(self.facts.frames, 0)
+        end = self.facts.end()
         if self.facts.footer is None or not isinstance(rounds, int) or not self.queries:
             return f"{self.closed} rounds closed, numbered without a gap"
         users_crashed = bool(self.crashed & ({*self.lost} | {"user"}))
@@ -423,6 +429,7 @@ class AuctionRerun:
         self.index = {p: i for i, p in enumerate(self.providers)}
         self.user = instance.user
         self.mechanism = instance.mechanism.build()
+        self.name = repr(facts.header.config.get("mechanism", {}).get("name", type(self.mechanism).__name__))
         self.rng = derive_rng(facts.header.seed, "mechanism")  # World.rng("mechanism")
         self.contexts: dict[int, np.ndarray] = {}  # open round -> context
         self.bids: dict[int, dict[int, float]] = {}  # open round -> provider index -> first bid sent
@@ -487,10 +494,10 @@ class AuctionRerun:
         pay = [0] * n if self.void else [to_minor(float(p)) for p in outcome.payments]
         if rec.winner != winner:
             return (f"round {rec.round}: the record's winner is {rec.winner!r}; mechanism "
-                    f"{self.mechanism_name()} on the logged bids picks {winner!r}")
+                    f"{self.name} on the logged bids picks {winner!r}")
         if any(abs(a - b) > 1 for a, b in zip(pay, rec.payments_minor)):
             return (f"round {rec.round}: the record's payments are {list(rec.payments_minor)}; mechanism "
-                    f"{self.mechanism_name()} on the logged bids pays {pay}")
+                    f"{self.name} on the logged bids pays {pay}")
         resampled = rec.extra.get("resampled")
         if not isinstance(resampled, list) or not np.allclose(
                 np.asarray(resampled, dtype=float), outcome.resampled, rtol=1e-9, atol=0, equal_nan=True):
@@ -499,9 +506,6 @@ class AuctionRerun:
             self.awaiting[rec.round] = (context, outcome)
         self.contexts, self.bids = {}, {}
         return None
-
-    def mechanism_name(self) -> str:
-        return repr(type(self.mechanism).__name__)
 
 
 CHECKS: tuple[type[Check], ...] = (Transfers, Money, Rounds, Mechanism)
@@ -589,7 +593,7 @@ def _stream(path: Path, facts: LogFacts, checks: list[Check], summary: SummaryAc
             if facts.footer is not None:
                 return CheckResult("log", False, f"{where.at()}: a {type(rec).__name__} record after the footer")
             if isinstance(rec, Footer):
-                facts.footer = rec
+                facts.footer, facts.bytes = rec, where.offset
                 continue
             if isinstance(rec, Header) and index:
                 return CheckResult("log", False, f"{where.at()}: a second header")
