@@ -17,6 +17,7 @@ from market.runtime.eventlog import iter_frames
 from market.runtime.records import Footer, Header
 from market.runtime.scenario import Scenario
 from market.runtime.summary import SummaryAccumulator
+from market.runtime.verify import log_path
 from market.runtime.world import World
 
 
@@ -52,7 +53,7 @@ def resume_scenario(run_dir: Path, scenario: str | None = None, *,
     """Continue a killed run from the last checkpoint in its log (from the start if it has none):
     the log is cut after that checkpoint and appended to; returns (config, summary, its Scenario).
     The logged builder must be an installed scenario unless ``trust_builder``."""
-    point = last_checkpoint(Path(run_dir) / "events.msgpack")
+    point = last_checkpoint(log_path(Path(run_dir)))  # a missing or empty directory, or a file: one line
     logged = point.config["scenario"]["name"]
     if scenario is not None and scenario != logged:
         raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")

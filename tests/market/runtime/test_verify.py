@@ -118,8 +118,8 @@ def test_what_is_not_a_run_is_a_one_line_error_with_exit_2(make, tmp_path, capsy
         (target / "events.msgpack").write_bytes(b"" if make == "empty log" else b"[run]\nseed = 0\n")
     with pytest.raises(UnusableRun):
         verify_run(target)
-    for command in ("verify", "replay"):
-        assert main([command, str(target)]) == 2
+    for command in (["verify"], ["replay"], ["run", "quickstart", "--resume"]):
+        assert main([*command, str(target)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err and str(target) in err
 
