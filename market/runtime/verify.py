@@ -14,8 +14,9 @@ bookkeeping, so ``verify_run`` checks it, in one streaming pass (memory flat in 
   0, and the footer's balances are the log's.
 - rounds: round records are numbered 0, 1, 2, ... and, for a finished run, the rounds closed plus the users'
   queries the network lost make ``run.rounds``.
-- mechanism: the round records fit the header's mechanism where they show it (ROSA's resampling flags;
-  MOSAIC's proposal, its unpaid or rebate-free variants).
+- mechanism: for a procurement market, the header's mechanism run again on the logged bids (with the run's
+  mechanism stream and the accepted feedback) gives each round record; elsewhere the records fit the
+  mechanism where they show it (resampling flags, MOSAIC's proposal, its unpaid or rebate-free variants).
 - summary, summary.json, config.toml: the footer is what the records add up to, and the run's files say what
   the log says.
 - resimulate: the logged config and seed run again, through ``run.run_config``, give the same log bytes.
@@ -337,6 +338,7 @@ class Rounds(Check):
         self.lost: Counter = Counter()  # query sender -> queries the network lost
         self.strangers: set[str] = set()  # senders the market refused as no agent of it
         self.crashed: set[str] = set()
+        self.senders: set[str] = set()  # who sent queries
 
     def observe(self, where: Frame, rec: Record) -> None:
         if isinstance(rec, RoundClosed):
@@ -346,6 +348,7 @@ class Rounds(Check):
             self.closed += 1
         elif isinstance(rec, MessageSent) and rec.kind in QUERY_KINDS:
             self.queries += 1
+            self.senders.add(rec.src)
         elif isinstance(rec, MessageDropped) and rec.kind in QUERY_KINDS and rec.reason != "duplicate":
             self.lost[rec.src] += 1
         elif isinstance(rec, Rejected) and rec.code == "unknown_agent":
@@ -359,7 +362,7 @@ class Rounds(Check):
         end = self.facts.end()
         if self.facts.footer is None or not isinstance(rounds, int) or not self.queries:
             return f"{self.closed} rounds closed, numbered without a gap"
-        users_crashed = bool(self.crashed & ({*self.lost} | {"user"}))
+        users_crashed = bool(self.crashed & (self.senders - self.strangers))  # a user that died sent fewer
         if self.closed + lost > rounds or (self.closed + lost < rounds and not users_crashed):
             self.fail(end, f"{self.closed} rounds closed + {lost} queries lost = {self.closed + lost}, but the "
                            f"header's run.rounds is {rounds}")
@@ -414,6 +417,13 @@ class Mechanism(Check):
             return (f"{self.mechanism!r} run again on the logged bids gives all {self.rerun.rounds} round records "
                     f"({self.modified} with resampled bids)")
         return f"{self.mechanism!r}: {self.modified} rounds with resampled bids, {self.shown} ad rounds"
+
+
+def _close(a: Any, b: float) -> bool:
+    """Equal within 1e-9 relative (NaN equals NaN: an absent bid)."""
+    if not isinstance(a, (int, float)) or isinstance(a, bool):
+        return False
+    return a == b or (a != a and b != b) or math.isclose(a, b, rel_tol=1e-9)
 
 
 class AuctionRerun:
@@ -499,8 +509,8 @@ class AuctionRerun:
             return (f"round {rec.round}: the record's payments are {list(rec.payments_minor)}; mechanism "
                     f"{self.name} on the logged bids pays {pay}")
         resampled = rec.extra.get("resampled")
-        if not isinstance(resampled, list) or not np.allclose(
-                np.asarray(resampled, dtype=float), outcome.resampled, rtol=1e-9, atol=0, equal_nan=True):
+        if not isinstance(resampled, list) or len(resampled) != n or not all(
+                _close(a, float(b)) for a, b in zip(resampled, outcome.resampled)):
             return f"round {rec.round}: the record's resampled bids are not those the mechanism saw"
         if outcome.winner is not None and not self.void:
             self.awaiting[rec.round] = (context, outcome)
