@@ -18,10 +18,14 @@ from market.core.mechanisms.base import MechanismError
 from market.core.registry import Registry, RegistryError
 from market.runtime.config import ConfigError, load_toml, resolve, scenario_files
 from market.runtime.eventlog import EventLogError, read_key_file
-from market.runtime.run import replay, resume_scenario, run_scenario
+from market.runtime.run import resume_scenario, run_scenario
 from market.runtime.rundir import RunDirError
+from market.runtime.verify import UnusableRun, verify_run
 
 log = structlog.get_logger("llm-market")
+
+TRUST_HELP = ("import the scenario builder a run directory names even if it is no installed scenario (running "
+              "its code): only for run directories you trust")
 
 
 def configure_logging(fmt: str, verbose: bool) -> None:
@@ -53,7 +57,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                               "a resumed run keeps the config in its log")
         wall = time.perf_counter()
         config, summary, market = resume_scenario(Path(args.resume), config["scenario"]["name"], key=key,
-                                                  on_cut=lambda cut: print(cut, flush=True))
+                                                  on_cut=lambda cut: print(cut, flush=True),
+                                                  trust_builder=args.trust_builder)
         print(market.describe(summary, config))
         print(f"resumed; simulated time {summary['sim_seconds']:.1f} s   wall time "
               f"{time.perf_counter() - wall:.2f} s   run dir {args.resume}")
@@ -79,22 +84,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    footer, recomputed, torn = replay(Path(args.run_dir))
-    if torn:
-        print(f"log is torn: {torn}; everything before it was read")
-    if footer is None:
-        print("no footer in the log (the run did not finish): nothing to compare against")
-        print(json.dumps(recomputed["balances"], indent=2))
+    key = read_key_file(Path(args.key_file)) if args.key_file is not None else None
+    report = verify_run(Path(args.run_dir), key=key, trust_builder=args.trust_builder)
+    log_check = report.checks[0]
+    if not log_check.ok:
+        print(f"log: {log_check.detail}")
+        if report.footer is None:
+            print("no footer in the log (the run did not finish): nothing to compare against")
+            print(json.dumps(report.recomputed["balances"], indent=2))
         return 1
-    diffs = {k: (footer.get(k), v) for k, v in recomputed.items() if footer.get(k) != v}
-    if diffs:
-        for k, (want, got) in diffs.items():
-            print(f"MISMATCH {k}: footer {want!r} != replay {got!r}")
+    failed = report.failed()
+    for check in failed:
+        print(check.line())
+    if failed:
         return 1
+    recomputed = report.recomputed
     total = sum(recomputed["balances"].values())
     print(f"replay OK: {recomputed['rounds']} rounds, {recomputed['messages']} messages, "
-          f"{len(recomputed['balances'])} accounts, balances sum to {total}")
+          f"{len(recomputed['balances'])} accounts, balances sum to {total}; "
+          f"{len(report.checks)} checks passed ({', '.join(c.name for c in report.checks)})")
     return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    key = read_key_file(Path(args.key_file)) if args.key_file is not None else None
+    report = verify_run(Path(args.run_dir), digest=args.digest, key=key, resimulate=args.resimulate,
+                        trust_builder=args.trust_builder)
+    for check in report.checks:
+        print(check.line())
+    print(f"verify {'OK' if report.ok else 'FAILED'}: {args.run_dir}")
+    return 0 if report.ok else 1
 
 
 # -- list ------------------------------------------------------------------------------------
@@ -238,21 +257,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     d = Path(args.dir)
     if not args.html:
-        print(f"report in {report(d)}")
+        print(f"report in {report(d, trust_builder=args.trust_builder)}")
         return 0
     from market.lab.pages import kind_of, write_html
 
     # verdicts and reproduction directories have their own PNGs already; runs and sweeps get them here
     if kind_of(d) in ("run", "sweep"):
-        print(f"report in {report(d)}")
-    print(f"page in {write_html(d)}")
+        print(f"report in {report(d, trust_builder=args.trust_builder)}")
+    print(f"page in {write_html(d, trust_builder=args.trust_builder)}")
     return 0
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from market.lab.pages.run import inspect_rounds
 
-    found = inspect_rounds(Path(args.dir), args.round)
+    found = inspect_rounds(Path(args.dir), args.round, trust_builder=args.trust_builder)
     print(json.dumps({str(r): d for r, d in found.items()}, indent=2))
     return 0
 
@@ -279,12 +298,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     r.add_argument("--key-file", metavar="FILE", help="key the log's hash chain with the bytes of FILE: only its "
                    "holder can make a digest that matches (give the same file to --resume)")
+    r.add_argument("--trust-builder", action="store_true", help=TRUST_HELP)
     r.add_argument("--log-format", choices=["console", "json"], default=argparse.SUPPRESS)
     r.set_defaults(func=_cmd_run)
 
     rp = sub.add_parser("replay", help="recompute ledger and summary from a run's event log")
     rp.add_argument("run_dir")
+    rp.add_argument("--key-file", metavar="F", help="file holding the hash chain's key, for a run made with one")
+    rp.add_argument("--trust-builder", action="store_true", help=TRUST_HELP)
     rp.set_defaults(func=_cmd_replay)
+
+    vf = sub.add_parser("verify", help="reconcile a run's log, files and config (exit 0: all checks pass, 1: one "
+                        "fails, 2: not a run)")
+    vf.add_argument("run_dir")
+    vf.add_argument("--digest", metavar="HEX", help="the log's expected hash-chain digest")
+    vf.add_argument("--key-file", metavar="F", help="file holding the hash chain's key")
+    vf.add_argument("--resimulate", action="store_true", help="also run the logged config and seed again and "
+                    "compare the logs byte for byte")
+    vf.add_argument("--trust-builder", action="store_true", help=TRUST_HELP)
+    vf.set_defaults(func=_cmd_verify)
 
     ls = sub.add_parser("list", help="list scenarios and every registry: mechanisms, strategies, selectors, ...")
     ls.set_defaults(func=_cmd_list)
@@ -346,12 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("dir")
     rep.add_argument("--html", action="store_true", help="also write DIR/report.html: one self-contained page "
                      "that opens offline")
+    rep.add_argument("--trust-builder", action="store_true", help=TRUST_HELP)
     rep.set_defaults(func=_cmd_report)
 
     ins = sub.add_parser("inspect", help="rounds of a run as the report page's inspector shows them, as JSON, read "
                          "from its log (any round, also those a long run's page does not hold)")
     ins.add_argument("dir")
     ins.add_argument("--round", type=int, action="append", required=True, help="a round to show (repeatable)")
+    ins.add_argument("--trust-builder", action="store_true", help=TRUST_HELP)
     ins.set_defaults(func=_cmd_inspect)
     return p
 
@@ -362,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(fmt, args.verbose)
     try:
         return args.func(args)
+    except UnusableRun as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

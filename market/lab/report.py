@@ -21,7 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from market.runtime.config import ConfigError, load_scenario, load_toml, merge  # noqa: E402
+from market.runtime.builders import logged_scenario  # noqa: E402
+from market.runtime.config import ConfigError, load_toml, merge  # noqa: E402
 
 
 def mean_ci(samples: Any, level: float = 0.95, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
@@ -46,13 +47,14 @@ def plot_band(ax: Any, x: Any, samples: Any, label: str | None = None, level: fl
         ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
-def report(directory: Path) -> Path:
-    """Write plots and ``report.md`` into a run directory or a sweep directory; returns the Markdown path."""
+def report(directory: Path, *, trust_builder: bool = False) -> Path:
+    """Write plots and ``report.md`` into a run directory or a sweep directory; returns the Markdown path.
+    A run's builder must be an installed scenario unless ``trust_builder`` (``builders.logged_scenario``)."""
     d = Path(directory)
     if (d / "results").is_dir():
         return _sweep_report(d)
     if (d / "summary.json").is_file() and (d / "config.toml").is_file():
-        return _run_report(d)
+        return _run_report(d, trust_builder=trust_builder)
     raise ConfigError(f"report: {str(d)!r} is neither a sweep directory (results/) nor a run directory "
                       "(summary.json + config.toml)")
 
@@ -187,13 +189,13 @@ def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _run_report(d: Path) -> Path:
+def _run_report(d: Path, *, trust_builder: bool = False) -> Path:
     summary = json.loads((d / "summary.json").read_text())
     config = tomllib.loads((d / "config.toml").read_text())
     builder = config.get("scenario", {}).get("builder", "")
     named: dict[str, float] = {}
     if builder:
-        market = load_scenario(builder)
+        market = logged_scenario(builder, trust_builder=trust_builder)
         defaults = copy.deepcopy(market.defaults)
         defaults["scenario"] = dict(config["scenario"])
         config = merge(defaults, config)  # a run written before a key was added reads it as its default

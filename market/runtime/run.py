@@ -10,13 +10,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from market.runtime.builders import logged_scenario
 from market.runtime.checkpoint import last_checkpoint
-from market.runtime.config import ConfigError, load_scenario, resolve
+from market.runtime.config import ConfigError, resolve
 from market.runtime.eventlog import iter_frames
 from market.runtime.records import Footer, Header
 from market.runtime.rundir import RunDirLock, claim
 from market.runtime.scenario import Scenario
 from market.runtime.summary import SummaryAccumulator
+from market.runtime.verify import log_path
 from market.runtime.world import ResumeCut, World
 
 
@@ -42,14 +44,28 @@ def run_scenario(
     if rounds is not None:
         sets.append(f"run.rounds={rounds}")
     config, market = resolve(scenario, sets)
-    world = World(config, config["run"]["seed"], out, key=key)
+    return config, run_config(config, market, config["run"]["seed"], out, force=force, key=key), market
+
+
+def run_config(
+    config: dict[str, Any],
+    market: Scenario,
+    seed: int,
+    out: Path | None,
+    *,
+    force: bool = False,
+    key: bytes | None = None,
+) -> dict[str, Any]:
+    """Build and run a resolved config with its Scenario (``verify --resimulate`` re-runs a logged one
+    through here, so it runs exactly what ``run`` runs); returns the summary. ``out`` is claimed
+    (``rundir.claim``) only once the world is built."""
+    world = World(config, seed, out, key=key)
     market.build(world, config)
     world.metrics.extend(market.observers(config, world.seed))
     if out is None:
-        return config, world.run(), market
+        return world.run()
     with claim(out, force=force):
-        summary = world.run()
-    return config, summary, market
+        return world.run()
 
 
 def resume_scenario(
@@ -58,25 +74,32 @@ def resume_scenario(
     *,
     key: bytes | None = None,
     on_cut: Callable[[ResumeCut], None] | None = None,
+    trust_builder: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
     """Continue a killed run from the last checkpoint in its log (from the start if it has none):
     the log is cut after that checkpoint (the rest moved to ``events.msgpack.cut-N``, told to ``on_cut``
     before the run goes on) and appended to, its chain continued with ``key`` (the run's own key);
     returns (config, summary, its Scenario). The run directory is locked from before the log is read
-    until the run's last write."""
-    with RunDirLock(Path(run_dir)):
-        return _resume(Path(run_dir), scenario, key, on_cut)
+    until the run's last write. The logged builder must be an installed scenario unless ``trust_builder``."""
+    with RunDirLock(Path(run_dir)):  # first: a run still writing here is named, whatever its log holds yet
+        path = log_path(Path(run_dir))  # an empty directory or log: one line
+        return _resume(Path(run_dir), path, scenario, key, on_cut, trust_builder)
 
 
 def _resume(
-    run_dir: Path, scenario: str | None, key: bytes | None, on_cut: Callable[[ResumeCut], None] | None
+    run_dir: Path,
+    path: Path,
+    scenario: str | None,
+    key: bytes | None,
+    on_cut: Callable[[ResumeCut], None] | None,
+    trust_builder: bool,
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
-    point = last_checkpoint(Path(run_dir) / "events.msgpack")
+    point = last_checkpoint(path)
     logged = point.config["scenario"]["name"]
     if scenario is not None and scenario != logged:
         raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")
-    market = load_scenario(point.config["scenario"]["builder"])
-    world = World(point.config, point.seed, Path(run_dir), resume=point, key=key)
+    market = logged_scenario(point.config["scenario"]["builder"], trust_builder=trust_builder)
+    world = World(point.config, point.seed, run_dir, resume=point, key=key)
     if on_cut is not None and world.cut is not None:
         on_cut(world.cut)
     market.build(world, point.config)
@@ -85,8 +108,9 @@ def _resume(
     return point.config, summary, market
 
 
-def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
-    """Recompute the summary from a log; returns (footer summary or None, recomputed, torn note)."""
+def replay(run_dir: Path, *, trust_builder: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
+    """Recompute the summary from a log; returns (footer summary or None, recomputed, torn note).
+    ``verify.verify_run`` does this and reconciles the records with each other and the run's files."""
     path = Path(run_dir) / "events.msgpack" if Path(run_dir).is_dir() else Path(run_dir)
     acc = SummaryAccumulator()
     metrics: list[Any] = []
@@ -100,7 +124,7 @@ def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | 
             footer = record.summary
             continue
         if isinstance(record, Header):
-            metrics = scenario_observers(record.config, record.seed)
+            metrics = scenario_observers(record.config, record.seed, trust_builder=trust_builder)
         acc.observe(record)
         for m in metrics:
             m.observe(record)
@@ -110,7 +134,8 @@ def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | 
     return footer, result, torn
 
 
-def scenario_observers(config: dict[str, Any], seed: int) -> list[Any]:
-    """The metric observers of the Scenario a logged config names; none for a log of a world built by hand."""
+def scenario_observers(config: dict[str, Any], seed: int, *, trust_builder: bool = False) -> list[Any]:
+    """The metric observers of the Scenario a logged config names; none for a log of a world built by hand.
+    The builder must be an installed scenario unless ``trust_builder`` (``builders.logged_scenario``)."""
     spec = config.get("scenario", {}).get("builder")
-    return load_scenario(spec).observers(config, seed) if spec else []
+    return logged_scenario(spec, trust_builder=trust_builder).observers(config, seed) if spec else []

@@ -80,7 +80,8 @@ def test_force_replaces_the_run_files_and_keeps_the_rest(big_run, tmp_path, caps
         (d / name).write_bytes(data)
     (d / "notes.txt").write_text("my notes on this run")
     assert main(["run", "quickstart", "--rounds", "30", "--out", str(d), "--force"]) == 0
-    assert sorted(p.name for p in d.iterdir()) == ["config.toml", "events.digest", "events.msgpack", "notes.txt", "summary.json"]
+    assert sorted(p.name for p in d.iterdir()) == ["config.toml", "events.digest", "events.msgpack", "notes.txt",
+                                                   "summary.json"]
     assert (d / "notes.txt").read_text() == "my notes on this run"
     assert (d / "events.msgpack").stat().st_size < 100_000  # the 30-round run, not the old one
     capsys.readouterr()

@@ -62,12 +62,15 @@ def kind_of(directory: Path) -> str:
     raise ConfigError(f"report --html: {str(d)!r} is no directory with a page; expected one of ({wanted})")
 
 
-def build_page(directory: Path) -> Page:
-    """The page of a run, sweep, verdicts or reproduction directory."""
-    module, _, function = PAGES[kind_of(directory)].partition(":")
-    return getattr(importlib.import_module(module), function)(Path(directory))
+def build_page(directory: Path, *, trust_builder: bool = False) -> Page:
+    """The page of a run, sweep, verdicts or reproduction directory. Only a run's page reads a logged
+    builder, which must be an installed scenario unless ``trust_builder`` (``builders.logged_scenario``)."""
+    kind = kind_of(directory)
+    module, _, function = PAGES[kind].partition(":")
+    make = getattr(importlib.import_module(module), function)
+    return make(Path(directory), trust_builder=trust_builder) if kind == "run" else make(Path(directory))
 
 
-def write_html(directory: Path) -> Path:
+def write_html(directory: Path, *, trust_builder: bool = False) -> Path:
     """Write ``DIR/report.html``; returns its path."""
-    return build_page(directory).write(Path(directory) / "report.html")
+    return build_page(directory, trust_builder=trust_builder).write(Path(directory) / "report.html")

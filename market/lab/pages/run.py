@@ -23,7 +23,8 @@ import plotly.graph_objects as go
 from market.core.ledger import to_units
 from market.core.wire import WireError, decode
 from market.lab.pages.page import Page, thin
-from market.runtime.config import ConfigError, load_scenario
+from market.runtime.builders import logged_scenario
+from market.runtime.config import ConfigError
 from market.runtime.eventlog import iter_frames
 from market.runtime.records import FeedbackAccepted, Header, LedgerTransfer, MessageSent, RoundClosed
 
@@ -220,7 +221,8 @@ def _message_line(rec: MessageSent, msg: Any) -> str:
 # -- the page ----------------------------------------------------------------------------------
 
 
-def _run_dir(d: Path) -> tuple[dict[str, Any], dict[str, Any], int, int, tuple[str, ...], list[Any]]:
+def _run_dir(d: Path, trust_builder: bool = False) -> tuple[dict[str, Any], dict[str, Any], int, int,
+                                                            tuple[str, ...], list[Any]]:
     """(summary, config, rounds, seed, the auction's providers, the scenario's metric observers) of a run
     directory; raises ConfigError if it is not one."""
     missing = [n for n in ("summary.json", "config.toml", "events.msgpack") if not (d / n).is_file()]
@@ -236,18 +238,19 @@ def _run_dir(d: Path) -> tuple[dict[str, Any], dict[str, Any], int, int, tuple[s
     observers: list[Any] = []
     builder = config.get("scenario", {}).get("builder", "")
     if builder:
-        market = load_scenario(builder)
+        market = logged_scenario(builder, trust_builder=trust_builder)
         observers = market.observers(config, seed)
         if market.instance is not None:
             providers = tuple(market.instance(config, seed).providers)
     return summary, config, rounds, seed, providers, observers
 
 
-def inspect_rounds(directory: Path, wanted: Iterable[int]) -> dict[int, dict[str, Any]]:
+def inspect_rounds(directory: Path, wanted: Iterable[int], *,
+                   trust_builder: bool = False) -> dict[int, dict[str, Any]]:
     """Any rounds of a run, as the page's inspector shows them (context, bids, the round's record, feedback,
     messages), read from its log in one pass: the way to rounds a long run's page does not hold."""
     wanted = frozenset(wanted)
-    _, _, rounds, _, providers, _ = _run_dir(Path(directory))
+    _, _, rounds, _, providers, _ = _run_dir(Path(directory), trust_builder)
     bad = sorted(r for r in wanted if not 0 <= r < max(rounds, 1))
     if bad:
         raise ConfigError(f"inspect: round {bad[0]} is not a round of this run; expected 0 to {rounds - 1}")
@@ -260,10 +263,10 @@ def _detail_json(d: _RoundDetail) -> dict[str, Any]:
             "messages": d.messages}
 
 
-def run_page(directory: Path) -> Page:
+def run_page(directory: Path, *, trust_builder: bool = False) -> Page:
     """The page of a run directory; raises ConfigError if it is not one."""
     d = Path(directory)
-    summary, config, rounds, seed, providers, observers = _run_dir(d)
+    summary, config, rounds, seed, providers, observers = _run_dir(d, trust_builder)
     log = read_run_log(d / "events.msgpack", rounds, providers, observers)
 
     name = config.get("scenario", {}).get("name", d.name)
