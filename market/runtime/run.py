@@ -6,13 +6,13 @@ directory they write replays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from market.runtime.checkpoint import last_checkpoint
+from market.runtime.checkpoint import CheckpointError, Resume, decode_checkpoint, scan_checkpoints
 from market.runtime.config import ConfigError, load_scenario, resolve
-from market.runtime.eventlog import iter_frames
+from market.runtime.eventlog import EventLogError, iter_frames
 from market.runtime.records import Footer, Header
 from market.runtime.scenario import Scenario
 from market.runtime.summary import SummaryAccumulator
@@ -41,19 +41,66 @@ def run_scenario(
     return config, summary, market
 
 
-def resume_scenario(run_dir: Path, scenario: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
-    """Continue a killed run from the last checkpoint in its log (from the start if it has none):
-    the log is cut after that checkpoint and appended to; returns (config, summary, its Scenario)."""
-    point = last_checkpoint(Path(run_dir) / "events.msgpack")
-    logged = point.config["scenario"]["name"]
+def resume_scenario(
+    run_dir: Path, scenario: str | None = None, *, report: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
+    """Continue a killed run from the newest checkpoint in its log that passes its checks (from the start
+    if the log has none): the log is cut after that checkpoint and appended to; returns (config, summary,
+    its Scenario). A refused checkpoint is passed to ``report`` with its reason and an older one is tried;
+    when checkpoints were written and every one is refused, nothing is cut and ``CheckpointError`` gives
+    the reasons (starting over would rewrite a run whose record cannot be trusted)."""
+    path = _resumable_log(Path(run_dir))
+    scan = scan_checkpoints(path)
+    config, seed = scan.header.config, scan.header.seed
+    logged = config.get("scenario", {}).get("name")
     if scenario is not None and scenario != logged:
         raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")
-    market = load_scenario(point.config["scenario"]["builder"])
-    world = World(point.config, point.seed, Path(run_dir), resume=point)
-    market.build(world, point.config)
-    world.metrics.extend(market.observers(point.config, world.seed))
+    market = load_scenario(config["scenario"]["builder"])
+    point = Resume(scan.header_end, 0.0, None, config, seed)
+    if scan.checkpoints:
+        probe = World(config, seed, None)
+        market.build(probe, config)
+        reference = probe.reference_state()
+        refusals: list[str] = []
+        for facts, ckpt in reversed(scan.checkpoints):
+            try:
+                candidate = Resume(facts.end, ckpt.t, decode_checkpoint(facts, ckpt), config, seed, facts)
+                probe.check(candidate, reference)
+                trial = World(config, seed, None)
+                market.build(trial, config)
+                trial.trial_restore(candidate)
+            except CheckpointError as exc:
+                refusals.append(str(exc))
+                if report is not None:
+                    report(f"{facts.where()} refused: {str(exc).removeprefix(facts.where() + ': ')}")
+                continue
+            point = candidate
+            if refusals and report is not None:
+                report(f"resuming from the one at round {facts.rounds} (byte {facts.start})")
+            break
+        else:
+            more = f" | and {len(refusals) - 3} older ones" if len(refusals) > 3 else ""
+            raise CheckpointError(f"--resume: every checkpoint in {path} is refused, so the run is not resumed "
+                                  f"(start it again with run into a new directory): {' | '.join(refusals[:3])}{more}")
+    world = World(config, seed, Path(run_dir), resume=point)
+    market.build(world, config)
+    world.metrics.extend(market.observers(config, world.seed))
     summary = world.run()
-    return point.config, summary, market
+    return config, summary, market
+
+
+def _resumable_log(run_dir: Path) -> Path:
+    """The run directory's event log, or a one-line refusal naming what is missing."""
+    if not run_dir.exists():
+        raise EventLogError(f"--resume: {run_dir}: no such directory")
+    if not run_dir.is_dir():
+        raise EventLogError(f"--resume: {run_dir}: not a directory (expected a run directory holding events.msgpack)")
+    path = run_dir / "events.msgpack"
+    if not path.is_file():
+        raise EventLogError(f"--resume: {run_dir}: no events.msgpack in it (expected a run directory)")
+    if path.stat().st_size == 0:
+        raise EventLogError(f"--resume: {path}: empty (no header frame): the run cannot be resumed (start it again)")
+    return path
 
 
 def replay(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
