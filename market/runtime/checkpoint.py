@@ -229,8 +229,9 @@ def _check_rng(got: Any, ref: Any, path: str) -> None:
     fresh world (equal increment) and not farther along it than a run can draw."""
     if type(got) is not dict or set(got) != _RNG_KEYS:
         raise _Refusal(path, got, f"a generator state with the keys {sorted(_RNG_KEYS)}")
-    if got["bit_generator"] != "PCG64" or (ref is not None and got["bit_generator"] != ref["bit_generator"]):
-        raise _Refusal(f"{path}.bit_generator", got["bit_generator"], "'PCG64' (the bit generator of every stream)")
+    name = got["bit_generator"]
+    if type(name) is not str or name != "PCG64" or (ref is not None and name != ref["bit_generator"]):
+        raise _Refusal(f"{path}.bit_generator", name, "'PCG64' (the bit generator of every stream)")
     inner = got["state"]
     if type(inner) is not dict or set(inner) != {"state", "inc"}:
         raise _Refusal(f"{path}.state", inner, "a map with the keys ['inc', 'state']")

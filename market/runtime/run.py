@@ -52,10 +52,14 @@ def resume_scenario(
     path = _resumable_log(Path(run_dir))
     scan = scan_checkpoints(path)
     config, seed = scan.header.config, scan.header.seed
-    logged = config.get("scenario", {}).get("name")
+    named: dict[str, Any] = config["scenario"] if type(config.get("scenario")) is dict else {}
+    logged, builder = named.get("name"), named.get("builder")
     if scenario is not None and scenario != logged:
         raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")
-    market = load_scenario(config["scenario"]["builder"])
+    if not isinstance(builder, str):
+        raise ConfigError(f"--resume: the header of {path} names no scenario.builder: a world built by hand cannot "
+                          "be rebuilt from its log")
+    market = load_scenario(builder)
     point = Resume(scan.header_end, 0.0, None, config, seed)
     if scan.checkpoints:
         probe = World(config, seed, None)

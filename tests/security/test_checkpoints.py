@@ -15,8 +15,10 @@ import pytest
 
 from market.lab.cli import main
 from market.runtime.checkpoint import pack_state, unpack_state
+from market.runtime.config import ConfigError
 from market.runtime.eventlog import EventLogWriter, iter_frames
-from market.runtime.records import Checkpoint, Header
+from market.runtime.records import LOG_SCHEMA, Checkpoint, Header
+from market.runtime.run import resume_scenario
 
 ROUNDS = 200
 EVERY = 50  # checkpoints after rounds 50, 100, 150 (and 200, when the run ends between rounds)
@@ -181,6 +183,13 @@ def _magic_only(d: Path, whole: Path) -> None:
     EventLogWriter(d / "events.msgpack").close()
 
 
+def _no_builder(d: Path, whole: Path) -> None:
+    d.mkdir()
+    writer = EventLogWriter(d / "events.msgpack")
+    writer.append(Header(LOG_SCHEMA, "0", {"run": {"seed": 0}}, 0))
+    writer.close()
+
+
 BAD_DIRS = {
     "missing directory": (lambda d, w: None, "no such directory"),
     "empty directory": (lambda d, w: d.mkdir(), "no events.msgpack"),
@@ -189,6 +198,7 @@ BAD_DIRS = {
     "a log of the magic only": (_magic_only, "no header"),
     "a log with no header": (_no_header, "expected the header"),
     "not a log": (lambda d, w: (d.mkdir(), (d / "events.msgpack").write_bytes(b"hello world")), "not an event log"),
+    "a header naming no scenario": (_no_builder, "is a run of None"),
 }
 
 
@@ -200,3 +210,9 @@ def test_resume_of_what_is_not_a_run_directory_is_one_line_and_exit_2(name, whol
     assert main(["run", "quickstart", "--resume", str(d)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err and "Traceback" not in err, err
+
+
+def test_a_header_naming_no_builder_is_refused_by_the_library_too(whole, tmp_path):
+    _no_builder(tmp_path / "d", whole)
+    with pytest.raises(ConfigError, match="names no scenario.builder"):
+        resume_scenario(tmp_path / "d")
