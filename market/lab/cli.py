@@ -56,9 +56,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError("--resume: got it with --seed/--rounds/--set/--out/--force, expected it alone: "
                               "a resumed run keeps the config in its log")
         wall = time.perf_counter()
+        # a refused checkpoint is told, with the one resumed from instead, on stderr
         config, summary, market = resume_scenario(Path(args.resume), config["scenario"]["name"], key=key,
                                                   on_cut=lambda cut: print(cut, flush=True),
-                                                  trust_builder=args.trust_builder)
+                                                  trust_builder=args.trust_builder,
+                                                  report=lambda line: print(line, file=sys.stderr))
         print(market.describe(summary, config))
         print(f"resumed; simulated time {summary['sim_seconds']:.1f} s   wall time "
               f"{time.perf_counter() - wall:.2f} s   run dir {args.resume}")

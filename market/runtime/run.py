@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from market.runtime.builders import logged_scenario
-from market.runtime.checkpoint import last_checkpoint
+from market.runtime.checkpoint import CheckpointError, Resume, decode_checkpoint, scan_checkpoints
 from market.runtime.config import ConfigError, resolve
 from market.runtime.eventlog import iter_frames
 from market.runtime.records import Footer, Header
@@ -75,37 +75,77 @@ def resume_scenario(
     key: bytes | None = None,
     on_cut: Callable[[ResumeCut], None] | None = None,
     trust_builder: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
-    """Continue a killed run from the last checkpoint in its log (from the start if it has none):
-    the log is cut after that checkpoint (the rest moved to ``events.msgpack.cut-N``, told to ``on_cut``
-    before the run goes on) and appended to, its chain continued with ``key`` (the run's own key);
-    returns (config, summary, its Scenario). The run directory is locked from before the log is read
-    until the run's last write. The logged builder must be an installed scenario unless ``trust_builder``."""
+    """Continue a killed run from the newest checkpoint in its log that passes its checks (from the start
+    if the log has none): the log is cut after that checkpoint (the rest moved to ``events.msgpack.cut-N``,
+    told to ``on_cut`` before the run goes on) and appended to, its chain continued with ``key`` (the run's
+    own key); returns (config, summary, its Scenario).
+
+    A refused checkpoint is passed to ``report`` with its reason and an older one is tried; when
+    checkpoints were written and every one is refused, nothing is cut and ``CheckpointError`` gives the
+    reasons (starting over would rewrite a run whose record cannot be trusted). The run directory is locked
+    from before the log is read until the run's last write. The logged builder must be an installed
+    scenario unless ``trust_builder``."""
     with RunDirLock(Path(run_dir)):  # first: a run still writing here is named, whatever its log holds yet
         path = log_path(Path(run_dir))  # an empty directory or log: one line
-        return _resume(Path(run_dir), path, scenario, key, on_cut, trust_builder)
+        return _resume(Path(run_dir), path, scenario, key=key, on_cut=on_cut, trust_builder=trust_builder,
+                       report=report)
 
 
 def _resume(
     run_dir: Path,
     path: Path,
     scenario: str | None,
+    *,
     key: bytes | None,
     on_cut: Callable[[ResumeCut], None] | None,
     trust_builder: bool,
+    report: Callable[[str], None] | None,
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
-    point = last_checkpoint(path)
-    logged = point.config["scenario"]["name"]
+    scan = scan_checkpoints(path)
+    config, seed = scan.header.config, scan.header.seed
+    named: dict[str, Any] = config["scenario"] if type(config.get("scenario")) is dict else {}
+    logged, builder = named.get("name"), named.get("builder")
     if scenario is not None and scenario != logged:
         raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")
-    market = logged_scenario(point.config["scenario"]["builder"], trust_builder=trust_builder)
-    world = World(point.config, point.seed, run_dir, resume=point, key=key)
+    if not isinstance(builder, str):
+        raise ConfigError(f"--resume: the header of {path} names no scenario.builder: a world built by hand cannot "
+                          "be rebuilt from its log")
+    market = logged_scenario(builder, trust_builder=trust_builder)
+    point = Resume(scan.header_end, 0.0, None, config, seed)
+    if scan.checkpoints:
+        probe = World(config, seed, None)
+        market.build(probe, config)
+        reference = probe.reference_state()
+        refusals: list[str] = []
+        for facts, ckpt in reversed(scan.checkpoints):
+            try:
+                candidate = Resume(facts.end, ckpt.t, decode_checkpoint(facts, ckpt), config, seed, facts)
+                probe.check(candidate, reference)
+                trial = World(config, seed, None)
+                market.build(trial, config)
+                trial.trial_restore(candidate)
+            except CheckpointError as exc:
+                refusals.append(str(exc))
+                if report is not None:
+                    report(f"{facts.where()} refused: {str(exc).removeprefix(facts.where() + ': ')}")
+                continue
+            point = candidate
+            if refusals and report is not None:
+                report(f"resuming from the one at round {facts.rounds} (byte {facts.start})")
+            break
+        else:
+            more = f" | and {len(refusals) - 3} older ones" if len(refusals) > 3 else ""
+            raise CheckpointError(f"--resume: every checkpoint in {path} is refused, so the run is not resumed "
+                                  f"(start it again with run into a new directory): {' | '.join(refusals[:3])}{more}")
+    world = World(config, seed, run_dir, resume=point, key=key)
     if on_cut is not None and world.cut is not None:
         on_cut(world.cut)
-    market.build(world, point.config)
-    world.metrics.extend(market.observers(point.config, world.seed))
+    market.build(world, config)
+    world.metrics.extend(market.observers(config, world.seed))
     summary = world.run()
-    return point.config, summary, market
+    return config, summary, market
 
 
 def replay(run_dir: Path, *, trust_builder: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:

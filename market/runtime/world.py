@@ -24,7 +24,7 @@ from market.core.ledger import Ledger, Transfer
 from market.core.seeding import derive_rng
 from market.runtime.agent import Agent
 from market.runtime.bus import Bus, Partition
-from market.runtime.checkpoint import Resume, pack_state
+from market.runtime.checkpoint import CheckpointError, Resume, check_checkpoint, pack_state
 from market.runtime.config import dump_toml
 from market.runtime.eventlog import EventLogError, EventLogWriter, chain_digest, cut_log, iter_frames
 from market.runtime.faults import Crash
@@ -246,8 +246,8 @@ class World:
         self._pending = None
         gate.open = True
 
-    async def _main(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _wire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make the bus and attach every agent to it: the world as it stands before anything runs."""
         self._loop = loop
         self._change = asyncio.Event()
         self.bus = Bus(loop, self.rng("bus"), auctioneer=self.auctioneer_id, graph=self.graph,
@@ -257,8 +257,12 @@ class World:
             self._initial[agent.id] = agent.get_state()
             if agent.id == self.auctioneer_id and hasattr(agent, "idle"):
                 agent.idle = self._idle
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._wire(loop)
         if self._resume is not None and self._resume.state is not None:
-            self._restore(self._resume.state)
+            self._restore(self._resume)
         self._muted = False
         for t, action, index in self._fault_schedule()[self._fault_step:]:
             loop.call_at(t, self._fault, action, index)
@@ -342,7 +346,12 @@ class World:
                 or self._draining or not self.bus.quiescent()):
             return
         self._next_checkpoint = (rounds // self.checkpoint_every + 1) * self.checkpoint_every
-        state = {
+        self.log.append(Checkpoint(self.now(), pack_state(self._state())))
+        self.log.sync()  # a resume point must survive a crash of the machine too
+
+    def _state(self) -> dict[str, Any]:
+        """The whole market's state, as a checkpoint holds it (before packing)."""
+        return {
             "agents": {a.id: a.get_state() for a in self.agents},
             "ledger": self.ledger.get_state(),
             "bus": self.bus.get_state(),
@@ -350,15 +359,52 @@ class World:
             "world": {"next_checkpoint": self._next_checkpoint, "fault_step": self._fault_step,
                       "dead": self._dead},
         }
-        self.log.append(Checkpoint(self.now(), pack_state(state)))
-        self.log.sync()  # a resume point must survive a crash of the machine too
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        for agent in self.agents:
-            agent.set_state(state["agents"][agent.id])
-        self.ledger.set_state(state["ledger"])
-        self.bus.set_state(state["bus"])
-        self.summary.set_state(state["summary"])
+    def reference_state(self) -> dict[str, Any]:
+        """The state of this world built and wired but not run: what a checkpoint of its config is compared with.
+        Only for a world that will not run (a probe for ``check``): its bus lives on a loop that is closed after."""
+
+        async def wired() -> dict[str, Any]:
+            self._wire(asyncio.get_running_loop())
+            return self._state()
+
+        return run_virtual(wired())
+
+    def check(self, resume: Resume, reference: dict[str, Any]) -> None:
+        """Refuse (``CheckpointError``) a checkpoint this world's config could not have written."""
+        if resume.state is None:
+            return
+        if resume.facts is None:
+            raise CheckpointError(f"checkpoint at t = {resume.t!r}: no facts from the log to check it against")
+        auctioneer = next((a for a in self.agents if a.id == self.auctioneer_id), None)
+        dim = self.config.get("market", {}).get("dim")
+        check_checkpoint(resume.state, reference, resume.facts, every=self.checkpoint_every,
+                         fault_times=[t for t, _, _ in self._fault_schedule()], auctioneer=self.auctioneer_id,
+                         providers=len(getattr(auctioneer, "providers", ())),
+                         context_dim=dim if type(dim) is int else None)
+
+    def trial_restore(self, resume: Resume) -> None:
+        """Check and restore a checkpoint into this world, wired but not run: a probe, so that a checkpoint that
+        passes the checks but would not restore is refused before the run directory's log is cut."""
+        self.reference_state()
+        self._restore(resume)
+
+    def _restore(self, resume: Resume) -> None:
+        """Restore a checkpoint, checked first against this world as built (nothing of it is restored unchecked);
+        a set_state that still fails is refused with the part it failed in."""
+        state = resume.state
+        assert state is not None and resume.facts is not None
+        self.check(resume, self._state())
+        where = resume.facts.where()
+        parts: list[tuple[str, Callable[[Any], None], Any]] = [
+            (f"agents.{a.id}", a.set_state, state["agents"][a.id]) for a in self.agents]
+        parts += [("ledger", self.ledger.set_state, state["ledger"]), ("bus", self.bus.set_state, state["bus"]),
+                  ("summary", self.summary.set_state, state["summary"])]
+        for name, restore, part in parts:
+            try:
+                restore(part)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                raise CheckpointError(f"{where}: {name}: does not restore: {type(exc).__name__}: {exc}") from None
         w = state["world"]
         self._next_checkpoint, self._fault_step, self._dead = w["next_checkpoint"], w["fault_step"], w["dead"]
 
