@@ -3,17 +3,27 @@
 ``asyncio.sleep``, ``asyncio.timeout`` and ``loop.call_later`` work unchanged; when nothing is
 ready the loop jumps straight to the next timer instead of waiting, so a simulated day costs only
 the CPU time its work needs. Nothing here reads the wall clock.
+
+A timer that cannot be kept is refused with a ``KernelError`` rather than left to hang the run: a
+non-finite or absurdly late time (the clock would jump past ``MAX_CLOCK``), and a positive delay too
+small to move the clock where it stands (``t + delay == t`` in float64: a loop that sleeps it would
+run forever at one instant).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import selectors
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# The latest simulated time a run may reach, in seconds (about 31.7 million years): far beyond any run the
+# config allows (rounds x interarrival), and where float64 still resolves a hundredth of a second.
+MAX_CLOCK = 1.0e15
 
 
 class KernelError(RuntimeError):
@@ -61,6 +71,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop whose ``time()`` is simulated seconds starting at ``start``."""
 
     def __init__(self, start: float = 0.0) -> None:
+        if not (isinstance(start, (int, float)) and math.isfinite(start) and 0.0 <= start <= MAX_CLOCK):
+            raise KernelError(f"start: got {start!r}, expected a finite simulated time in [0, {MAX_CLOCK:g}] s")
         self._now = float(start)
         super().__init__(_VirtualSelector(self))
         # The resolution decides which timers count as due; fix it so that runs do not depend
@@ -72,6 +84,20 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def _advance(self, dt: float) -> None:
         self._now += dt
+
+    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
+        if not math.isfinite(when) or when > MAX_CLOCK:
+            raise KernelError(f"timer: got a time of {when!r} s at t={self._now!r} s, expected a finite time of at "
+                              f"most {MAX_CLOCK:g} s")
+        return super().call_at(when, callback, *args, context=context)
+
+    def call_later(self, delay: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
+        if delay is None or not math.isfinite(delay):
+            raise KernelError(f"timer: got a delay of {delay!r} s at t={self._now!r} s, expected a finite delay")
+        if delay > 0 and self._now + delay == self._now:
+            raise KernelError(f"timer: got a delay of {delay!r} s at t={self._now!r} s, too small to move the "
+                              "clock there: the run would stand still")
+        return super().call_later(delay, callback, *args, context=context)
 
 
 def run(main: Coroutine[Any, Any, T], *, start: float = 0.0) -> T:
