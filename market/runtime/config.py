@@ -118,7 +118,8 @@ def _type_name(v: Any) -> str:
             list: "a list", dict: "a table"}.get(type(v), type(v).__name__)
 
 
-def _coerce(key: str, default: Any, value: Any) -> Any:
+def _coerce(key: str, default: Any, value: Any, rule: Rule | None = None) -> Any:
+    """``value`` as the type of ``default``; refused naming what the key's rule allows when it has one."""
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -132,7 +133,8 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
             except OverflowError:  # an integer too large for a float
                 finite = False
             if not finite:
-                raise ConfigError(f"{key}: got {shown(value)}, expected a finite number")
+                raise ConfigError(f"{key}: got {shown(value)}, expected "
+                                  f"{rule.expected() if rule is not None else 'a finite number'}")
             return float(value)
     elif isinstance(default, str):
         if isinstance(value, str):
@@ -142,11 +144,16 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
             return value
     elif default is None:
         return value
+    if rule is not None:
+        raise ConfigError(f"{key}: got {shown(value)}, expected {rule.expected()}")
     raise ConfigError(f"{key}: got {shown(value)}, expected {_type_name(default)} (like {shown(default)})")
 
 
-def merge(defaults: dict[str, Any], values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Overlay ``values`` on ``defaults``: unknown keys and wrong types are refused."""
+def merge(defaults: dict[str, Any], values: dict[str, Any], prefix: str = "",
+          rules: dict[str, Rule] | None = None) -> dict[str, Any]:
+    """Overlay ``values`` on ``defaults``: unknown keys and wrong types are refused (saying what the key's rule
+    in ``rules``, dotted key -> Rule, allows, where it has one)."""
+    rules = rules or {}
     out = copy.deepcopy(defaults)
     for k, v in values.items():
         key = f"{prefix}{_shown_key(k)}"
@@ -156,13 +163,13 @@ def merge(defaults: dict[str, Any], values: dict[str, Any], prefix: str = "") ->
         if isinstance(d, dict) and d:
             if not isinstance(v, dict):
                 raise ConfigError(f"{key}: got {shown(v)}, expected a table")
-            out[k] = merge(d, v, f"{key}.")
+            out[k] = merge(d, v, f"{key}.", rules)
         elif isinstance(d, dict):
             if not isinstance(v, dict):
                 raise ConfigError(f"{key}: got {shown(v)}, expected a table")
             out[k] = copy.deepcopy(v)  # an empty default table takes any keys (free-form parameters)
         else:
-            out[k] = _coerce(key, d, v)
+            out[k] = _coerce(key, d, v, rules.get(key))
     return out
 
 
@@ -189,8 +196,9 @@ def resolve(scenario: str, overrides: Iterable[str] = ()) -> tuple[dict[str, Any
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(raw, key, value)
-    config = merge(defaults, raw)
-    check_schema(config, schema_of(market))
+    schema = schema_of(market)
+    config = merge(defaults, raw, rules=schema)
+    check_schema(config, schema)
     for factories in market.factories:
         check_params(config, factories)
     return config, market
@@ -254,26 +262,13 @@ def dump_toml(tree: dict[str, Any]) -> str:
     """Write a resolved config as TOML (tables of scalars and lists; what configs here contain)."""
     lines: list[str] = []
 
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-        if isinstance(v, list):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{_key(k)} = {scalar(x)}" for k, x in v.items()) + " }"
-        raise ConfigError(f"config: cannot write {v!r} as TOML")
-
     def table(prefix: str, node: dict[str, Any]) -> None:
         plain = {k: v for k, v in node.items() if not isinstance(v, dict)}
         nested = {k: v for k, v in node.items() if isinstance(v, dict)}
         if prefix and (plain or not nested):
             lines.append(f"[{prefix}]")
         for k, v in plain.items():
-            lines.append(f"{_key(k)} = {scalar(v)}")
+            lines.append(f"{_key(k)} = {toml_value(v)}")
         if plain:
             lines.append("")
         for k, v in nested.items():
@@ -283,5 +278,38 @@ def dump_toml(tree: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def toml_value(v: Any) -> str:
+    """One value as TOML text that reads back as the same value (also NaN, infinities and control characters)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else repr(v)  # repr gives inf, -inf, 1e+300: TOML spells them alike
+    if isinstance(v, str):
+        return _toml_string(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise ConfigError(f"config: cannot write {shown(v)} as TOML")
+
+
+def _toml_string(s: str) -> str:
+    """A TOML basic string: quotes and backslashes escaped, control characters as \\uXXXX (TOML allows
+    only the tab as it is)."""
+    out = []
+    for ch in s:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif (ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else '"' + k + '"'
+    """A bare key when TOML allows one (ASCII letters, digits, _ and -), else a quoted one."""
+    bare = k.replace("_", "").replace("-", "")
+    return k if k and (not bare or (bare.isascii() and bare.isalnum())) else _toml_string(k)

@@ -71,8 +71,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop whose ``time()`` is simulated seconds starting at ``start``."""
 
     def __init__(self, start: float = 0.0) -> None:
-        if not (isinstance(start, (int, float)) and math.isfinite(start) and 0.0 <= start <= MAX_CLOCK):
-            raise KernelError(f"start: got {start!r}, expected a finite simulated time in [0, {MAX_CLOCK:g}] s")
+        _check_start(start)
         self._now = float(start)
         super().__init__(_VirtualSelector(self))
         # The resolution decides which timers count as due; fix it so that runs do not depend
@@ -107,11 +106,22 @@ def run(main: Coroutine[Any, Any, T], *, start: float = 0.0) -> T:
     gets a thread of its own: one thread cannot run two loops at once.
     """
     try:
+        _check_start(start)
+    except KernelError:
+        main.close()  # never to run: closed, so that it is not reported as never awaited
+        raise
+    try:
         asyncio.get_running_loop()
     except RuntimeError:
         return _run_here(main, start)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(_run_here, main, start).result()
+
+
+def _check_start(start: float) -> None:
+    if isinstance(start, bool) or not isinstance(start, (int, float)) or not math.isfinite(start) \
+            or not 0.0 <= start <= MAX_CLOCK:
+        raise KernelError(f"start: got {start!r}, expected a finite simulated time in [0, {MAX_CLOCK:g}] s")
 
 
 def _run_here(main: Coroutine[Any, Any, T], start: float) -> T:

@@ -80,7 +80,11 @@ class Rule:
         """None if ``value`` is allowed, else what is expected (for "got VALUE, expected ...")."""
         if not self._typed(value):
             return self.expected()
-        if self.kind in ("int", "float"):
+        if self.kind == "int":  # compared exactly: 2**63 - 1 and 2**63 are one float
+            if (self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo))) or \
+                    (self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi))):
+                return self.expected()
+        if self.kind == "float":
             try:
                 x = float(value)
             except OverflowError:  # an integer beyond float64: outside every range declared here
@@ -90,8 +94,6 @@ class Rule:
             if self.lo is not None and (x < self.lo or (self.lo_open and x == self.lo)):
                 return self.expected()
             if self.hi is not None and (x > self.hi or (self.hi_open and x == self.hi)):
-                return self.expected()
-            if self.kind == "int" and self.hi is not None and value > self.hi:  # exact, not rounded
                 return self.expected()
         if self.choices is not None and value not in self.choices:
             return self.expected()
