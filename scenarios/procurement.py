@@ -17,6 +17,7 @@ from agents.strategies import STRATEGIES
 from agents.users import ProcurementUser
 from market.core.instance import MarketInstance, MechanismSpec, Quality
 from market.core.ledger import to_minor, to_units
+from market.core.mechanisms.base import MechanismError
 from market.core.mechanisms.priors import CostPrior, CostPriors, UniformCost
 from market.core.mechanisms.reverse import MECHANISMS
 from market.core.quality import NOISES, LinearQuality, ReplayQuality
@@ -24,7 +25,7 @@ from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.data import llm_prices, mmlu_correctness
 from market.runtime.auctioneer import ReverseAuctioneer
-from market.runtime.config import require
+from market.runtime.config import ConfigError, require
 from market.runtime.faults import DEFAULTS as FAULT_DEFAULTS
 from market.runtime.faults import LINK_KEYS, LINK_RULES, check_agents, link_graph, max_route_delay, parse_faults
 from market.runtime.records import MessageSent, Record, RoundClosed
@@ -247,8 +248,8 @@ def mechanism_spec(config: dict[str, Any], quality: Quality, priors: tuple[CostP
         theta = getattr(quality, "theta", None)
         require(theta is not None, "mechanism.name", name, "a learning mechanism: Myerson needs known linear qualities")
         return MechanismSpec(name, {"theta": theta, "priors": list(priors), **params})
-    if "rosa" in name:
-        params.setdefault("mu", 1.0 / np.sqrt(max(config["run"]["rounds"], 1)))
+    if "rosa" in name:  # T >= 2: mu = 1 (T = 0 or 1) is no resampling probability
+        params.setdefault("mu", 1.0 / np.sqrt(max(config["run"]["rounds"], 2)))
     return MechanismSpec(name, {"n": len(priors), "d": dim, "priors": list(priors), **params})
 
 
@@ -313,7 +314,10 @@ def build(world: World, config: dict[str, Any]) -> None:
             f"hostile.flood = {config['hostile']['flood']} and market.interarrival = {m['interarrival']} "
             f"(got {frames:.3g})")
     inst = instance(config, world.seed)
-    mechanism = inst.mechanism.build()
+    try:
+        mechanism = inst.mechanism.build()
+    except MechanismError as err:  # a value of mechanism.params the mechanism refuses
+        raise ConfigError(f"mechanism.params: {err}") from None
 
     world.ledger.open(inst.user, balance=to_minor(m["user_budget"]))
     auctioneer = ReverseAuctioneer(

@@ -187,21 +187,37 @@ def resolve(scenario: str, overrides: Iterable[str] = ()) -> tuple[dict[str, Any
     """Load a scenario file, apply ``--set`` overrides, check everything; returns (config, its Scenario)."""
     path = find_scenario(scenario)
     raw = load_toml(path)
-    spec = raw.get("scenario", {}).get("builder")
+    head = raw.get("scenario", {})
+    if not isinstance(head, dict):
+        raise ConfigError(f"scenario: got {shown(head)} in {path.name}, expected a table with builder = "
+                          "\"module:NAME\"")
+    spec = head.get("builder")
     if spec is None:
         raise ConfigError(f"scenario.builder: missing in {path.name}")
     market = load_scenario(spec)
-    defaults = copy.deepcopy(market.defaults)
-    defaults["scenario"] = {"name": path.stem, "builder": spec, "description": ""}
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(raw, key, value)
+    head = raw["scenario"]
+    builder = head.get("builder") if isinstance(head, dict) else head
+    if builder != spec:  # the config logged must name the Scenario that was run
+        raise ConfigError(f"scenario.builder: got {shown(builder)} from --set, expected the scenario file's "
+                          f"{spec!r}: a builder is chosen by the file")
+    return checked(raw, market, path.stem), market
+
+
+def checked(raw: dict[str, Any], market: Scenario, name: str) -> dict[str, Any]:
+    """``raw`` (a scenario file's tables, or a config read back from a log or a checkpoint) over the Scenario's
+    defaults, every key checked against its type, its rule and its factory: the config a run may be built
+    from. ``name`` is the scenario's name where ``raw`` does not give one."""
+    defaults = copy.deepcopy(market.defaults)
+    defaults["scenario"] = {"name": name, "builder": "", "description": ""}
     schema = schema_of(market)
     config = merge(defaults, raw, rules=schema)
     check_schema(config, schema)
     for factories in market.factories:
         check_params(config, factories)
-    return config, market
+    return config
 
 
 def schema_of(market: Scenario) -> dict[str, Rule]:

@@ -5,21 +5,23 @@ ready the loop jumps straight to the next timer instead of waiting, so a simulat
 the CPU time its work needs. Nothing here reads the wall clock.
 
 A timer that cannot be kept is refused with a ``KernelError`` rather than left to hang the run: a
-non-finite or absurdly late time (the clock would jump past ``MAX_CLOCK``), and a positive delay too
-small to move the clock where it stands (``t + delay == t`` in float64: a loop that sleeps it would
-run forever at one instant).
+non-finite or absurdly late time (the clock would jump past ``MAX_CLOCK``). A positive delay too small
+to move the clock where it stands (``t + delay == t`` in float64) moves it by one step of float64
+instead, so that a timer that asked for time to pass never fires at the same instant.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import math
 import selectors
-from collections.abc import Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 # The latest simulated time a run may reach, in seconds (about 31.7 million years): far beyond any run the
 # config allows (rounds x interarrival), and where float64 still resolves a hundredth of a second.
@@ -74,28 +76,38 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         _check_start(start)
         self._now = float(start)
         super().__init__(_VirtualSelector(self))
-        # The resolution decides which timers count as due; fix it so that runs do not depend
-        # on the host's monotonic clock.
-        self._clock_resolution = 1e-9
 
     def time(self) -> float:
         return self._now
 
+    # The resolution decides which timers count as due (those before time() + resolution): fixed at 1 ns so
+    # that runs do not depend on the host's monotonic clock, and at least one float64 step of the clock, so
+    # that late in a long run (t > 4.5e6 s, where a step exceeds 1 ns) a timer due now still counts as due
+    # and the loop does not spin at one instant.
+    @property
+    def _clock_resolution(self) -> float:
+        return max(1e-9, math.ulp(self._now))
+
+    @_clock_resolution.setter
+    def _clock_resolution(self, value: float) -> None:
+        pass  # the base loop sets the host's resolution: the virtual clock keeps its own
+
     def _advance(self, dt: float) -> None:
         self._now += dt
 
-    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
+    def call_at(self, when: float, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts],
+                context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         if not math.isfinite(when) or when > MAX_CLOCK:
             raise KernelError(f"timer: got a time of {when!r} s at t={self._now!r} s, expected a finite time of at "
                               f"most {MAX_CLOCK:g} s")
         return super().call_at(when, callback, *args, context=context)
 
-    def call_later(self, delay: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts],
+                   context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         if delay is None or not math.isfinite(delay):
             raise KernelError(f"timer: got a delay of {delay!r} s at t={self._now!r} s, expected a finite delay")
         if delay > 0 and self._now + delay == self._now:
-            raise KernelError(f"timer: got a delay of {delay!r} s at t={self._now!r} s, too small to move the "
-                              "clock there: the run would stand still")
+            return self.call_at(math.nextafter(self._now, math.inf), callback, *args, context=context)
         return super().call_later(delay, callback, *args, context=context)
 
 

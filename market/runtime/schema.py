@@ -24,6 +24,7 @@ MAX_ROUNDS = 10_000_000
 # Durations in simulated seconds (windows, timeouts, interarrival times, latencies): at most about 11.6
 # days each, so that a run's clock stays where float64 still resolves microseconds.
 MAX_SECONDS = 1.0e6
+MIN_SECONDS = 1.0e-6
 # The latest simulated time a config may name (a crash, a partition): the longest run the bounds allow.
 MAX_TIME = MAX_ROUNDS * MAX_SECONDS
 # Budgets in credits: the ledger keeps minor units (10**6 per credit) as integers that the log writes as
@@ -151,7 +152,9 @@ def Items(items: Rule, max_len: int) -> Rule:  # noqa: N802
 
 SEED = Int(0, MAX_SEED)
 ROUNDS = Int(0, MAX_ROUNDS)
-DURATION = Real(0.0, MAX_SECONDS, lo_open=True)  # a window or a period: zero would never let time move
+# A window, a period, a timeout: from a microsecond (shorter ones stop the clock moving late in a long run,
+# where float64 seconds no longer resolve them) to MAX_SECONDS.
+DURATION = Real(MIN_SECONDS, MAX_SECONDS)
 DELAY = Real(0.0, MAX_SECONDS)  # a latency or jitter: zero is no delay
 PROBABILITY = Real(0.0, 1.0)
 CREDITS = Real(0.0, MAX_CREDITS)

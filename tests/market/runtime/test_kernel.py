@@ -95,13 +95,15 @@ def test_a_timer_that_cannot_be_kept_is_refused_not_waited_for(delay):
         run(main())
 
 
-def test_a_delay_too_small_to_move_the_clock_is_refused_instead_of_standing_still():
+def test_a_delay_too_small_to_move_the_clock_still_moves_it():
     async def main():
-        while True:  # without the check this loop would never see the clock move
-            await asyncio.sleep(1e-3)
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        await asyncio.sleep(1e-3)  # below one float64 step at t = 1e14 (0.0156 s)
+        return before, loop.time()
 
-    with pytest.raises(KernelError, match=r"too small to move the clock there"):
-        run(main(), start=1e14)
+    before, after = run(main(), start=1e14)
+    assert after > before
 
 
 @pytest.mark.parametrize("start", [float("nan"), -1.0, 1e300])
