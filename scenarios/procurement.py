@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.hostile import HOSTILES, add_hostiles
+from agents.hostile import add_hostiles
 from agents.providers import Provider, provider_strategies
 from agents.strategies import STRATEGIES
 from agents.users import ProcurementUser
@@ -30,7 +30,7 @@ from market.runtime.faults import DEFAULTS as FAULT_DEFAULTS
 from market.runtime.faults import LINK_KEYS, LINK_RULES, check_agents, link_graph, max_route_delay, parse_faults
 from market.runtime.records import MessageSent, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
-from market.runtime.schema import CREDITS, DURATION, MAX_SCALE, MAX_SECONDS, Choice, Int, Items, Real
+from market.runtime.schema import CREDITS, DURATION, MAX_SCALE, MAX_SECONDS, Choice, Int, Real
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -96,7 +96,7 @@ SCHEMA = {
     "costs.spread": Real(0.0, 1.0, hi_open=True),
     "strategies.default": Choice(*STRATEGIES.names()),
     **{f"faults.{k}": LINK_RULES[k] for k in LINK_KEYS},
-    "hostile.agents": Items(Choice(*HOSTILES.names()), 64),
+    # hostile.agents: names checked by agents/hostile.py's add_hostiles, which names the bad entry's index
     # a hostile agent attacks every period: shorter than 10 ms it could stop the clock late in a long run
     "hostile.period": Real(0.01, MAX_SECONDS),
     "hostile.flood": Int(0, 10_000),  # frames per attack of the flooder
