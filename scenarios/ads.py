@@ -26,6 +26,7 @@ from market.runtime.config import require
 from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions
 from market.runtime.records import FeedbackAccepted, MessageSent, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
+from market.runtime.schema import CREDITS, DELAY, DURATION, MAX_SCALE, PROBABILITY, Choice, Int, Real
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -53,6 +54,26 @@ LMS = ("catalogue", "ngram")
 # The arguments the platform (MOSAIC) or the fast engine (token auction) gives an aggregation auction.
 SUPPLIED_PARAMS = frozenset({"rewards", "log_ref", "log_gen", "tau", "token_probs", "bids"})
 PLATFORM_ACCOUNT = "platform"
+
+# Each key's range (market/runtime/schema.py; run.seed and run.rounds are common). ``mechanism.name`` is any
+# aggregation auction (the fast engine of market/lab/deviation.py also plays the token auction); the market
+# itself takes only the reward auctions, checked when it is built.
+SCHEMA = {
+    "market.queries": Int(1, len(ad_queries())),
+    "market.candidates": Int(1, 256),  # a candidates message holds at most 256 replies (market/core/wire.py)
+    "market.tau": Real(0.0, MAX_SCALE, lo_open=True),
+    "market.proposal": Choice(*PROPOSALS, "both"),
+    "market.lm": Choice(*LMS),
+    "market.interarrival": DURATION,
+    "market.report_window": DURATION,
+    "market.feedback_timeout": DURATION,
+    "market.advertiser_budget": CREDITS,
+    "market.max_abs_reward": Real(0.0, MAX_SCALE, lo_open=True),
+    "market.latency": DELAY,
+    "market.jitter": DELAY,
+    "market.loss": PROBABILITY,
+    "strategies.default": Choice(*AD_STRATEGIES.names()),
+}
 
 
 def proposals(config: dict[str, Any]) -> tuple[str, ...]:
@@ -250,19 +271,8 @@ def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
 
 def build(world: World, config: dict[str, Any]) -> None:
     m = config["market"]
-    n_queries = len(ad_queries())
-    require(1 <= m["queries"] <= n_queries, "market.queries", m["queries"], f"an integer in [1, {n_queries}]")
-    require(m["candidates"] >= 1, "market.candidates", m["candidates"], "M >= 1")
-    require(m["tau"] > 0, "market.tau", m["tau"], "> 0")
-    require(m["proposal"] in (*PROPOSALS, "both"), "market.proposal", m["proposal"],
-            f"one of {[*PROPOSALS, 'both']}")
-    require(m["lm"] in LMS, "market.lm", m["lm"], f"one of {list(LMS)}")
     require(config["mechanism"]["name"] in REWARD_AUCTIONS, "mechanism.name", config["mechanism"]["name"],
             f"one of {list(REWARD_AUCTIONS)}")
-    require(config["run"]["rounds"] >= 0, "run.rounds", config["run"]["rounds"], "at least 0")
-    require(m["interarrival"] > 0, "market.interarrival", m["interarrival"], "> 0")
-    require(m["report_window"] > 0, "market.report_window", m["report_window"], "> 0")
-    require(m["advertiser_budget"] >= 0, "market.advertiser_budget", m["advertiser_budget"], ">= 0")
     insts = instances(config, world.seed)
     queries = ad_queries()[: m["queries"]]
     names = [list(q.advertisers) for q in queries]
@@ -293,5 +303,5 @@ def build(world: World, config: dict[str, Any]) -> None:
 
 SCENARIO = Scenario(
     "ads", DEFAULTS, build, describe=describe, metrics=metrics, observers=observers,
-    factories=(Factories("mechanism", AGGREGATIONS, SUPPLIED_PARAMS),),
+    factories=(Factories("mechanism", AGGREGATIONS, SUPPLIED_PARAMS),), schema=SCHEMA,
 )

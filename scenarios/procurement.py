@@ -13,21 +13,24 @@ import numpy as np
 
 from agents.hostile import add_hostiles
 from agents.providers import Provider, provider_strategies
+from agents.strategies import STRATEGIES
 from agents.users import ProcurementUser
 from market.core.instance import MarketInstance, MechanismSpec, Quality
 from market.core.ledger import to_minor, to_units
+from market.core.mechanisms.base import MechanismError
 from market.core.mechanisms.priors import CostPrior, CostPriors, UniformCost
 from market.core.mechanisms.reverse import MECHANISMS
-from market.core.quality import LinearQuality, ReplayQuality
+from market.core.quality import NOISES, LinearQuality, ReplayQuality
 from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.data import llm_prices, mmlu_correctness
 from market.runtime.auctioneer import ReverseAuctioneer
-from market.runtime.config import require
+from market.runtime.config import ConfigError, require
 from market.runtime.faults import DEFAULTS as FAULT_DEFAULTS
-from market.runtime.faults import MAX_COPIES, check_agents, link_graph, max_route_delay, parse_faults
+from market.runtime.faults import LINK_KEYS, LINK_RULES, check_agents, link_graph, max_route_delay, parse_faults
 from market.runtime.records import MessageSent, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
+from market.runtime.schema import CREDITS, DURATION, MAX_SCALE, MAX_SECONDS, Choice, Int, Real
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -67,6 +70,41 @@ DEFAULTS: dict[str, Any] = {
     "hostile": {"agents": [], "period": 10.0, "flood": 200},  # agents/hostile.py
 }
 
+# Each key's range (market/runtime/schema.py; run.seed, run.rounds and run.checkpoint_every are common).
+SCHEMA = {
+    # 256 providers x d^2 floats per provider's learner (ROSA) stays within a few hundred MB at d = 512;
+    # contexts travel as vectors of at most 4096 entries (market/core/wire.py), which d = 5000 broke
+    "market.providers": Int(1, 256),
+    "market.dim": Int(1, 512),
+    "market.interarrival": DURATION,
+    "market.bid_window": DURATION,
+    "market.feedback_timeout": DURATION,
+    "market.rate_limit": Real(0.0, MAX_SCALE),  # 0 = no limit
+    "market.rate_burst": Real(0.0, MAX_SCALE),  # at least 1 with a rate: checked by build
+    "market.user_budget": CREDITS,
+    **{f"market.{k}": LINK_RULES[k] for k in ("latency", "jitter", "loss", "copies")},
+    "quality.model": Choice("linear", "mmlu"),
+    "quality.noise": Choice(*NOISES),
+    "quality.scale": Real(0.0, MAX_SCALE),
+    "quality.value_scale": Real(0.0, MAX_SCALE),
+    "quality.value_per_correct": Real(0.0, MAX_SCALE),
+    "quality.embedding_dim": Int(0, 512),  # 0 = one-hot subjects
+    "costs.c_lo": Real(0.0, MAX_SCALE),
+    "costs.c_cap": Real(0.0, MAX_SCALE, lo_open=True),
+    "costs.prompt_tokens": Int(0, 10_000_000),
+    "costs.answer_tokens": Int(0, 10_000_000),
+    "costs.spread": Real(0.0, 1.0, hi_open=True),
+    "strategies.default": Choice(*STRATEGIES.names()),
+    **{f"faults.{k}": LINK_RULES[k] for k in LINK_KEYS},
+    # hostile.agents: names checked by agents/hostile.py's add_hostiles, which names the bad entry's index
+    # a hostile agent attacks every period: shorter than 10 ms it could stop the clock late in a long run
+    "hostile.period": Real(0.01, MAX_SECONDS),
+    "hostile.flood": Int(0, 10_000),  # frames per attack of the flooder
+}
+# Frames hostile agents may send per round (agents x frames per attack x attacks per interarrival): the
+# hostile scenario sends 30 per round; the bound keeps a run's work proportional to its rounds.
+MAX_HOSTILE_FRAMES_PER_ROUND = 10_000
+
 
 # The instance stream's key from before streams had names (kept: the golden runs' qualities come from it).
 INSTANCE_STREAM = 0x7E7A
@@ -98,7 +136,6 @@ def instance(config: dict[str, Any], seed: int) -> MarketInstance:
             mechanism_spec(config, quality, priors, d),
         )
     require(q["model"] == "mmlu", "quality.model", q["model"], "'linear' or 'mmlu'")
-    require(0.0 <= c["spread"] < 1.0, "costs.spread", c["spread"], "a number in [0, 1)")
     replay = _ScaledReplay(ReplayQuality(mmlu_correctness(), dim=q["embedding_dim"] or None), q["value_per_correct"])
     prices = {row["model"]: row for row in llm_prices()}
     priors = []
@@ -211,8 +248,8 @@ def mechanism_spec(config: dict[str, Any], quality: Quality, priors: tuple[CostP
         theta = getattr(quality, "theta", None)
         require(theta is not None, "mechanism.name", name, "a learning mechanism: Myerson needs known linear qualities")
         return MechanismSpec(name, {"theta": theta, "priors": list(priors), **params})
-    if "rosa" in name:
-        params.setdefault("mu", 1.0 / np.sqrt(max(config["run"]["rounds"], 1)))
+    if "rosa" in name:  # T >= 2: mu = 1 (T = 0 or 1) is no resampling probability
+        params.setdefault("mu", 1.0 / np.sqrt(max(config["run"]["rounds"], 2)))
     return MechanismSpec(name, {"n": len(priors), "d": dim, "priors": list(priors), **params})
 
 
@@ -261,16 +298,28 @@ def metrics(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, float]
     return out
 
 
+def hostile_frames_per_round(config: dict[str, Any]) -> float:
+    """At most how many frames the hostile agents send per round: every agent attacks once a period, the
+    flooder with ``flood`` frames, and a round lasts ``interarrival`` simulated seconds."""
+    h = config["hostile"]
+    per_attack = sum(h["flood"] if name == "flooder" else 1 for name in h["agents"])
+    return per_attack * (config["market"]["interarrival"] / h["period"] + 1.0)
+
+
 def build(world: World, config: dict[str, Any]) -> None:
     m = config["market"]
-    require(m["providers"] >= 1, "market.providers", m["providers"], "at least 1")
-    require(m["dim"] >= 1, "market.dim", m["dim"], "at least 1")
-    require(config["run"]["rounds"] >= 0, "run.rounds", config["run"]["rounds"], "at least 0")
-    require(m["interarrival"] > 0, "market.interarrival", m["interarrival"], "> 0")
-    require(m["bid_window"] > 0, "market.bid_window", m["bid_window"], "> 0")
-    require(1 <= m["copies"] <= MAX_COPIES, "market.copies", m["copies"], f"an integer in [1, {MAX_COPIES}]")
+    frames = hostile_frames_per_round(config)
+    require(frames <= MAX_HOSTILE_FRAMES_PER_ROUND, "hostile.period", config["hostile"]["period"],
+            f"a period that keeps the hostile agents under {MAX_HOSTILE_FRAMES_PER_ROUND} frames per round with "
+            f"hostile.flood = {config['hostile']['flood']} and market.interarrival = {m['interarrival']} "
+            f"(got {frames:.3g})")
+    require(m["rate_limit"] == 0 or m["rate_burst"] >= 1, "market.rate_burst", m["rate_burst"],
+            f"at least 1 frame with market.rate_limit = {m['rate_limit']} (0 turns the limit off)")
     inst = instance(config, world.seed)
-    mechanism = inst.mechanism.build()
+    try:
+        mechanism = inst.mechanism.build()
+    except MechanismError as err:  # a value of mechanism.params the mechanism refuses
+        raise ConfigError(f"mechanism.params: {err}") from None
 
     world.ledger.open(inst.user, balance=to_minor(m["user_budget"]))
     auctioneer = ReverseAuctioneer(
@@ -304,5 +353,5 @@ def build(world: World, config: dict[str, Any]) -> None:
 
 SCENARIO = Scenario(
     "procurement", DEFAULTS, build, describe=describe, metrics=metrics, observers=observers,
-    factories=(Factories("mechanism", MECHANISMS, SUPPLIED_PARAMS),), instance=instance,
+    factories=(Factories("mechanism", MECHANISMS, SUPPLIED_PARAMS),), instance=instance, schema=SCHEMA,
 )

@@ -41,6 +41,7 @@ from market.runtime.bus import star_graph
 from market.runtime.config import ConfigError, require
 from market.runtime.records import LedgerTransfer, MessageDropped, MessageSent, Record
 from market.runtime.scenario import Factories, Scenario
+from market.runtime.schema import CREDITS, DELAY, DURATION, MAX_SCALE, PROBABILITY, Choice, Int, Items, Real, Rule
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -89,6 +90,34 @@ CURVES = ("pythia", "piecewise_linear", "saturating")
 # The learner's keywords make_learner fills in itself; the others may come from selector.params.
 SUPPLIED_PARAMS = frozenset({"n_arms"})
 
+# Each key's range, shared by the two markets (market/runtime/schema.py; run.seed and run.rounds are common).
+# Keys one market does not read are still checked: a config is refused or taken whole.
+SCHEMA: dict[str, Rule] = {
+    "market.interarrival": DURATION,
+    "market.answer_timeout": DURATION,
+    "market.price_unit": Real(0.0, MAX_SCALE, lo_open=True),
+    "market.user_budget": CREDITS,
+    "market.latency": DELAY,
+    "market.jitter": DELAY,
+    "market.loss": PROBABILITY,
+    "selector.reward_model": Choice(*REWARD_MODELS),
+    "selector.max_arms": Int(1, 64),  # and at most the number of models: checked with the data
+    "selector.budget": Real(0.0, MAX_SCALE),
+    "selector.window": Int(2, 1_000_000),
+    "selector.gamma": Real(0.0, MAX_SCALE),
+    "posted.data": Choice(*POSTED_DATA),
+    "posted.exclude": Items(Rule("str"), 64),
+    "posted.cost_spread": Real(0.0, 1.0),
+    "finetune.curves": Choice(*CURVES),
+    "finetune.models": Items(Rule("str"), 64),
+    "finetune.steps_per_pull": Items(Real(0.0, MAX_SCALE, lo_open=True), 64),
+    "finetune.api_quality": Real(0.0, 1.0),
+    "finetune.api_price": Real(0.0, MAX_SCALE),
+    "finetune.finetune_cost": Real(0.0, MAX_SCALE),
+    "finetune.noise": Real(0.0, MAX_SCALE),
+    "finetune.cost_weight": Real(0.0, MAX_SCALE),
+}
+
 
 # ---------------------------------------------------------------- the hidden truth
 
@@ -123,12 +152,7 @@ def _replayed_answer(env: JointCorrectnessReplay, arm: int):
 
 def posted_instance(config: dict[str, Any]) -> PostedInstance:
     p, s = config["posted"], config["selector"]
-    require(p["data"] in POSTED_DATA, "posted.data", p["data"], f"one of {list(POSTED_DATA)}")
-    require(s["reward_model"] in REWARD_MODELS, "selector.reward_model", s["reward_model"],
-            f"one of {list(REWARD_MODELS)}")
-    require(s["budget"] >= 0, "selector.budget", s["budget"], "rho >= 0")
     if p["data"] == "sciq":
-        require(0.0 <= p["cost_spread"] <= 1.0, "posted.cost_spread", p["cost_spread"], "a number in [0, 1]")
         sciq = frugalgpt_sciq()
         names = {r["model"] for r in sciq}
         require(set(p["exclude"]) <= names, "posted.exclude", p["exclude"], f"models among {sorted(names)}")
@@ -168,10 +192,6 @@ def _curve_of(env: Any, arm: int) -> Callable[[int], float]:
 
 def finetune_instance(config: dict[str, Any]) -> FinetuneInstance:
     f = config["finetune"]
-    require(f["curves"] in CURVES, "finetune.curves", f["curves"], f"one of {list(CURVES)}")
-    require(f["noise"] >= 0, "finetune.noise", f["noise"], "a standard deviation >= 0")
-    require(f["api_price"] >= 0 and f["finetune_cost"] >= 0, "finetune.api_price/finetune_cost",
-            (f["api_price"], f["finetune_cost"]), "normalised costs >= 0")
     if f["curves"] == "pythia":
         require(len(f["steps_per_pull"]) == len(f["models"]), "finetune.steps_per_pull", f["steps_per_pull"],
                 f"one value per model ({len(f['models'])})")
@@ -439,18 +459,6 @@ def describe(summary: dict[str, Any], config: dict[str, Any], *, market: str) ->
 # ---------------------------------------------------------------- builders
 
 
-def _check_market(config: dict[str, Any]) -> None:
-    m = config["market"]
-    require(config["run"]["rounds"] >= 0, "run.rounds", config["run"]["rounds"], "at least 0")
-    require(m["interarrival"] > 0, "market.interarrival", m["interarrival"], "> 0")
-    require(m["answer_timeout"] > 0, "market.answer_timeout", m["answer_timeout"], "> 0")
-    require(m["price_unit"] > 0, "market.price_unit", m["price_unit"], "> 0 credits")
-    require(m["user_budget"] >= 0, "market.user_budget", m["user_budget"], ">= 0")
-    for key in ("latency", "jitter"):
-        require(m[key] >= 0, f"market.{key}", m[key], ">= 0 seconds")
-    require(0.0 <= m["loss"] <= 1.0, "market.loss", m["loss"], "a probability in [0, 1]")
-
-
 def _links(world: World, config: dict[str, Any], providers: tuple[str, ...]) -> None:
     m = config["market"]
     if m["latency"] or m["jitter"] or m["loss"]:
@@ -460,7 +468,6 @@ def _links(world: World, config: dict[str, Any], providers: tuple[str, ...]) -> 
 
 def build_posted(world: World, config: dict[str, Any]) -> None:
     """One SubsetBuyer and one PostedPriceProvider per replayed model."""
-    _check_market(config)
     inst = posted_instance(config)
     learner = make_learner(config, len(inst.providers), "posted")
     m = config["market"]
@@ -480,7 +487,6 @@ def build_posted(world: World, config: dict[str, Any]) -> None:
 
 def build_finetune(world: World, config: dict[str, Any]) -> None:
     """One ModelChooser, the API model and one CurveModel per fine-tuned model."""
-    _check_market(config)
     inst = finetune_instance(config)
     learner = make_learner(config, len(inst.providers), "finetune")
     m, f = config["market"], config["finetune"]
@@ -500,10 +506,13 @@ def build_finetune(world: World, config: dict[str, Any]) -> None:
 
 
 def _scenario(market: str, build: Callable[[World, dict[str, Any]], None]) -> Scenario:
-    """The two markets share the config's shape and the figures' code; each has its own agents and meters."""
+    """The two markets share the config's shape and the figures' code; each has its own agents and meters, and
+    its own learners (``selector.name``)."""
+    names = SUBSET_SELECTORS if market == "posted" else PULL_SELECTORS
     return Scenario(
         market, DEFAULTS, build, describe=partial(describe, market=market), metrics=partial(metrics, market=market),
         observers=partial(observers, market=market), factories=(Factories("selector", SELECTORS, SUPPLIED_PARAMS),),
+        schema={**SCHEMA, "selector.name": Choice(*names)},
     )
 
 

@@ -14,12 +14,18 @@ from typing import Any
 
 import structlog
 
+from market.core.learning import LearningError
+from market.core.ledger import LedgerError
 from market.core.mechanisms.base import MechanismError
 from market.core.registry import Registry, RegistryError
+from market.core.wire import WireError
+from market.runtime.bus import BusError
 from market.runtime.config import ConfigError, load_toml, resolve, scenario_files
 from market.runtime.eventlog import EventLogError, read_key_file
+from market.runtime.kernel import KernelError
 from market.runtime.run import resume_scenario, run_scenario
 from market.runtime.rundir import RunDirError
+from market.runtime.schema import MAX_ROUNDS, MAX_SEED, ROUNDS, SEED, Rule, shown
 from market.runtime.verify import UnusableRun, verify_run
 
 log = structlog.get_logger("llm-market")
@@ -278,6 +284,29 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit 2), like every other refusal of the
+    command; ``--help`` still gives the usage."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _checked(name: str, rule: Rule) -> Any:
+    """An argparse type: an integer the rule allows, or one line naming the option, the value and the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"got {shown(text)}, expected {rule.expected()}") from None
+        why = rule.refusal(value)
+        if why is not None:
+            raise argparse.ArgumentTypeError(f"got {shown(value)}, expected {why}")
+        return value
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     from agents.ad_strategies import AD_STRATEGIES
     from agents.strategies import STRATEGIES
@@ -285,15 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     from market.lab.bench import BENCHMARKS
     from market.lab.repro import PAPERS
 
-    p = argparse.ArgumentParser(prog="llm-market", description=__doc__)
+    p = _Parser(prog="llm-market", description=__doc__)
     p.add_argument("--log-format", choices=["console", "json"], default="console")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (quiet by default)")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a scenario")
     r.add_argument("scenario", help="built-in scenario name or path to a TOML file")
-    r.add_argument("--seed", type=int)
-    r.add_argument("--rounds", type=int)
+    r.add_argument("--seed", type=_checked("seed", SEED), help=f"root seed, an integer in [0, {MAX_SEED}]")
+    r.add_argument("--rounds", type=_checked("rounds", ROUNDS), help=f"queries to run, in [0, {MAX_ROUNDS}]")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     r.add_argument("--out", help="run directory (default runs/NAME-seedN); one that holds a run is refused")
     r.add_argument("--force", action="store_true", help="replace the run in --out (its run files only)")
@@ -392,26 +421,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(text: str) -> str:
+    """A message as one line of output (a value may carry line breaks: they are written as \\n)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+# The package's errors for input it refuses, by the word that starts their line: each is one line on stderr
+# and exit 2. Anything else (a genuine bug) keeps its traceback.
+REFUSALS: tuple[tuple[type[BaseException], str], ...] = (
+    (UnusableRun, "error"),  # before ConfigError, its base: a run directory that is no run
+    (ConfigError, "config error"),
+    (RunDirError, "run directory error"),
+    (EventLogError, "event log error"),
+    (MechanismError, "config error"),
+    (RegistryError, "config error"),
+    (LearningError, "config error"),
+    (LedgerError, "ledger error"),
+    (WireError, "wire error"),
+    (BusError, "bus error"),
+    (KernelError, "simulation error"),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     fmt = getattr(args, "log_format", None) or "console"
     configure_logging(fmt, args.verbose)
     try:
         return args.func(args)
-    except UnusableRun as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
-    except EventLogError as exc:
-        print(f"event log error: {exc}", file=sys.stderr)
-        return 2
-    except RunDirError as exc:
-        print(f"run directory error: {exc}", file=sys.stderr)
-        return 2
-    except (MechanismError, RegistryError) as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+    except tuple(kind for kind, _ in REFUSALS) as exc:
+        word = next(w for kind, w in REFUSALS if isinstance(exc, kind))
+        print(f"{word}: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as other CLI tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -7,7 +7,6 @@ seeded stream); crashes are scheduled by the world. Every bad entry is refused w
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +14,19 @@ import networkx as nx
 
 from market.runtime.bus import Partition
 from market.runtime.config import ConfigError
+from market.runtime.schema import DELAY, MAX_TIME, PROBABILITY, Int, Real, Rule, shown
 
 LINK_KEYS = ("loss", "latency", "jitter", "duplicate", "reorder", "reorder_delay", "copies")
 PROBABILITIES = ("loss", "duplicate", "reorder")
 MAX_COPIES = 8  # ``copies``: how many times each frame is transmitted (the market's answer to loss)
+# What each link key accepts, in ``[faults]``, in its ``links`` entries and (for a scenario's own link keys,
+# ``market.latency`` and the like) in the scenario's schema: one rule per key wherever it is written.
+LINK_RULES: dict[str, Rule] = {
+    **{k: PROBABILITY for k in PROBABILITIES},
+    "latency": DELAY, "jitter": DELAY, "reorder_delay": DELAY,
+    "copies": Int(1, MAX_COPIES),
+}
+TIME = Real(0.0, MAX_TIME)  # when a partition starts or ends, an agent crashes or restarts
 RESTORE = ("last", "reset")
 
 # The keys a builder puts under DEFAULTS["faults"]: all off.
@@ -54,9 +62,11 @@ class FaultModel:
         return any(v for k, v in self.link.items() if k != "copies") or bool(self.edges) or bool(self.partitions)
 
 
-def _number(key: str, v: Any, lo: float = 0.0, hi: float = math.inf) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v <= hi) or not math.isfinite(v):
-        raise ConfigError(f"{key}: got {v!r}, expected a finite number in [{lo}, {hi}]")
+def _number(key: str, v: Any) -> float:
+    """A simulated time in [0, MAX_TIME]."""
+    why = TIME.refusal(v)
+    if why is not None:
+        raise ConfigError(f"{key}: got {shown(v)}, expected {why}")
     return float(v)
 
 
@@ -65,12 +75,10 @@ def _link_params(key: str, table: dict[str, Any]) -> dict[str, float]:
     for k, v in table.items():
         if k not in LINK_KEYS:
             raise ConfigError(f"{key}.{k}: unknown key; known: {list(LINK_KEYS)}")
-        if k == "copies":
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_COPIES:
-                raise ConfigError(f"{key}.copies: got {v!r}, expected an integer in [1, {MAX_COPIES}]")
-            out[k] = v
-        else:
-            out[k] = _number(f"{key}.{k}", v, 0.0, 1.0 if k in PROBABILITIES else math.inf)
+        why = LINK_RULES[k].refusal(v)
+        if why is not None:
+            raise ConfigError(f"{key}.{k}: got {shown(v)}, expected {why}")
+        out[k] = v if k == "copies" else float(v)
     return out
 
 

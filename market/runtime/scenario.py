@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from market.core.instance import MarketInstance
 from market.core.registry import Registry
+from market.runtime.schema import Rule
 
 if TYPE_CHECKING:
     from market.runtime.world import World
@@ -55,7 +56,9 @@ class Scenario:
     sweeps and reports; observers(config, seed): metric observers of the log records (replay rebuilds them
     from the logged config and seed); factories: the tables whose ``params`` are checked against their
     factory's keywords when the config is resolved; instance(config, seed): the market as a floor-1 value,
-    for procurement markets that the fast engine can play without a bus (None for the others).
+    for procurement markets that the fast engine can play without a bus (None for the others); schema: the
+    rule of each dotted key beyond its type (range, finiteness, names allowed), checked when the config is
+    resolved, with the common ``run.*`` rules of ``market/runtime/schema.py`` (its own rules win).
     """
 
     name: str
@@ -66,3 +69,4 @@ class Scenario:
     observers: Callable[[dict[str, Any], int], list[Any]] = no_observers
     factories: tuple[Factories, ...] = ()
     instance: Callable[[dict[str, Any], int], MarketInstance] | None = None
+    schema: dict[str, Rule] = field(default_factory=dict)

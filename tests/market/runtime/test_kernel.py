@@ -84,3 +84,32 @@ def run_scenario_outside(seed):
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(lambda: run_scenario("quickstart", seed=seed, rounds=50)[1]).result()
+
+
+@pytest.mark.parametrize("delay", [float("nan"), float("inf"), 1e300])
+def test_a_timer_that_cannot_be_kept_is_refused_not_waited_for(delay):
+    async def main():
+        await asyncio.sleep(delay)
+
+    with pytest.raises(KernelError, match=r"^timer: got a (delay|time) of "):
+        run(main())
+
+
+def test_a_delay_too_small_to_move_the_clock_still_moves_it():
+    async def main():
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        await asyncio.sleep(1e-3)  # below one float64 step at t = 1e14 (0.0156 s)
+        return before, loop.time()
+
+    before, after = run(main(), start=1e14)
+    assert after > before
+
+
+@pytest.mark.parametrize("start", [float("nan"), -1.0, 1e300])
+def test_a_start_time_outside_the_clock_is_refused(start):
+    async def main():
+        return None
+
+    with pytest.raises(KernelError, match=r"^start: got "):
+        run(main(), start=start)
