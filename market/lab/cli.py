@@ -19,6 +19,7 @@ from market.core.registry import Registry, RegistryError
 from market.runtime.config import ConfigError, load_toml, resolve, scenario_files
 from market.runtime.eventlog import EventLogError
 from market.runtime.run import replay, resume_scenario, run_scenario
+from market.runtime.world import AgentFailed
 
 log = structlog.get_logger("llm-market")
 
@@ -44,7 +45,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError("--resume: got it with --seed/--rounds/--set/--out, expected it alone: "
                               "a resumed run keeps the config in its log")
         wall = time.perf_counter()
-        config, summary, market = resume_scenario(Path(args.resume), config["scenario"]["name"])
+        config, summary, market = resume_scenario(Path(args.resume), config["scenario"]["name"],
+                                                  fail_fast=args.fail_fast)
         print(market.describe(summary, config))
         print(f"resumed; simulated time {summary['sim_seconds']:.1f} s   wall time "
               f"{time.perf_counter() - wall:.2f} s   run dir {args.resume}")
@@ -55,7 +57,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log.info("run.start", scenario=name, seed=seed, out=str(out))
     wall = time.perf_counter()
     config, summary, market = run_scenario(
-        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out
+        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out, fail_fast=args.fail_fast
     )
     wall = time.perf_counter() - wall
     print(market.describe(summary, config))
@@ -265,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     r.add_argument("--out", help="run directory (default runs/NAME-seedN)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    r.add_argument("--fail-fast", action="store_true",
+                   help="end the run at the first agent exception (logged; no footer or summary) instead of "
+                        "crashing that agent alone and going on")
     r.add_argument("--log-format", choices=["console", "json"], default=argparse.SUPPRESS)
     r.set_defaults(func=_cmd_run)
 
@@ -357,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MechanismError, RegistryError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except AgentFailed as exc:
+        print(f"run failed: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as other CLI tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

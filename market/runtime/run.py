@@ -26,22 +26,25 @@ def run_scenario(
     rounds: int | None = None,
     overrides: Sequence[str] = (),
     out: Path | None = None,
+    fail_fast: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
-    """Resolve, build and run a scenario; returns (config, summary, its Scenario)."""
+    """Resolve, build and run a scenario; returns (config, summary, its Scenario). ``fail_fast``: the first
+    agent exception ends the run (``World``'s ``AgentFailed``) instead of crashing that agent alone."""
     sets = list(overrides)
     if seed is not None:
         sets.append(f"run.seed={seed}")
     if rounds is not None:
         sets.append(f"run.rounds={rounds}")
     config, market = resolve(scenario, sets)
-    world = World(config, config["run"]["seed"], out)
+    world = World(config, config["run"]["seed"], out, fail_fast=fail_fast)
     market.build(world, config)
     world.metrics.extend(market.observers(config, world.seed))
     summary = world.run()
     return config, summary, market
 
 
-def resume_scenario(run_dir: Path, scenario: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
+def resume_scenario(run_dir: Path, scenario: str | None = None, *,
+                    fail_fast: bool = False) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
     """Continue a killed run from the last checkpoint in its log (from the start if it has none):
     the log is cut after that checkpoint and appended to; returns (config, summary, its Scenario)."""
     point = last_checkpoint(Path(run_dir) / "events.msgpack")
@@ -49,7 +52,7 @@ def resume_scenario(run_dir: Path, scenario: str | None = None) -> tuple[dict[st
     if scenario is not None and scenario != logged:
         raise ConfigError(f"--resume: the log in {run_dir} is a run of {logged!r}, not of {scenario!r}")
     market = load_scenario(point.config["scenario"]["builder"])
-    world = World(point.config, point.seed, Path(run_dir), resume=point)
+    world = World(point.config, point.seed, Path(run_dir), resume=point, fail_fast=fail_fast)
     market.build(world, point.config)
     world.metrics.extend(market.observers(point.config, world.seed))
     summary = world.run()
