@@ -137,7 +137,7 @@ class _ScaledReplay:
 class RegretMeter:
     """Virtual-surplus regret against the optimal static mechanism that knows the qualities (spec 1.4).
 
-    Watches log records: contexts from the user's query messages, bids from bid messages, winners from round
+    Watches log records: contexts from query messages, bids from bid messages, winners from round
     records. Costs are taken to be the bids, which is exact for truthful providers; with strategic
     ones it is the regret against their reports. Also the winner's payment mean and spread.
     """
@@ -157,9 +157,11 @@ class RegretMeter:
 
     def observe(self, rec: Record) -> None:
         if isinstance(rec, MessageSent):
-            if rec.kind == "query" and rec.src == self.inst.user:  # not queries another agent sends anyone
+            if rec.kind == "query":
                 q = decode(rec.frame)
-                self._contexts[q.query_id] = np.asarray(q.context)
+                x = np.asarray(q.context)
+                if x.shape == (self.inst.dim,):  # another size (sent by a hostile agent) would raise below
+                    self._contexts[q.query_id] = x
             elif rec.kind == "bid" and rec.src in self.index:
                 b = decode(rec.frame)
                 bids = self._bids.setdefault(b.round, np.full(self.inst.n, np.nan))
