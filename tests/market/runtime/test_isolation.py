@@ -22,7 +22,7 @@ from market.runtime.bus import BUS_ID, Bus, BusError, Port, RateLimit
 from market.runtime.eventlog import read_log
 from market.runtime.kernel import run
 from market.runtime.records import AgentFault, Footer, LedgerTransfer, MessageSent, Rejected, RoundClosed
-from market.runtime.run import run_scenario
+from market.runtime.run import resume_scenario, run_scenario
 from market.runtime.world import AgentFailed, PaymentRefused, Wallet, World
 
 # -- the attribute walk ----------------------------------------------------------------------
@@ -227,6 +227,30 @@ def test_a_provider_that_raises_in_round_5_is_crashed_and_the_market_goes_on(tmp
         assert r.extra["present"] == [True, True, False, True, True]
     assert all(r.extra["present"] == [True] * 5 for r in rounds[:5])
     assert summary["drops_by_reason"]["dead"] > 0  # calls for bids to the crashed provider are dropped
+
+
+def test_a_run_with_a_crashed_agent_resumes_from_any_checkpoint_to_the_same_log(tmp_path, monkeypatch):
+    real_add = World.add
+
+    def add(self, agent, **kw):
+        if agent.id == "provider-2":
+            agent.__class__ = RaisesInRound5
+        return real_add(self, agent, **kw)
+
+    monkeypatch.setattr(World, "add", add)
+    sets = ["run.rounds=40", "run.checkpoint_every=10"]
+    run_scenario("quickstart", overrides=sets, out=tmp_path / "whole")
+    whole = (tmp_path / "whole" / "events.msgpack").read_bytes()
+    checkpoints = [r.t for r in read_log(tmp_path / "whole" / "events.msgpack").records
+                   if type(r).__name__ == "Checkpoint"]
+    assert checkpoints == [9.5, 19.5, 29.5, 39.5]  # all after the crash in round 5
+    # a resumed provider-2 that ran again would bid in the rounds after the cut: the bytes would differ
+    for cut in (len(whole) // 3, len(whole) // 2, len(whole) - 100):
+        d = tmp_path / f"cut{cut}"
+        d.mkdir()
+        (d / "events.msgpack").write_bytes(whole[:cut])
+        resume_scenario(d)
+        assert (d / "events.msgpack").read_bytes() == whole
 
 
 class RaisesAtQuery7(ProcurementUser):
