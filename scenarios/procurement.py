@@ -196,7 +196,9 @@ class RegretMeter:
         if isinstance(rec, MessageSent):
             if rec.kind == "query":
                 q = decode(rec.frame)
-                self._contexts[q.query_id] = np.asarray(q.context)
+                x = np.asarray(q.context)
+                if x.shape == (self.inst.dim,):  # another size (sent by a hostile agent) would raise below
+                    self._contexts[q.query_id] = x
             elif rec.kind == "bid" and rec.src in self.index:
                 b = decode(rec.frame)
                 bids = self._bids.setdefault(b.round, np.full(self.inst.n, np.nan))

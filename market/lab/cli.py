@@ -27,6 +27,7 @@ from market.runtime.run import resume_scenario, run_scenario
 from market.runtime.rundir import RunDirError
 from market.runtime.schema import MAX_ROUNDS, MAX_SEED, ROUNDS, SEED, Rule, shown
 from market.runtime.verify import UnusableRun, verify_run
+from market.runtime.world import AgentFailed
 
 log = structlog.get_logger("llm-market")
 
@@ -66,7 +67,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config, summary, market = resume_scenario(Path(args.resume), config["scenario"]["name"], key=key,
                                                   on_cut=lambda cut: print(cut, flush=True),
                                                   trust_builder=args.trust_builder,
-                                                  report=lambda line: print(line, file=sys.stderr))
+                                                  report=lambda line: print(line, file=sys.stderr),
+                                                  fail_fast=args.fail_fast)
         print(market.describe(summary, config))
         print(f"resumed; simulated time {summary['sim_seconds']:.1f} s   wall time "
               f"{time.perf_counter() - wall:.2f} s   run dir {args.resume}")
@@ -78,7 +80,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log.info("run.start", scenario=name, seed=seed, out=str(out))
     wall = time.perf_counter()
     config, summary, market = run_scenario(
-        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out, force=args.force, key=key
+        args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out, force=args.force, key=key,
+        fail_fast=args.fail_fast,
     )
     wall = time.perf_counter() - wall
     print(market.describe(summary, config))
@@ -330,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--key-file", metavar="FILE", help="key the log's hash chain with the bytes of FILE: only its "
                    "holder can make a digest that matches (give the same file to --resume)")
     r.add_argument("--trust-builder", action="store_true", help=TRUST_HELP)
+    r.add_argument("--fail-fast", action="store_true",
+                   help="end the run at the first agent exception (logged; no footer or summary) instead of "
+                        "crashing that agent alone and going on")
     r.add_argument("--log-format", choices=["console", "json"], default=argparse.SUPPRESS)
     r.set_defaults(func=_cmd_run)
 
@@ -453,6 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         word = next(w for kind, w in REFUSALS if isinstance(exc, kind))
         print(f"{word}: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except AgentFailed as exc:
+        print(f"run failed: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as other CLI tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

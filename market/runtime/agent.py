@@ -2,6 +2,13 @@
 
 Subclasses implement ``run``. The generator comes from (run seed, stable agent id) through
 ``SeedSequence``, so adding an agent never changes another agent's randomness.
+
+What the world gives an agent is all it holds of the market: its ``Port`` (sends as its own id), its
+wallet if it has an account (pays out of that account only), and a record function that takes
+``Rejected`` records only. None of them has an attribute that leads to the bus, the ledger, the world
+or another agent (see ``market.runtime.bus``: the guarantee covers attribute paths, not the
+interpreter's introspection). An exception that escapes ``run`` crashes this agent alone (see
+``market.runtime.world``).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ class Agent:
 
     # -- wiring (done by the world) ---------------------------------------------------------
     def attach(self, port: Port, rng: np.random.Generator, record: Callable[[Record], None] | None = None) -> None:
+        """Wire the agent: ``record`` is what ``refuse`` logs through (the world's takes Rejected records only)."""
         self.port = port
         self.rng = rng
         self._record = record

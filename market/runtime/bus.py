@@ -1,7 +1,15 @@
 """The market bus: ports bound to agent ids, MessagePack frames on every hop, links with latency and loss.
 
-An agent only ever holds its own ``Port``: the sender of every frame is the port's id, never a
-field of the frame, so no agent can speak for another. Sealed kinds (bids, reward reports) may
+An agent only ever holds its own ``Port``: the sender of every frame is the id the bus bound to that
+port when it was registered, never a field of the frame nor an attribute the agent could rewrite, so
+no agent can speak for another. A port is a capability: it has no attribute (public or private) that
+leads to the bus, its tables or another port; it sends through a function the bus made for that one
+id. Inside one Python process that is a guarantee about attribute paths only: code that walks the
+garbage collector, a function's closure cells or the event loop's scheduled callbacks can still reach
+anything, which is why the event log is reconciled after the run as well (every payment must be
+explained by a round). Every sender but the auctioneer has a budget per window of simulated time
+(``RateLimit``: frames and bytes); frames over it are refused before they are decoded or logged, and
+one "rate_limited" record per sender and window gives their count. Sealed kinds (bids, reward reports) may
 only go to the auctioneer. Links come from a networkx graph whose edges carry ``latency``,
 ``jitter``, ``loss``, ``duplicate``, ``reorder`` and ``copies`` (see ``market/faults.py``); partitions cut a node
 or an edge for a while; every random draw comes from the bus's own generator, and only frames on
@@ -51,6 +59,20 @@ class Link(NamedTuple):
     copies: int = 1  # each frame is transmitted this many times (forward error correction on lossy links)
 
 
+class RateLimit(NamedTuple):
+    """What one sender may put on the bus per ``window`` simulated seconds (windows start at multiples
+    of ``window``): at most ``frames`` frames and ``bytes`` bytes of frames. The defaults are an order of
+    magnitude above the built-in scenarios' busiest agents (5 frames, 300 bytes a second) and leave room
+    for several frames of the largest size the wire takes."""
+
+    frames: int = 64
+    bytes: int = 256 * 1024
+    window: float = 1.0
+
+
+DEFAULT_LIMIT = RateLimit()
+
+
 class Partition(NamedTuple):
     """A node (``node``) or an edge (``edge``, a pair) cut off from ``start`` to ``end`` simulated seconds."""
 
@@ -74,37 +96,40 @@ def star_graph(hub: str, spokes: Iterable[str], **link: float) -> nx.Graph:
 
 
 class Port:
-    """An agent's only handle on the bus: sends as ``self.id``, receives its own inbox."""
+    """An agent's only handle on the bus: sends as the id it was registered with, receives its own inbox.
 
-    __slots__ = ("id", "_bus", "_inbox", "_waiter", "_seq", "_loop", "_seen", "dead")
+    It holds its inbox and two functions the bus made for its id (send, group members), nothing else:
+    no bus, no loop, no other port. ``id`` is for the agent to read; the bus never trusts it.
+    """
 
-    def __init__(self, bus: Bus, agent_id: str) -> None:
+    __slots__ = ("id", "_inbox", "_waiter", "_seen", "_send", "_members")
+
+    def __init__(self, agent_id: str, send: Callable[[tuple[str, ...], bytes, str], bool],
+                 members: Callable[[str], tuple[str, ...]]) -> None:
         self.id = agent_id
-        self._bus = bus
         self._inbox: deque[Envelope] = deque()
         self._waiter: asyncio.Future | None = None
-        self._seq = 0
-        self._loop = bus.loop
         # sender -> ((send time, seq) in arrival order, {seq}) of frames that came over faulty
         # links, kept as long as a duplicate of them could still arrive
         self._seen: dict[str, tuple[deque, set]] = {}
-        self.dead = False
+        self._send = send
+        self._members = members
 
     def send(self, dst: str, msg: Message) -> bool:
         """Send ``msg`` to agent ``dst``; False if the bus refused it (the reason comes back as an Error)."""
-        return self._bus._send(self, (dst,), encode(msg), dst)
+        return self._send((dst,), encode(msg), dst)
 
     def send_bytes(self, dst: str, data: bytes) -> bool:
         """Send a raw frame (it is decoded and validated like any other)."""
-        return self._bus._send(self, (dst,), data, dst)
+        return self._send((dst,), data, dst)
 
     def broadcast(self, group: str, msg: Message) -> bool:
         """Send ``msg`` to every member of ``group`` (except the sender): one frame, many deliveries."""
-        return self._bus._send(self, self._bus.members(group), encode(msg), f"group:{group}")
+        return self._send(self._members(group), encode(msg), f"group:{group}")
 
     def multicast(self, dsts: tuple[str, ...], msg: Message) -> bool:
         """Send one frame to an explicit list of agents."""
-        return self._bus._send(self, dsts, encode(msg), ",".join(dsts))
+        return self._send(tuple(dsts), encode(msg), ",".join(dsts))
 
     def pending(self) -> int:
         return len(self._inbox)
@@ -119,7 +144,7 @@ class Port:
                 await self._wait(timeout)
             else:
                 # the common case, inlined: it runs once per message an agent waits for
-                fut = self._waiter = self._loop.create_future()
+                fut = self._waiter = asyncio.get_running_loop().create_future()
                 try:
                     await fut
                 finally:
@@ -130,14 +155,15 @@ class Port:
         return self._inbox.popleft() if self._inbox else None
 
     async def _wait(self, timeout: float | None) -> None:
-        fut = self._loop.create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._waiter = fut
         handle = None
         if timeout is not None:
             if timeout <= 0:
                 self._waiter = None
                 raise TimeoutError
-            handle = self._loop.call_at(self._loop.time() + timeout, _expire, fut)
+            handle = loop.call_at(loop.time() + timeout, _expire, fut)
         try:
             await fut
         finally:
@@ -146,18 +172,19 @@ class Port:
                 handle.cancel()
 
     async def _wait_until(self, when: float) -> None:
-        if when <= self._loop.time():
+        loop = asyncio.get_running_loop()
+        if when <= loop.time():
             raise TimeoutError
-        fut = self._loop.create_future()
+        fut = loop.create_future()
         self._waiter = fut
-        handle = self._loop.call_at(when, _expire, fut)
+        handle = loop.call_at(when, _expire, fut)
         try:
             await fut
         finally:
             self._waiter = None
             handle.cancel()
 
-    def _is_duplicate(self, env: Envelope, now: float) -> bool:
+    def _is_duplicate(self, env: Envelope, now: float, max_delay: float) -> bool:
         """Has this (sender, seq) come before? Forgets frames too old to have a copy still in flight."""
         seen = self._seen.get(env.src)
         if seen is None:
@@ -165,7 +192,7 @@ class Port:
         order, seqs = seen
         if env.seq in seqs:
             return True
-        horizon = now - self._bus.max_delay
+        horizon = now - max_delay
         while order and order[0][0] < horizon:
             seqs.discard(order.popleft()[1])
         order.append((env.t, env.seq))
@@ -185,7 +212,8 @@ def _expire(fut: asyncio.Future) -> None:
 
 
 class Bus:
-    """Routes frames between ports. ``record`` (if given) receives one log record per send."""
+    """Routes frames between ports. ``record`` (if given) receives one log record per send.
+    ``limit``: each sender's budget per window (None: no limit, for benchmarks of the bus alone)."""
 
     def __init__(
         self,
@@ -196,8 +224,15 @@ class Bus:
         graph: nx.Graph | None = None,
         record: Callable[[Record], None] | None = None,
         partitions: Iterable[Partition] = (),
+        limit: RateLimit | None = DEFAULT_LIMIT,
     ) -> None:
+        if limit is not None and (type(limit.frames) is not int or limit.frames < 1
+                                  or type(limit.bytes) is not int or limit.bytes < 1
+                                  or not (isinstance(limit.window, (int, float)) and 0 < limit.window < float("inf"))):
+            raise BusError(f"limit: got {limit!r}, expected frames >= 1 and bytes >= 1 (integers) and a finite "
+                           "window > 0 simulated seconds, or None for no limit")
         self.loop = loop
+        self.limit = limit
         self.rng = rng
         self.auctioneer = auctioneer
         self.graph = graph
@@ -206,6 +241,10 @@ class Bus:
         self.max_delay = 0.0  # longest delay any faulty link can give a frame (bounds dedupe memory)
         self.in_flight = 0  # frames scheduled to arrive later
         self._ports: dict[str, Port] = {}
+        self._dead: set[str] = set()
+        # sender -> [seq, window index, frames and bytes taken in it, frames refused in it]: kept here,
+        # where the sender cannot reset it
+        self._senders: dict[str, list] = {}
         self._groups: dict[str, tuple[str, ...]] = {}
         self._links: dict[tuple[str, str], Link] = {}
         self._routes: dict[tuple[str, str], tuple] = {}
@@ -221,13 +260,31 @@ class Bus:
             raise BusError(f"agent_id: got {agent_id!r}, expected a non-empty name other than {BUS_ID!r}")
         if agent_id in self._ports:
             raise BusError(f"agent_id: {agent_id!r} is already registered")
-        port = Port(self, agent_id)
+        port = Port(agent_id, self._sender(agent_id), self._lister())
         self._ports[agent_id] = port
+        self._senders[agent_id] = [0, None, 0, 0, 0]
         for g in groups:
             self._groups[g] = (*self._groups.get(g, ()), agent_id)
         self._links.clear()
         self._routes.clear()
         return port
+
+    def _sender(self, src: str) -> Callable[[tuple[str, ...], bytes, str], bool]:
+        """The send capability of ``src``'s port: a closure, so the port has no attribute that is the bus."""
+        bus = self
+
+        def send(dsts: tuple[str, ...], data: bytes, label: str) -> bool:
+            return bus._send(src, dsts, data, label)
+
+        return send
+
+    def _lister(self) -> Callable[[str], tuple[str, ...]]:
+        bus = self
+
+        def members(group: str) -> tuple[str, ...]:
+            return bus.members(group)
+
+        return members
 
     def members(self, group: str) -> tuple[str, ...]:
         try:
@@ -283,28 +340,30 @@ class Bus:
         return link
 
     # -- sending ---------------------------------------------------------------------------
-    def _send(self, port: Port, dsts: tuple[str, ...], data: bytes, dst_label: str) -> bool:
-        src = port.id
+    def _send(self, src: str, dsts: tuple[str, ...], data: bytes, dst_label: str) -> bool:
+        state = self._senders[src]
+        if self.limit is not None and src != self.auctioneer and not self._admit(src, state, len(data)):
+            return False
         try:
             msg = decode(data)
         except WireError as exc:
-            self._refuse(port, "malformed", exc.field, str(exc))
+            self._refuse(src, "malformed", exc.field, str(exc))
             return False
         if msg.sealed and dsts != self._sealed_dsts:
-            self._refuse(port, "sealed", "dst", f"{msg.kind} may only be sent to {self.auctioneer!r}")
+            self._refuse(src, "sealed", "dst", f"{msg.kind} may only be sent to {self.auctioneer!r}")
             return False
         route = self._routes.get((src, dst_label))
         if route is None:
-            route = self._route(port, dsts, dst_label)
+            route = self._route(src, dsts, dst_label)
             if route is None:
                 return False
-        port._seq += 1
+        state[0] = seq = state[0] + 1
         self.sent += 1
         now = self.loop.time()
         if self._record is not None:
             self._record(MessageSent(now, src, dst_label, msg.kind, data))
-        env = Envelope(src, now, msg, port._seq)
-        for target, link in route:
+        env = Envelope(src, now, msg, seq)
+        for dst, target, link in route:
             if link is None:
                 target._inbox.append(env)
                 w = target._waiter
@@ -312,26 +371,71 @@ class Bus:
                     w.set_result(None)
                 self.delivered += 1
             else:
-                self._transmit(env, target.id, link, now)
+                self._transmit(env, dst, link, now)
         return True
 
-    def _route(self, port: Port, dsts: tuple[str, ...], label: str) -> tuple[tuple[Port, Link | None], ...] | None:
+    def _admit(self, src: str, state: list, size: int) -> bool:
+        """Take one frame of ``size`` bytes from ``src``'s budget for the current window; False (and
+        counted) if it is spent. Only the first refusal of a window is answered, so a flooder gets
+        no traffic back; the count is logged once, when the window is over (``_report``)."""
+        limit = self.limit
+        assert limit is not None
+        now = self.loop.time()
+        window = now // limit.window
+        if window != state[1]:
+            if state[4]:
+                self._report(src, state, now)
+            state[1], state[2], state[3], state[4] = window, 0, 0, 0
+        if state[2] < limit.frames and state[3] + size <= limit.bytes:
+            state[2] += 1
+            state[3] += size
+            return True
+        state[4] += 1
+        if state[4] == 1:
+            self.rejected += 1
+            self._ports[src]._deliver(Envelope(BUS_ID, now, Error(
+                "rate_limited", "src", f"more than {limit.frames} frames or {limit.bytes} bytes in "
+                f"{limit.window:g} simulated seconds: frames are refused until the window ends"), 0))
+        return False
+
+    def _report(self, src: str, state: list, now: float) -> None:
+        """One record for a sender's refused frames in its last window: their count, not their bytes."""
+        limit = self.limit
+        assert limit is not None
+        start = state[1] * limit.window
+        if self._record is not None:
+            self._record(Rejected(now, src, "rate_limited", "frames",
+                                  f"{state[4]} frames refused in [{start:g}, {start + limit.window:g}) s: over "
+                                  f"{limit.frames} frames or {limit.bytes} bytes per {limit.window:g} s"))
+        state[4] = 0
+
+    def flush(self) -> None:
+        """Log the refused-frame counts of windows no later send has closed, and start every sender's
+        budget afresh. The world calls it at the end of the run and before each checkpoint, so a
+        checkpoint holds no budget and a resumed run counts exactly as the uninterrupted one did."""
+        now = self.loop.time()
+        for src, state in self._senders.items():
+            if state[4]:
+                self._report(src, state, now)
+            state[1] = None
+
+    def _route(self, src: str, dsts: tuple[str, ...], label: str) -> tuple[tuple[str, Port, Link | None], ...] | None:
         """Resolve recipients and links once per (sender, destination); None if one is unknown."""
         ports = self._ports
         for dst in dsts:
             if dst not in ports:
-                self._refuse(port, "unknown_agent", "dst", f"no agent {dst!r} on the bus")
+                self._refuse(src, "unknown_agent", "dst", f"no agent {dst!r} on the bus")
                 return None
-        hops: list[tuple[Port, Link | None]] = []
+        hops: list[tuple[str, Port, Link | None]] = []
         for dst in dsts:
-            if dst == port.id:
+            if dst == src:
                 continue
-            link: Link | None = self.link(port.id, dst)
+            link: Link | None = self.link(src, dst)
             if link is _PERFECT:
-                link = _DEAD_ONLY if ports[dst].dead else None
-            hops.append((ports[dst], link))
+                link = _DEAD_ONLY if dst in self._dead else None
+            hops.append((dst, ports[dst], link))
         route = tuple(hops)
-        self._routes[(port.id, label)] = route
+        self._routes[(src, label)] = route
         return route
 
     def _transmit(self, env: Envelope, dst: str, link: Link, now: float) -> None:
@@ -369,9 +473,9 @@ class Bus:
     def _arrive(self, dst: str, env: Envelope) -> None:
         port = self._ports[dst]
         now = self.loop.time()
-        if port.dead:
+        if dst in self._dead:
             self._drop(env, dst, "dead", now)
-        elif port._is_duplicate(env, now):
+        elif port._is_duplicate(env, now, self.max_delay):
             self._drop(env, dst, "duplicate", now)
         else:
             self.delivered += 1
@@ -382,27 +486,27 @@ class Bus:
         if self._record is not None:
             self._record(MessageDropped(now, env.src, dst, env.msg.kind, reason))
 
-    def _refuse(self, port: Port, code: str, field: str, detail: str) -> None:
+    def _refuse(self, src: str, code: str, field: str, detail: str) -> None:
         """Log a refused frame with its sender and tell the sender why (the bus never raises)."""
         now = self.loop.time()
         self.rejected += 1
         if self._record is not None:
-            self._record(Rejected(now, port.id, code, field, detail))
+            self._record(Rejected(now, src, code, field, detail))
         reply = Error(code, field[:128], detail[:1024])
-        port._deliver(Envelope(BUS_ID, now, reply, 0))
+        self._ports[src]._deliver(Envelope(BUS_ID, now, reply, 0))
 
     # -- crashes, quiescence, checkpoints ---------------------------------------------------
     def kill(self, agent_id: str) -> None:
         """The agent is dead: what waits in its inbox and whatever arrives until ``revive`` is dropped."""
         port = self._ports[agent_id]
-        port.dead = True
+        self._dead.add(agent_id)
         now = self.loop.time()
         while port._inbox:
             self._drop(port._inbox.popleft(), agent_id, "dead", now)
         self._routes.clear()
 
     def revive(self, agent_id: str) -> None:
-        self._ports[agent_id].dead = False
+        self._dead.discard(agent_id)
         self._routes.clear()
 
     def quiescent(self) -> bool:
@@ -410,11 +514,13 @@ class Bus:
         return self.in_flight == 0 and not any(p._inbox for p in self._ports.values())
 
     def get_state(self) -> dict:
-        """The bus at a quiescent point: its generator, counters, each port's sequence and dedupe memory."""
+        """The bus at a quiescent point: its generator, counters, each port's sequence and dedupe memory.
+        Rate budgets are not part of it: ``flush`` has reported and reset them just before."""
         return {
             "rng": self.rng.bit_generator.state,
             "counters": [self.sent, self.delivered, self.rejected, self.dropped],
-            "ports": {pid: [p._seq, p.dead, {src: list(order) for src, (order, _) in p._seen.items()}]
+            "ports": {pid: [self._senders[pid][0], pid in self._dead,
+                            {src: list(order) for src, (order, _) in p._seen.items()}]
                       for pid, p in self._ports.items()},
         }
 
@@ -423,7 +529,11 @@ class Bus:
         self.sent, self.delivered, self.rejected, self.dropped = state["counters"]
         for pid, (seq, dead, seen) in state["ports"].items():
             port = self._ports[pid]
-            port._seq, port.dead = seq, dead
+            self._senders[pid][0] = seq
+            if dead:
+                self._dead.add(pid)
+            else:
+                self._dead.discard(pid)
             port._seen = {src: (deque((t, q) for t, q in order), {q for _, q in order})
                           for src, order in seen.items()}
         self._routes.clear()

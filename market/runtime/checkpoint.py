@@ -83,7 +83,8 @@ class CheckpointFacts:
     rounds: int  # RoundClosed records before it
     summary: dict[str, Any]  # the summary accumulator's state recomputed from the records before it
     dead: frozenset[str]  # agents crashed and not restarted, from the AgentFault records before it
-    faults: int  # AgentFault records before it
+    faults: int  # AgentFault records of the crash schedule ("crash", "restart") before it
+    crashed: frozenset[str] = frozenset()  # agents whose own exception crashed them before it (never restarted)
 
     def where(self) -> str:
         return f"checkpoint at byte {self.start} (round {self.rounds})"
@@ -121,6 +122,7 @@ def scan_checkpoints(path: Path) -> LogScan:
     pending: list[tuple[CheckpointFacts, Checkpoint]] = []  # checkpoints still waiting for the next record's time
     last_t, rounds, faults, finished = 0.0, 0, 0, False
     dead: set[str] = set()
+    crashed: set[str] = set()
     start = 0
     for offset, record, _torn in iter_frames(path):
         if record is None:
@@ -128,7 +130,7 @@ def scan_checkpoints(path: Path) -> LogScan:
         t = getattr(record, "t", None)
         if isinstance(record, Checkpoint):
             facts = CheckpointFacts(start, offset, record.t, last_t, None, rounds, acc.get_state(), frozenset(dead),
-                                    faults)
+                                    faults, frozenset(crashed))
             pending.append((facts, record))
         else:
             if t is not None:
@@ -144,6 +146,8 @@ def scan_checkpoints(path: Path) -> LogScan:
                 raise EventLogError(f"{path}: the first frame is a {record.record_type!r} record, expected the header")
             elif isinstance(record, RoundClosed):
                 rounds += 1
+            elif isinstance(record, AgentFault) and record.event == "crashed":
+                crashed.add(record.agent)  # the agent's own exception: not a scheduled fault
             elif isinstance(record, AgentFault):
                 faults += 1
                 (dead.add if record.event == "crash" else dead.discard)(record.agent)
@@ -159,7 +163,7 @@ def scan_checkpoints(path: Path) -> LogScan:
 
 def _with_next(facts: CheckpointFacts, t: float) -> CheckpointFacts:
     return CheckpointFacts(facts.start, facts.end, facts.t, facts.last_t, t, facts.rounds, facts.summary, facts.dead,
-                           facts.faults)
+                           facts.faults, facts.crashed)
 
 
 def decode_checkpoint(facts: CheckpointFacts, ckpt: Checkpoint) -> dict[str, Any]:
@@ -486,9 +490,10 @@ def _check(state: dict[str, Any], ref: dict[str, Any], facts: CheckpointFacts, e
                  context_dim)
     ports = state["bus"]["ports"]
     for pid, port in ports.items():
-        if port[1] != (pid in facts.dead):
-            raise _Refusal(f"bus.ports.{pid}[1]", port[1], f"{pid in facts.dead}: the agent is "
-                           f"{'dead' if pid in facts.dead else 'alive'} by the fault records before the checkpoint")
+        gone = pid in facts.dead or pid in facts.crashed
+        if port[1] != gone:
+            raise _Refusal(f"bus.ports.{pid}[1]", port[1], f"{gone}: the agent is "
+                           f"{'dead' if gone else 'alive'} by the fault records before the checkpoint")
 
 
 _MISSING = object()
@@ -566,8 +571,12 @@ def _check_ledger(got: Any, ref: dict[str, Any], facts: CheckpointFacts) -> None
 
 def _check_world(got: Any, ref: dict[str, Any], facts: CheckpointFacts, every: int,
                  fault_times: tuple[float, ...], rounds: int, dim: int | None) -> None:
-    if type(got) is not dict or set(got) != {"next_checkpoint", "fault_step", "dead"}:
-        raise _Refusal("world", got, "a map with the keys ['dead', 'fault_step', 'next_checkpoint']")
+    keys = {"next_checkpoint", "fault_step", "dead"} | ({"crashed"} if facts.crashed else set())
+    if type(got) is not dict or set(got) != keys:
+        raise _Refusal("world", got, f"a map with the keys {sorted(keys)}")
+    if facts.crashed and got["crashed"] != sorted(facts.crashed):
+        raise _Refusal("world.crashed", got["crashed"], f"{sorted(facts.crashed)}: the agents the fault records "
+                       "before the checkpoint say crashed")
     due = (rounds // every + 1) * every
     if type(got["next_checkpoint"]) is not int or got["next_checkpoint"] != due:
         raise _Refusal("world.next_checkpoint", got["next_checkpoint"], f"{due}: the next multiple of "

@@ -31,8 +31,10 @@ def run_scenario(
     out: Path | None = None,
     force: bool = False,
     key: bytes | None = None,
+    fail_fast: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
-    """Resolve, build and run a scenario; returns (config, summary, its Scenario).
+    """Resolve, build and run a scenario; returns (config, summary, its Scenario). ``fail_fast``: the first
+    agent exception ends the run (``World``'s ``AgentFailed``) instead of crashing that agent alone.
 
     ``out`` is touched only once the config is resolved and the world built (a bad config leaves it as
     it was), and is locked for the whole run. A run already in it (finished or not) is refused unless
@@ -44,7 +46,8 @@ def run_scenario(
     if rounds is not None:
         sets.append(f"run.rounds={rounds}")
     config, market = resolve(scenario, sets)
-    return config, run_config(config, market, config["run"]["seed"], out, force=force, key=key), market
+    summary = run_config(config, market, config["run"]["seed"], out, force=force, key=key, fail_fast=fail_fast)
+    return config, summary, market
 
 
 def run_config(
@@ -55,11 +58,12 @@ def run_config(
     *,
     force: bool = False,
     key: bytes | None = None,
+    fail_fast: bool = False,
 ) -> dict[str, Any]:
     """Build and run a resolved config with its Scenario (``verify --resimulate`` re-runs a logged one
     through here, so it runs exactly what ``run`` runs); returns the summary. ``out`` is claimed
     (``rundir.claim``) only once the world is built."""
-    world = World(config, seed, out, key=key)
+    world = World(config, seed, out, key=key, fail_fast=fail_fast)
     market.build(world, config)
     world.metrics.extend(market.observers(config, world.seed))
     if out is None:
@@ -76,6 +80,7 @@ def resume_scenario(
     on_cut: Callable[[ResumeCut], None] | None = None,
     trust_builder: bool = False,
     report: Callable[[str], None] | None = None,
+    fail_fast: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
     """Continue a killed run from the newest checkpoint in its log that passes its checks (from the start
     if the log has none): the log is cut after that checkpoint (the rest moved to ``events.msgpack.cut-N``,
@@ -90,7 +95,7 @@ def resume_scenario(
     with RunDirLock(Path(run_dir)):  # first: a run still writing here is named, whatever its log holds yet
         path = log_path(Path(run_dir))  # an empty directory or log: one line
         return _resume(Path(run_dir), path, scenario, key=key, on_cut=on_cut, trust_builder=trust_builder,
-                       report=report)
+                       report=report, fail_fast=fail_fast)
 
 
 def _resume(
@@ -102,6 +107,7 @@ def _resume(
     on_cut: Callable[[ResumeCut], None] | None,
     trust_builder: bool,
     report: Callable[[str], None] | None,
+    fail_fast: bool,
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
     scan = scan_checkpoints(path)
     config, seed = scan.header.config, scan.header.seed
@@ -139,7 +145,7 @@ def _resume(
             more = f" | and {len(refusals) - 3} older ones" if len(refusals) > 3 else ""
             raise CheckpointError(f"--resume: every checkpoint in {path} is refused, so the run is not resumed "
                                   f"(start it again with run into a new directory): {' | '.join(refusals[:3])}{more}")
-    world = World(config, seed, run_dir, resume=point, key=key)
+    world = World(config, seed, run_dir, resume=point, key=key, fail_fast=fail_fast)
     if on_cut is not None and world.cut is not None:
         on_cut(world.cut)
     market.build(world, config)

@@ -5,6 +5,14 @@ whose end is the end of the run, e.g. users with a fixed number of queries), let
 flight land, stops everyone, and writes the footer. The world also kills and restarts agents on
 the fault model's schedule, writes checkpoints at quiescent points between rounds, and resumes a
 killed run from its last checkpoint so that it ends exactly as an uninterrupted run would.
+
+An agent's exception is contained: the agent is marked crashed (an "fault" record with event
+"crashed", and a "reject" record with code "agent_exception" naming the exception's type and message),
+its port is closed like a crashed agent's, and the market goes on without it; the run ends with a
+footer whose summary counts it under ``faults.crashed``. Two exceptions to that: the auctioneer's
+(it is the market: no round closes without it, so its exception is a fault of the simulator), and
+any agent's under ``fail_fast``: the fault is logged, the run stops at once with ``AgentFailed``, and
+no footer or summary is written, so the log reads as a run that did not finish.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import networkx as nx
 import numpy as np
 
 from market import __version__
-from market.core.ledger import Ledger, Transfer
+from market.core.ledger import Ledger, LedgerError, Transfer
 from market.core.seeding import derive_rng
 from market.runtime.agent import Agent
 from market.runtime.bus import Bus, Partition
@@ -29,26 +37,77 @@ from market.runtime.config import dump_toml
 from market.runtime.eventlog import EventLogError, EventLogWriter, chain_digest, cut_log, iter_frames
 from market.runtime.faults import Crash
 from market.runtime.kernel import run as run_virtual
-from market.runtime.records import LOG_SCHEMA, AgentFault, Checkpoint, Footer, Header, LedgerTransfer, Record
+from market.runtime.records import (
+    LOG_SCHEMA,
+    AgentFault,
+    Checkpoint,
+    Footer,
+    Header,
+    LedgerTransfer,
+    Record,
+    Rejected,
+)
 from market.runtime.rundir import CONFIG, DIGEST, LOG, SUMMARY, RunDirError, atomic_write_text
 from market.runtime.summary import SummaryAccumulator
 
+# Memos the runtime itself writes (auction payments, the ads platform's rebates, funding): an agent's
+# own payment may not pass for one of them.
+RESERVED_MEMOS = frozenset({"payment", "rebate", "opening balance"})
+MAX_MEMO_CHARS = 64
+
+
+class AgentFailed(RuntimeError):
+    """An agent's exception ended the run (under ``fail_fast``, or the auctioneer's)."""
+
+
+class PaymentRefused(LedgerError):
+    """A payment a wallet would not make; it was logged as a "payment_refused" reject and nothing moved."""
+
 
 class Wallet:
-    """An agent's handle on its own ledger account: it can pay out of it, nothing else."""
+    """An agent's handle on its own ledger account: it can pay out of it and read its balance, nothing else.
 
-    __slots__ = ("_ledger", "account")
+    A capability: it holds the account's name (for the agent to read; the payment does not trust it) and
+    two functions the world made for that account, and no attribute, public or private, that is the
+    ledger. Inside one Python process that guarantee is about attribute paths only (closure cells and
+    the garbage collector reach anything); money that moves outside a round is visible in the log,
+    where every transfer is recorded with its memo.
+    """
 
-    def __init__(self, ledger: Ledger, account: str) -> None:
-        self._ledger = ledger
+    __slots__ = ("account", "_pay", "_balance")
+
+    def __init__(self, account: str, pay: Callable[[str, int, str], None], balance: Callable[[], int]) -> None:
         self.account = account
+        self._pay = pay
+        self._balance = balance
 
     def pay(self, dst: str, amount: int, memo: str) -> None:
-        self._ledger.transfer(self.account, dst, amount, memo)
+        """Move ``amount`` minor units to account ``dst``. Raises ``PaymentRefused`` (after logging it)
+        for an unknown account, an amount that is not a non-negative integer or exceeds the overdraft, or
+        a memo that is not 1-64 printable characters or is one of the runtime's ``RESERVED_MEMOS``."""
+        self._pay(dst, amount, memo)
 
     @property
     def balance(self) -> int:
-        return self._ledger.balance(self.account)
+        return self._balance()
+
+
+def payment_refusal(dst: Any, amount: Any, memo: Any) -> tuple[str, str] | None:
+    """(field, why) if a wallet payment is malformed before the ledger sees it; None if it may go on."""
+    if type(dst) is not str:
+        return "dst", f"got {dst!r}, expected an account name"
+    if type(amount) is not int or amount < 0:
+        return "amount", f"got {amount!r}, expected a non-negative integer of minor units"
+    if type(memo) is not str or not 1 <= len(memo) <= MAX_MEMO_CHARS or not memo.isprintable():
+        return "memo", f"got {memo!r:.80}, expected 1 to {MAX_MEMO_CHARS} printable characters"
+    if memo in RESERVED_MEMOS:
+        return "memo", f"got {memo!r}, which only the runtime writes ({sorted(RESERVED_MEMOS)})"
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 512 else text[:509] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +156,10 @@ class World:
         resume: Resume | None = None,
         key: bytes | None = None,
         log_options: dict[str, Any] | None = None,
+        fail_fast: bool = False,
     ) -> None:
         self.config = config
+        self.fail_fast = fail_fast
         self.seed = int(seed)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.auctioneer_id = auctioneer_id
@@ -150,6 +211,7 @@ class World:
         self._next_checkpoint = self.checkpoint_every
         self._fault_step = 0  # crash/restart events done so far (in schedule order)
         self._dead: dict[str, Any] = {}  # dead agent -> its state when it died
+        self._crashed: dict[str, BaseException | None] = {}  # agent -> its exception (None: crashed before a resume)
         self._initial: dict[str, Any] = {}  # agent -> its state at the start of the run
         self._draining = False
         self._change: asyncio.Event  # made when the run starts, in the run's loop
@@ -169,7 +231,39 @@ class World:
         return agent
 
     def wallet(self, account: str) -> Wallet:
-        return Wallet(self.ledger, account)
+        """``account``'s wallet: payments out of it that are checked and, when refused, logged."""
+        ledger, record, now = self.ledger, self.record, self.now
+
+        def pay(dst: str, amount: int, memo: str) -> None:
+            refusal = payment_refusal(dst, amount, memo)
+            if refusal is None:
+                try:
+                    ledger.transfer(account, dst, amount, memo)
+                    return
+                except LedgerError as exc:  # unknown account or overdraft: the ledger names the field
+                    head, _, _ = str(exc).partition(":")
+                    refusal = (head if head in ("src", "dst", "amount") else "amount", str(exc))
+            field, why = refusal
+            record(Rejected(now(), account, "payment_refused", field, why))
+            raise PaymentRefused(f"{field}: {why}")
+
+        def balance() -> int:
+            return ledger.balance(account)
+
+        return Wallet(account, pay, balance)
+
+    def _agent_record(self) -> Callable[[Record], None]:
+        """What an agent may write to the log: reject records (``Agent.refuse``), nothing that moves
+        money or closes rounds. A closure, so that the agent holds no attribute that is the world."""
+        record = self.record
+
+        def record_reject(rec: Record) -> None:
+            if type(rec) is not Rejected:
+                raise TypeError(f"record: got a {type(rec).__name__}, expected a Rejected record: an agent "
+                                "logs only what it refuses")
+            record(rec)
+
+        return record_reject
 
     def now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0
@@ -253,7 +347,7 @@ class World:
         self.bus = Bus(loop, self.rng("bus"), auctioneer=self.auctioneer_id, graph=self.graph,
                        record=self.record, partitions=self.partitions)
         for agent in self.agents:
-            agent.attach(self.bus.register(agent.id, self._groups[agent.id]), self.rng(agent.id), self.record)
+            agent.attach(self.bus.register(agent.id, self._groups[agent.id]), self.rng(agent.id), self._agent_record())
             self._initial[agent.id] = agent.get_state()
             if agent.id == self.auctioneer_id and hasattr(agent, "idle"):
                 agent.idle = self._idle
@@ -267,45 +361,58 @@ class World:
         for t, action, index in self._fault_schedule()[self._fault_step:]:
             loop.call_at(t, self._fault, action, index)
         for agent in self.agents:
-            if agent.id not in self._dead:
+            if agent.id not in self._dead and agent.id not in self._crashed:
                 self._start(agent)
         principals = self.principals or self.agents
         while not all(self._principal_done(a) for a in principals):
             self._change.clear()
             await self._change.wait()
-            for a in self.agents:  # a failed agent ends the run now, not when the principals are done
-                task = a._task
-                if a not in principals and task is not None and task.done() and not task.cancelled():
-                    exc = task.exception()
-                    if exc is not None:
-                        raise RuntimeError(f"agent {a.id!r} failed: {exc!r}") from exc
+            self._check_fatal()
+        self._check_fatal()
         self._draining = True
         if self.drain_seconds:
             await asyncio.sleep(self.drain_seconds)
+            self._check_fatal()
         for agent in self.agents:
             agent.stop()
         tasks = [a._task for a in self.agents if a._task is not None]
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for task, res in zip(tasks, results):
-            if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
-                raise RuntimeError(f"agent {task.get_name()!r} failed: {res!r}") from res
+        await asyncio.gather(*tasks, return_exceptions=True)  # exceptions while stopping: see _task_ended
+        self._check_fatal()
+        self.bus.flush()
         for finish in self.finishers:
             finish(self)
 
     # -- agents' lives: start, crash, restart ----------------------------------------------
     def _start(self, agent: Agent) -> None:
-        agent.start().add_done_callback(self._task_ended)
+        world = self
 
-    def _task_ended(self, task: asyncio.Task) -> None:
+        def ended(task: asyncio.Task) -> None:  # a closure: the agent's task holds no bound method of the world
+            world._task_ended(agent, task)
+
+        agent.start().add_done_callback(ended)
+
+    def _task_ended(self, agent: Agent, task: asyncio.Task) -> None:
+        """An agent's task is over. If it raised, the agent is crashed: logged, its port closed, never
+        restarted; the rest of the market goes on (``_check_fatal`` decides whether the run does)."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None and agent.id not in self._crashed:
+            self._crashed[agent.id] = exc
+            now = self.now()
+            self.record(AgentFault(now, agent.id, "crashed"))
+            self.record(Rejected(now, agent.id, "agent_exception", type(exc).__name__, _one_line(exc)))
+            if not self._draining:
+                self.bus.kill(agent.id)
         self._change.set()
 
+    def _check_fatal(self) -> None:
+        """Raise ``AgentFailed`` for a crash that ends the run: any under ``fail_fast``, else the auctioneer's."""
+        for agent_id, exc in self._crashed.items():
+            if exc is not None and (self.fail_fast or agent_id == self.auctioneer_id):
+                raise AgentFailed(f"agent {agent_id!r} failed: {type(exc).__name__}: {_one_line(exc)}") from exc
+
     def _principal_done(self, agent: Agent) -> bool:
-        """Finished its run, or dead with no restart to come; an agent that failed ends the run."""
-        task = agent._task
-        failure = task.exception() if task is not None and task.done() and not task.cancelled() else None
-        if failure is not None:
-            raise failure
-        if agent.finished:
+        """Finished its run, crashed, or dead with no restart to come."""
+        if agent.finished or agent.id in self._crashed:
             return True
         return agent.id in self._dead and not any(
             self.crashes[i].agent == agent.id and action == "restart"
@@ -324,6 +431,8 @@ class World:
         self._fault_step += 1
         crash = self.crashes[index]
         agent = next(a for a in self.agents if a.id == crash.agent)
+        if agent.id in self._crashed:
+            return  # an agent that raised stays down: a scheduled restart would run it past its exception
         if action == "crash" and agent.id not in self._dead:
             self._dead[agent.id] = agent.get_state()
             agent.stop()
@@ -346,12 +455,13 @@ class World:
                 or self._draining or not self.bus.quiescent()):
             return
         self._next_checkpoint = (rounds // self.checkpoint_every + 1) * self.checkpoint_every
+        self.bus.flush()  # refused-frame counts go in the log before the checkpoint; budgets restart
         self.log.append(Checkpoint(self.now(), pack_state(self._state())))
         self.log.sync()  # a resume point must survive a crash of the machine too
 
     def _state(self) -> dict[str, Any]:
         """The whole market's state, as a checkpoint holds it (before packing)."""
-        return {
+        state = {
             "agents": {a.id: a.get_state() for a in self.agents},
             "ledger": self.ledger.get_state(),
             "bus": self.bus.get_state(),
@@ -359,6 +469,9 @@ class World:
             "world": {"next_checkpoint": self._next_checkpoint, "fault_step": self._fault_step,
                       "dead": self._dead},
         }
+        if self._crashed:  # only then: a run without crashes checkpoints the same bytes as before there were any
+            state["world"]["crashed"] = sorted(self._crashed)
+        return state
 
     def reference_state(self) -> dict[str, Any]:
         """The state of this world built and wired but not run: what a checkpoint of its config is compared with.
@@ -407,6 +520,7 @@ class World:
                 raise CheckpointError(f"{where}: {name}: does not restore: {type(exc).__name__}: {exc}") from None
         w = state["world"]
         self._next_checkpoint, self._fault_step, self._dead = w["next_checkpoint"], w["fault_step"], w["dead"]
+        self._crashed = dict.fromkeys(w.get("crashed", ()))  # logged before the checkpoint; not started again
 
     def _replay_metrics(self) -> None:
         """Scenario metrics are functions of the records: rebuild them from the kept part of the log."""

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from agents.hostile import HOSTILES, Hostile
+from market.runtime.bus import DEFAULT_LIMIT
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import read_log
 from market.runtime.records import LedgerTransfer, MessageSent, Rejected, RoundClosed
@@ -103,7 +104,15 @@ def test_the_eavesdropper_in_the_providers_group_hears_only_calls_for_bids(runs)
 def test_a_flood_is_rate_limited_and_the_market_keeps_its_pace(runs):
     (clean, _, _), each, _ = runs
     records, summary, agents = each["flooder"]
-    assert summary["rejects"]["rate_limited"] >= ROUNDS // 10 * 100  # 300 frames against a bucket of 200
+    # 300 frames at each attack against the bus's budget of 64 a window: one record per flooded window,
+    # with the count of the frames refused; none of them is logged or reaches the auctioneer
+    limited = [r for r in records if isinstance(r, Rejected) and r.code == "rate_limited"]
+    assert summary["rejects"]["rate_limited"] == len(limited) == ROUNDS // 10
+    refused = 300 - DEFAULT_LIMIT.frames
+    assert all(r.offender == "hostile-flooder" and r.detail.startswith(f"{refused} frames refused") for r in limited)
+    sent = [r for r in records if isinstance(r, MessageSent) and r.src == "hostile-flooder"]
+    assert len(sent) == ROUNDS // 10 * DEFAULT_LIMIT.frames
+    assert agents["hostile-flooder"].refusals["rate_limited"] == ROUNDS // 10  # one answer per window, not per frame
     rounds = [r.t for r in records if isinstance(r, RoundClosed)]
     assert rounds == [r.t for r in clean if isinstance(r, RoundClosed)]  # every round closes when it did
 

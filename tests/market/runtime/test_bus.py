@@ -12,9 +12,9 @@ from market.runtime.bus import BUS_ID, Bus, BusError, star_graph
 from market.runtime.kernel import run
 
 
-def make_bus(graph=None, seed=0):
+def make_bus(graph=None, seed=0, **kw):
     loop = asyncio.get_running_loop()
-    return Bus(loop, np.random.default_rng(seed), graph=graph, record=None)
+    return Bus(loop, np.random.default_rng(seed), graph=graph, record=None, **kw)
 
 
 def test_sender_is_the_port_never_the_frame():
@@ -96,7 +96,7 @@ def test_latency_delays_delivery_to_the_right_instant():
 def _loss_pattern(seed):
     async def main():
         g = star_graph("auctioneer", ["a"], loss=0.3, jitter=0.1)
-        bus = make_bus(g, seed)
+        bus = make_bus(g, seed, limit=None)  # 200 frames at one instant: the loss pattern, not the budget
         hub = bus.register("auctioneer")
         a = bus.register("a")
         for i in range(200):

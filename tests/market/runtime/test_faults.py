@@ -29,7 +29,7 @@ def bus_with(seed=0, partitions=(), **edge):
     g = link_graph(faults(**edge), "hub", ["a", "b"], {})
     records = []
     bus = Bus(asyncio.get_running_loop(), np.random.default_rng(seed), auctioneer="hub", graph=g,
-              record=records.append, partitions=partitions)
+              record=records.append, partitions=partitions, limit=None)  # frames sent at one instant
     return bus, records
 
 
