@@ -1,8 +1,14 @@
 """A truthfulness test kit for mechanism designs: hypothesis strategies for auction instances, and checks
 that raise ``TruthfulnessViolation`` with the (shrunk) instance when a misreport pays.
 
-Reverse auctions: expected utility over the mechanism's coins with common random numbers, or ROSA's exact
-threshold method (ROSA spec 7, T17). Aggregation auctions: misreports on a fixed candidate set (MOSAIC spec 6, check 1).
+Reverse auctions (``search_truthful_in_expectation``, ``assert_truthful_in_expectation``): random instances alone
+miss cheats that pay only in a narrow band (a reserve that gates the winner but does not cap the price pays a
+bidder whose cost lies between the reserve and the next bid), so each instance is searched adaptively: misreports
+and private costs at and around the points where bidder 0's outcome can change (the others' bids, the range's
+ends, a published reserve, and the bids where its winning flips, found by bisection). Expected utilities: one
+draw for a mechanism found deterministic (its outcomes identical over several coin streams, its rng untouched),
+ROSA's exact threshold method (ROSA spec 7, T17), otherwise Monte Carlo with common random numbers and a z-test.
+Aggregation auctions: misreports on a fixed candidate set (MOSAIC spec 6, check 1).
 """
 
 from __future__ import annotations
@@ -91,6 +97,7 @@ DEFAULT_GRID = 101
 _BISECTIONS = 32  # halvings of a bracket where winning flips: 1/100 of the range down to ~2e-12 of it
 _MOST_FLIPS = 8  # brackets refined per instance (a monotone rule has one)
 _PROBE_STREAMS = 3  # coin streams the determinism probe compares
+_CONFIRM = 10  # a Monte Carlo violation is confirmed on this many times ``draws`` fresh coin streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +304,9 @@ def assert_truthful_in_expectation(make: Callable[[int, int], Any], inst: Revers
     streams give identical winners and payments at the cost, the others' bids and the range's ends, and select
     never draws from its rng, one draw is exact and used; else Monte Carlo over ``draws`` coin streams shared
     by every bid (default 2,000). A misreport counts when its mean gain exceeds ``tolerance`` plus ``z``
-    standard errors of the paired (common-random-numbers) gain; deterministic and exact checks have no noise.
+    standard errors of the paired (common-random-numbers) gain, and again on 10 x ``draws`` fresh streams;
+    bids closer to the cost than 10/``draws`` of the range are not judged by Monte Carlo. Deterministic and
+    exact checks have no noise: any gain above ``tolerance`` counts.
     """
     mech = prepared(make, inst)
     bids = np.asarray(inst.bids, float)
@@ -353,9 +362,10 @@ def assert_truthful_in_expectation(make: Callable[[int, int], Any], inst: Revers
             continue
         bid, truth, gain, noise = float(zs[k]), float((pay[index[c]] - c * won[index[c]]).mean()), mean[k], se[k]
         if noisy:
-            # the largest of many noisy gains is biased upwards: judge it again on fresh coin streams
+            # the largest of many noisy gains is biased upwards, and a gain can hide in rare large payments
+            # (ROSA's 1/mu bonus): judge it again on ten times as many fresh coin streams
             assert probe is not None
-            pay2, won2 = probe.payoffs(np.array([bid, c]), draws, first=draws)
+            pay2, won2 = probe.payoffs(np.array([bid, c]), _CONFIRM * draws, first=draws)
             mean2, se2 = _gains(pay2, won2, c, 1, noisy)
             if not mean2[0] > tolerance + z * se2[0]:
                 continue

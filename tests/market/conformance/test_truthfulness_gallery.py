@@ -206,16 +206,65 @@ def test_gallery_mechanisms_keep_the_auctioneer_contract():
         check_reverse_mechanism(make)
 
 
-def test_a_randomised_mechanism_is_not_taken_for_deterministic():
-    class Coin(SecondPriceReserve):
-        """Second price with reserve run only when a fair coin says so (else nobody is served): truthful."""
+class Coin:
+    """A mechanism run only when a fair coin says so (else nobody is served): truthful iff the inner one is."""
 
-        def select(self, context, bids, rng, active=None):
-            outcome = super().select(context, bids, rng, active)
-            if rng.random() < 0.5:
-                return outcome
-            return ReverseOutcome(None, np.zeros(self.n), outcome.resampled, outcome.modified)
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.n, self.name = inner, inner.n, f"coin-{inner.name}"
+        self.cost_floor, self.cost_cap = inner.cost_floor, inner.cost_cap
 
+    def select(self, context: np.ndarray, bids: np.ndarray, rng: np.random.Generator,
+               active: np.ndarray | None = None) -> ReverseOutcome:
+        outcome = self.inner.select(context, bids, rng, active)
+        if rng.random() < 0.5:
+            return outcome
+        return ReverseOutcome(None, np.zeros(self.n), outcome.resampled, outcome.modified)
+
+    def update(self, context: np.ndarray, outcome: ReverseOutcome, reward: float) -> None:
+        self.inner.update(context, outcome, reward)
+
+    def get_state(self) -> dict[str, Any]:
+        return self.inner.get_state()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.inner.set_state(state)
+
+
+def test_a_randomised_mechanism_is_judged_by_monte_carlo():
     inst = ReverseInstance(2, 1, (0.5,), (0.0, 0.9), 0.3)
-    report = assert_truthful_in_expectation(Coin, inst, draws=50)
-    assert not report.deterministic and report.draws == 50 and report.method.startswith("Monte Carlo")
+    report = assert_truthful_in_expectation(lambda n, d: Coin(SecondPriceReserve(n, d)), inst, draws=100)
+    assert not report.deterministic and report.draws == 100 and report.method.startswith("Monte Carlo")
+    with pytest.raises(TruthfulnessViolation, match=r"Monte Carlo, common random numbers, 100 draws"):
+        assert_truthful_in_expectation(lambda n, d: Coin(LeakyReserve(n, d)), inst, draws=100)
+
+
+class Opaque:
+    """ROSA behind a wrapper that hides it, so that the kit cannot use the exact method."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.n, self.name = inner, inner.n, "opaque-rosa"
+        self.cost_floor, self.cost_cap = inner.cost_floor, inner.cost_cap
+
+    def select(self, *args: Any) -> ReverseOutcome:
+        return self.inner.select(*args)
+
+    def update(self, *args: Any) -> None:
+        self.inner.update(*args)
+
+    def get_state(self) -> dict[str, Any]:
+        return self.inner.get_state()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.inner.set_state(state)
+
+
+def test_monte_carlo_sees_rosas_rare_bonus_before_calling_a_gain():
+    # Bidder 0 wins when unmodified (paid its bid) and, rarely (~1%), when resampled, paid the 1/mu bonus: the
+    # gains of overbidding are small and frequent, its losses rare and large. Monte Carlo on ROSA hidden behind a
+    # wrapper passes, as the exact method does.
+    inst = ReverseInstance(4, 2, (0.420407479320822, 5e-324),
+                           (0.0, 0.31795527057981304, 4.216066952289046e-230, 0.34163616375819356),
+                           0.05255093491403387, (((0.7926532405476467, 1.175494351e-38), 0, 1.2170355975475018),))
+    report = assert_truthful_in_expectation(lambda n, d: Opaque(rosa(n, d)), inst, draws=200)
+    assert report.method.startswith("Monte Carlo") and report.draws == 200
+    assert assert_truthful_in_expectation(rosa, inst).method == "exact threshold method"
