@@ -268,3 +268,14 @@ def test_monte_carlo_sees_rosas_rare_bonus_before_calling_a_gain():
     report = assert_truthful_in_expectation(lambda n, d: Opaque(rosa(n, d)), inst, draws=200)
     assert report.method.startswith("Monte Carlo") and report.draws == 200
     assert assert_truthful_in_expectation(rosa, inst).method == "exact threshold method"
+
+
+def test_without_a_cost_cap_misreports_reach_twice_the_highest_bid():
+    class Uncapped(PayAsBid):
+        cost_cap = float("inf")
+
+    inst = ReverseInstance(2, 1, (0.5,), (0.0, 1.5), 0.2)
+    with pytest.raises(TruthfulnessViolation) as err:
+        assert_truthful_in_expectation(Uncapped, inst)
+    bid = float(str(err.value).split("bidding ")[1].split(" ")[0])
+    assert 1.5 - 1e-5 < bid <= 1.5  # up to the other bid (ties go to bidder 0), beyond the old default cap 1
