@@ -373,7 +373,7 @@ def assert_truthful_in_expectation(make: Callable[[int, int], Any], inst: Revers
         spread = f" +- {noise:.2g} (standard error, confirmed on fresh coin streams)" if noisy else ""
         raise TruthfulnessViolation(
             f"bidding {bid!r} instead of the cost {c!r} raises expected utility from {truth:.6g} to "
-            f"{truth + gain:.6g}{spread} ({method}, {draws} draw{'s' if draws > 1 else ''}) on "
+            f"{truth + gain:.6g}{spread} ({method}{f', {draws} draws' if draws > 1 else ''}) on "
             f"{replace(inst, cost=float(c))!r}"
         )
     return TruthfulnessReport(method, bool(deterministic), draws, zs.size, len(costs), tuple(flips), best_gain)
