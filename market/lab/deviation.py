@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from agents.providers import provider_strategies
-from agents.strategies import COALITIONS, BidFeedback
+from agents.strategies import COALITIONS, Bidder, BidFeedback
 from market.core.ledger import to_units
 from market.core.mechanisms.aggregation import AGGREGATIONS
 from market.core.mechanisms.base import BidRange
@@ -118,7 +119,9 @@ class FastMarket:
 
     ``round(t)`` plays one round as a run without link faults in which every provider bids: the user draws a
     context, each provider draws its cost and bids, the mechanism selects, everyone learns, the winner's
-    answer is rewarded and the mechanism updates. ``draw()`` alone draws a round without playing it.
+    answer is rewarded and the mechanism updates. ``draw()`` alone draws a round without playing it. Rounds are
+    numbered as the market numbers them, 0, 1, ...: each strategy is driven by a ``Bidder``, as in a provider,
+    so it sees the same round index and history of its own outcomes as it would there.
     """
 
     def __init__(self, scenario: str, overrides: Sequence[str], seed: int, rounds: int) -> None:
@@ -135,33 +138,44 @@ class FastMarket:
         # The streams a run gives these agents (the world derives each from the seed and the agent's id)
         # and the auctioneer's mechanism coins, so the fast engine draws what the market would.
         self.ids = inst.providers
-        self.strategies = provider_strategies(config["strategies"], inst.providers, self.mechanism)
+        self.bidders = [Bidder(s) for s in provider_strategies(config["strategies"], inst.providers, self.mechanism)]
+        self.next_round = 0  # the index of the round draw() draws next
         self.rngs = [derive_rng(seed, p) for p in inst.providers]
         self.user_rng, self.mech_rng = derive_rng(seed, inst.user), derive_rng(seed, "mechanism")
         self.bid_range = BidRange.of(self.mechanism)
         self.queries = int(config["run"]["rounds"])
         self.n = inst.n
 
+    @property
+    def strategies(self) -> list[Any]:
+        """Each provider's strategy object (replace one by replacing its ``Bidder`` in ``bidders``)."""
+        return [b.strategy for b in self.bidders]
+
     def draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(context, costs, bids) of the next round, each provider bidding through its strategy."""
+        """(context, costs, bids) of the next round (``next_round``), each provider bidding through its strategy."""
+        t = self.next_round
+        self.next_round += 1
         x = np.asarray(self.instance.contexts(self.user_rng), dtype=float)
         costs, bids = np.empty(self.n), np.empty(self.n)
-        for i, (prior, strategy) in enumerate(zip(self.instance.priors, self.strategies)):
+        for i, (prior, bidder) in enumerate(zip(self.instance.priors, self.bidders)):
             costs[i] = float(prior.sample(self.rngs[i], 1)[0])
-            bids[i] = float(strategy.bid(costs[i], x, self.rngs[i]))
+            bids[i] = bidder.bid(costs[i], x, t, self.rngs[i])
         return x, costs, bids
 
     def round(self, t: int) -> tuple[int | None, float, float, np.ndarray]:
-        """(winner, payment, the user's reward, costs) of round t."""
+        """(winner, payment, the user's reward, costs) of round t, the next one (``next_round``)."""
+        if t != self.next_round:
+            raise ValueError(f"round: got t = {t}, expected the next round, {self.next_round} (rounds are played "
+                             "in order)")
         x, costs, bids = self.draw()
         present = self.bid_range.accepted(bids)
         outcome = self.mechanism.select(x, bids, self.mech_rng, present) if present.any() else None
         winner = outcome.winner if outcome is not None else None
-        for i, strategy in enumerate(self.strategies):
+        for i, bidder in enumerate(self.bidders):
             if present[i]:
                 won = i == winner
                 pay = float(outcome.payments[i]) if won else 0.0
-                strategy.learn(BidFeedback(t, won, pay, float(costs[i]), float(bids[i])))
+                bidder.learn(BidFeedback(t, won, pay, float(costs[i]), float(bids[i])))
         if winner is None:
             return None, 0.0, 0.0, costs
         reward = float(self.instance.quality.sample(winner, x, self.user_rng))
@@ -230,7 +244,7 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
     mechanism = build_mechanism("horizon-rosa", n=providers, d=dim, mu=mu)
     bids = costs.copy()
     facts = BidderFacts(0, providers, mechanism.cost_floor, mechanism.cost_cap, mu)
-    bids[0] = build_strategy(strategy, facts).bid(costs[0], contexts[0], derive_rng(seed, "provider-0"))
+    bids[0] = Bidder(build_strategy(strategy, facts)).bid(costs[0], contexts[0], 0, derive_rng(seed, "provider-0"))
     mech_rng = derive_rng(seed, "mechanism")
     utilities, user = np.zeros(providers), 0.0
     for t in range(rounds):
