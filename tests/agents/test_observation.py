@@ -86,6 +86,16 @@ class OldStyleLateShade(Strategy):
         self.calls = int(state["calls"])
 
 
+class Tally(Strategy):
+    """Shades by 0.02 per round it ever won (at most 20): its whole history (memory None) decides its bid."""
+
+    name = "tally"
+    memory = None
+
+    def bid(self, obs: Observation) -> float:
+        return self.clip(obs.cost * (1.0 + 0.02 * min(sum(f.won for f in obs.history), 20)))
+
+
 PLANTED = {"provider-0": LateShade, "provider-1": Streak, "provider-3": OldStyleLateShade}
 
 
@@ -211,3 +221,29 @@ def test_built_in_strategies_satisfy_the_protocol():
     for name in STRATEGIES:
         assert isinstance(build_strategy(name, BidderFacts(0, 3, 0.0, 1.0, 0.2)), BiddingStrategy), name
     assert isinstance(History(), History) and len(History()) == 0
+
+
+def test_a_run_with_a_history_dependent_strategy_resumes_to_the_same_log(tmp_path, monkeypatch):
+    from agents.strategies import STRATEGIES
+    from market.runtime.run import resume_scenario, run_scenario
+
+    monkeypatch.setitem(STRATEGIES._entries, "test-streak", Streak)
+    monkeypatch.setitem(STRATEGIES._entries, "test-tally", Tally)
+    sets = ["mechanism.name=pay-as-bid", "strategies.overrides.provider-1=test-streak",
+            "strategies.overrides.provider-2=test-tally", "run.rounds=200",
+            "run.checkpoint_every=25"]
+    run_scenario("quickstart", overrides=sets, out=tmp_path / "whole")
+    whole = (tmp_path / "whole" / "events.msgpack").read_bytes()
+    cut = int(len(whole) * 0.6)
+
+    def resumed(name: str) -> bytes:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "events.msgpack").write_bytes(whole[:cut])
+        resume_scenario(d)
+        return (d / "events.msgpack").read_bytes()
+
+    assert resumed("cut") == whole
+    # the history in the checkpoint is what makes it so: resumed without it, the strategy bids otherwise
+    monkeypatch.setattr(Bidder, "set_state", lambda self, rows: None)
+    assert resumed("forgetful") != whole
