@@ -17,7 +17,7 @@ import inspect
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, overload, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 import numpy as np
 
@@ -54,17 +54,21 @@ class BidderFacts:
     mu: float | None = None
 
 
-class History(Sequence[BidFeedback]):
-    """A read-only view of a strategy's past rounds, oldest first, as its provider learnt them.
+F = TypeVar("F")
+
+
+class History(Sequence[F], Generic[F]):
+    """A read-only view of a strategy's past rounds, oldest first, as its agent learnt them (``BidFeedback`` for
+    a provider, ``AdFeedback`` for an advertiser).
 
     A view is fixed when it is made: later rounds never show up in it, so a strategy may keep an observation's
-    history. Making one copies nothing (it is a window on a list the ``Bidder`` only appends to, or replaces
+    history. Making one copies nothing (it is a window on a list a ``Memory`` only appends to, or replaces
     when it trims), so a history costs the same each round however long it is.
     """
 
     __slots__ = ("_items", "_start", "_stop")
 
-    def __init__(self, items: Sequence[BidFeedback] = (), start: int = 0, stop: int | None = None) -> None:
+    def __init__(self, items: Sequence[F] = (), start: int = 0, stop: int | None = None) -> None:
         self._items = items
         self._start = start
         self._stop = len(items) if stop is None else stop
@@ -73,12 +77,12 @@ class History(Sequence[BidFeedback]):
         return self._stop - self._start
 
     @overload
-    def __getitem__(self, index: int) -> BidFeedback: ...
+    def __getitem__(self, index: int) -> F: ...
 
     @overload
-    def __getitem__(self, index: slice) -> tuple[BidFeedback, ...]: ...
+    def __getitem__(self, index: slice) -> tuple[F, ...]: ...
 
-    def __getitem__(self, index: int | slice) -> BidFeedback | tuple[BidFeedback, ...]:
+    def __getitem__(self, index: int | slice) -> F | tuple[F, ...]:
         if isinstance(index, slice):
             return tuple(self._items[self._start:self._stop][index])
         n = len(self)
@@ -86,7 +90,7 @@ class History(Sequence[BidFeedback]):
             raise IndexError(f"history index {index} out of range for {n} rounds")
         return self._items[self._start + index % n]
 
-    def __iter__(self) -> Iterator[BidFeedback]:
+    def __iter__(self) -> Iterator[F]:
         for k in range(self._start, self._stop):
             yield self._items[k]
 
@@ -111,7 +115,7 @@ class Observation:
     cost: float
     context: np.ndarray
     round: int
-    history: History
+    history: History[BidFeedback]
     rng: np.random.Generator
 
 
@@ -120,12 +124,12 @@ class BiddingStrategy(Protocol):
     """What a provider (``agents.providers.Provider``) and the fast engine (``market.lab.deviation.FastMarket``)
     need from a strategy. A factory ``f(facts: BidderFacts, **params)`` builds it, once per provider and run.
 
-    memory: how many of its past rounds it wants in ``Observation.history``: 0 (none is kept), k (the last k) or
-        None (every one; the history then grows with the run, in memory and in every checkpoint).
+    An optional attribute ``memory`` says how many of its past rounds it wants in ``Observation.history``: 0 (none
+    is kept; the default when it has none), k (the last k) or None (every one; the history then grows with the
+    run, in memory and in every checkpoint).
     """
 
     name: str
-    memory: int | None
 
     def bid(self, obs: Observation) -> float:
         """The bid for one round, asked when the call for bids arrives, before the round's outcome is known and
@@ -149,28 +153,71 @@ class BiddingStrategy(Protocol):
         ...
 
 
-def bid_style(strategy: object) -> str:
-    """'observation' for ``bid(obs)``, 'legacy' for the deprecated ``bid(cost, context, rng)``; else a TypeError
-    naming the strategy and the signature it has."""
+def call_style(strategy: object, method: str, legacy: tuple[str, ...]) -> str:
+    """'observation' if ``strategy.method`` takes one observation, 'legacy' if it takes the deprecated arguments
+    ``legacy`` (e.g. cost, context, rng); else a TypeError naming the strategy and the signature it has. Read once,
+    when the strategy's driver is built, so the call in each round costs nothing more."""
     owner = f"strategy {getattr(strategy, 'name', type(strategy).__name__)!r}"
-    method = getattr(strategy, "bid", None)
-    if not callable(method):
-        raise TypeError(f"{owner} lacks method `bid(obs)`")
+    fn = getattr(strategy, method, None)
+    if not callable(fn):
+        raise TypeError(f"{owner} lacks method `{method}(obs)`")
     try:
-        sig = inspect.signature(method)
+        sig = inspect.signature(fn)
     except (TypeError, ValueError):  # a builtin without a signature: assume the current contract
         return "observation"
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     positional = [p for p in sig.parameters.values() if p.kind in kinds]
     required = [p for p in positional if p.default is inspect.Parameter.empty]
     star = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values())
+    k = len(legacy)
     if len(required) <= 1 and (positional or star):
         named_obs = bool(positional) and positional[0].name in ("obs", "observation")
-        return "legacy" if len(positional) >= 3 and not named_obs else "observation"
-    if len(required) <= 3 and (len(positional) >= 3 or star):
+        return "legacy" if len(positional) >= k and not named_obs else "observation"
+    if len(required) <= k and (len(positional) >= k or star):
         return "legacy"
-    raise TypeError(f"{owner}: bid{sig} takes {len(required)} arguments; expected bid(obs) (or the deprecated "
-                    "bid(cost, context, rng))")
+    raise TypeError(f"{owner}: {method}{sig} takes {len(required)} arguments; expected {method}(obs) (or the "
+                    f"deprecated {method}({', '.join(legacy)}))")
+
+
+def bid_style(strategy: object) -> str:
+    """'observation' for ``bid(obs)``, 'legacy' for the deprecated ``bid(cost, context, rng)``; else a TypeError
+    naming the strategy and the signature it has."""
+    return call_style(strategy, "bid", ("cost", "context", "rng"))
+
+
+def warn_legacy(strategy: object, call: str, new: str) -> None:
+    """The DeprecationWarning of a strategy written to an old signature, once per strategy object."""
+    warnings.warn(f"strategy {getattr(strategy, 'name', type(strategy).__name__)!r}: {call} is deprecated; write "
+                  f"{new}", DeprecationWarning, stacklevel=3)
+
+
+class Memory(Generic[F]):
+    """The last ``memory`` outcomes an agent learnt for its strategy (0: none, None: all), handed out as fixed
+    ``History`` views. The list is only appended to, and replaced by its tail when it has grown well past
+    ``memory``, so views already handed out never change and the memory stays bounded."""
+
+    def __init__(self, strategy: object) -> None:
+        memory = getattr(strategy, "memory", 0)
+        if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory < 0):
+            raise TypeError(f"strategy {getattr(strategy, 'name', type(strategy).__name__)!r}: memory = {memory!r}; "
+                            "expected an integer >= 0 or None (every round)")
+        self.memory: int | None = memory
+        self.items: list[F] = []
+
+    def view(self) -> History[F]:
+        """The rounds the strategy sees now (a fixed view)."""
+        if self.memory == 0:
+            return History()
+        start = 0 if self.memory is None else max(len(self.items) - self.memory, 0)
+        return History(self.items, start)
+
+    def add(self, item: F) -> None:
+        if self.memory == 0:
+            return
+        self.items.append(item)
+        if self.memory is not None and len(self.items) >= 2 * self.memory + 64:
+            # a new list: views already handed out keep the old one, unchanged
+            self.items = self.items[-self.memory:]
 
 
 class Bidder:
@@ -185,22 +232,13 @@ class Bidder:
         self.strategy = strategy
         self.legacy = bid_style(strategy) == "legacy"
         if self.legacy:
-            warnings.warn(f"strategy {getattr(strategy, 'name', type(strategy).__name__)!r}: bid(cost, context, "
-                          "rng) is deprecated; write bid(obs) (agents.strategies.Observation)",
-                          DeprecationWarning, stacklevel=2)
-        memory = getattr(strategy, "memory", 0)
-        if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory < 0):
-            raise TypeError(f"strategy {getattr(strategy, 'name', type(strategy).__name__)!r}: memory = {memory!r}; "
-                            "expected an integer >= 0 or None (every round)")
-        self.memory: int | None = memory
-        self._seen: list[BidFeedback] = []
+            warn_legacy(strategy, "bid(cost, context, rng)", "bid(obs) (agents.strategies.Observation)")
+        self._memory: Memory[BidFeedback] = Memory(strategy)
+        self.memory = self._memory.memory
 
-    def history(self) -> History:
+    def history(self) -> History[BidFeedback]:
         """The rounds the strategy sees now (a fixed view)."""
-        if self.memory == 0:
-            return History()
-        start = 0 if self.memory is None else max(len(self._seen) - self.memory, 0)
-        return History(self._seen, start)
+        return self._memory.view()
 
     def bid(self, cost: float, context: np.ndarray, round_index: int, rng: np.random.Generator) -> float:
         """The strategy's bid in round ``round_index``, as a float."""
@@ -210,24 +248,19 @@ class Bidder:
         """What the strategy's ``bid`` returns for round ``round_index``, unconverted (for checks of its type)."""
         if self.legacy:
             return self.strategy.bid(cost, context, rng)
-        return self.strategy.bid(Observation(cost, context, round_index, self.history(), rng))
+        return self.strategy.bid(Observation(cost, context, round_index, self._memory.view(), rng))
 
     def learn(self, feedback: BidFeedback) -> None:
         """Give the strategy a round's outcome, then add it to the history (if the strategy keeps one)."""
         self.strategy.learn(feedback)
-        if self.memory == 0:
-            return
-        self._seen.append(feedback)
-        if self.memory is not None and len(self._seen) >= 2 * self.memory + 64:
-            # a new list: views already handed out keep the old one, unchanged
-            self._seen = self._seen[-self.memory:]
+        self._memory.add(feedback)
 
     def get_state(self) -> list[list[Any]]:
         """The kept history for a checkpoint: [round, won, payment, cost, bid] per round, oldest first."""
-        return [[f.round, f.won, f.payment, f.cost, f.bid] for f in self.history()]
+        return [[f.round, f.won, f.payment, f.cost, f.bid] for f in self._memory.view()]
 
     def set_state(self, rows: Sequence[Sequence[Any]]) -> None:
-        self._seen = [BidFeedback(int(r), bool(w), float(p), float(c), float(b)) for r, w, p, c, b in rows]
+        self._memory.items = [BidFeedback(int(r), bool(w), float(p), float(c), float(b)) for r, w, p, c, b in rows]
 
 
 DEFAULT_GRID = tuple(round(0.8 + 0.1 * k, 2) for k in range(13))  # multipliers 0.8 .. 2.0

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.ad_strategies import AdFeedback, AdStrategy
+from agents.ad_strategies import AdFeedback, AdStrategy, Reporter
 from agents.strategies import Bidder, BidderFacts, BiddingStrategy, BidFeedback, bid_style
 from market.core.mechanisms.base import MechanismError, ReverseMechanism, ReverseOutcome
 from market.runtime.checkpoint import pack_state
@@ -347,8 +347,10 @@ def check_strategy(factory: Callable[[BidderFacts], Any], *, facts: BidderFacts 
                                "restore behaviour (a checkpointed run resumes exactly)")
 
 
-def _report_stream(owner: str, strategy: Any, rounds: int, seed: int, m: int, start: int = 0,
+def _report_stream(owner: str, reporter: Reporter, rounds: int, seed: int, m: int, start: int = 0,
                    advertiser: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Reports of ``reporter``'s strategy over rounds start..rounds-1 (observed as rounds 3t + 1, not a count of
+    calls), with the history the ``Reporter`` keeps, as an advertiser does."""
     market = np.random.default_rng([seed, 9])
     advertiser = advertiser if advertiser is not None else np.random.default_rng([seed, 10])
     out = []
@@ -357,41 +359,48 @@ def _report_stream(owner: str, strategy: Any, rounds: int, seed: int, m: int, st
         if t < start:
             continue
         position = advertiser.bit_generator.state
-        report = strategy.report(true.copy(), advertiser)
+        report = reporter.report(true.copy(), 3 * t + 1, advertiser)
         if advertiser.bit_generator.state != position:
             raise ConformanceError(f"{owner} round {t}: report advanced the advertiser's generator; expected coins "
                                    "split off it (rng.spawn)")
         report = np.asarray(report)
         if report.shape != (m,) or report.dtype.kind not in "fi" or not np.all(np.isfinite(report)):
             raise ConformanceError(f"{owner} round {t}: report = {report!r}, expected ({m},) finite rewards")
-        strategy.learn(AdFeedback(t, true, report, float(true[shown]), payment))
+        reporter.learn(AdFeedback(3 * t + 1, true, report, float(true[shown]), payment))
         out.append(report.astype(float))
     return out
 
 
 def check_ad_strategy(factory: Callable[[], Any], *, rounds: int = 40, seed: int = 0, m: int = 5) -> None:
-    """Check an advertiser strategy ``factory()`` (``describe``, ``report(true_rewards, rng)``, ``learn``).
+    """Check an advertiser strategy ``factory()`` against ``AdStrategy`` (``describe``, ``report(obs)``, ``learn``,
+    ``get_state``, ``set_state``; the deprecated ``report(true_rewards, rng)`` is still accepted).
 
     ``describe`` returns a string; every report is (M,) finite rewards; ``report`` leaves the advertiser's generator
-    where it was; one seed gives equal reports; a fresh strategy given ``get_state()`` mid-run reports on alike.
+    where it was; one seed gives equal reports; a fresh strategy given ``get_state()`` (and the history its
+    advertiser kept) mid-run reports on alike.
     """
     first = factory()
     owner = _owner("advertiser strategy", first)
-    check_protocol(first, AdStrategy, owner)
+    check_protocol(first, AdStrategy, owner, skip=("report",))
+    try:
+        reporter = Reporter(first)
+    except TypeError as err:
+        raise ConformanceError(f"{err} ({AdStrategy.__module__}.{AdStrategy.__name__})") from None
     described = first.describe("Acme", "fast tea")
     if not isinstance(described, str):
         raise ConformanceError(f"{owner}: describe returned {described!r}, expected a string")
-    reports = _report_stream(owner, first, rounds, seed, m)
-    again = _report_stream(owner, factory(), rounds, seed, m)
+    reports = _report_stream(owner, reporter, rounds, seed, m)
+    again = _report_stream(owner, Reporter(factory()), rounds, seed, m)
     for t, (a, b) in enumerate(zip(reports, again)):
         if not np.array_equal(a, b):
             raise ConformanceError(f"{owner} round {t}: one seed gave reports {a.tolist()} and {b.tolist()}")
     half = rounds // 2
-    original, advertiser = factory(), np.random.default_rng([seed, 10])
+    original, advertiser = Reporter(factory()), np.random.default_rng([seed, 10])
     _report_stream(owner, original, half, seed, m, advertiser=advertiser)
-    state = _snapshot(owner, original)
-    twin = factory()
-    twin.set_state(copy.deepcopy(state))
+    state = _snapshot(owner, original.strategy)
+    twin = Reporter(factory())
+    twin.strategy.set_state(copy.deepcopy(state))
+    twin.set_state(original.get_state())
     twin_advertiser = np.random.default_rng([seed, 10])
     twin_advertiser.bit_generator.state = advertiser.bit_generator.state
     rest = _report_stream(owner, original, rounds, seed, m, start=half, advertiser=advertiser)

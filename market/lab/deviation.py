@@ -269,7 +269,7 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
     8 tokens) and values v ~ U[0.5, 2]; the strategy reports a bid for v (negative bids become 0); utility
     v_i (-1/2 ||q - p_i||_1) - z_i. user: E_q[log pi_ref] (MOSAIC) or 0; platform: revenue.
     """
-    from agents.ad_strategies import AdFeedback, build_ad_strategy
+    from agents.ad_strategies import AdFeedback, Reporter, build_ad_strategy
     from market.core.mechanisms.aggregation import build_aggregation, sample_shown
     from market.core.mechanisms.token_auction import token_auction
     from market.runtime.platform import description_refusal
@@ -278,6 +278,7 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
     if mechanism not in AGGREGATIONS:
         raise ConfigError(f"mechanism.name: {AGGREGATIONS.unknown(mechanism)}")
     deviant = build_ad_strategy(strategy)
+    reporter = Reporter(deviant)
     dev_rng, draws = derive_rng(seed, "advertiser-0"), derive_rng(seed, "mechanism")
     trace_at: set[int] = set()
     if hasattr(deviant, "alpha"):
@@ -289,12 +290,12 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
             p = draws.dirichlet(np.ones(8), 2)
             v = draws.uniform(0.5, 2.0, 2)
             bids = v.copy()
-            bids[0] = max(float(deviant.report(v[:1], dev_rng)[0]), 0.0)
+            bids[0] = max(float(reporter.report(v[:1], t, dev_rng)[0]), 0.0)
             step = token_auction(p, bids)
             u = v * (-0.5 * np.abs(step.q[None, :] - p).sum(axis=1)) - step.payments
             utilities += u
             revenue += float(step.payments.sum())
-            deviant.learn(AdFeedback(t, v[:1], bids[:1], float(u[0] + step.payments[0]), float(step.payments[0])))
+            reporter.learn(AdFeedback(t, v[:1], bids[:1], float(u[0] + step.payments[0]), float(step.payments[0])))
             if t in trace_at:
                 trace.append(float(deviant.alpha))
         return RunResult({"advertiser-0": float(utilities[0]), "advertiser-1": float(utilities[1])}, 0.0, rounds,
@@ -316,14 +317,14 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
         replies = inst.sample_candidates(m["candidates"], draws, context_aware, pulls=pulls[qid])
         true = inst.rewards(replies)
         reports = true.copy()
-        reports[0] = deviant.report(true[0], dev_rng)
+        reports[0] = reporter.report(true[0], t, dev_rng)
         log_ref = inst.log_ref(replies)
         out = auction(reports, log_ref, inst.log_gen(replies, context_aware, pulls=pulls[qid]), tau=inst.tau)
         utilities += true @ out.q - out.payments
         user += float(out.q @ log_ref)
         revenue += float(out.payments.sum())
         shown = sample_shown(out.q, draws)
-        deviant.learn(AdFeedback(t, true[0], reports[0], float(true[0, shown]), float(out.payments[0])))
+        reporter.learn(AdFeedback(t, true[0], reports[0], float(true[0, shown]), float(out.payments[0])))
         if t in trace_at:
             trace.append(float(deviant.alpha))
     return RunResult({f"advertiser-{i}": float(u) for i, u in enumerate(utilities)}, user, len(order), tuple(trace),

@@ -160,7 +160,7 @@ def test_the_history_is_bounded_by_memory_and_a_view_handed_out_never_changes():
         views.append(bidder.history())
         bidder.learn(BidFeedback(t, t % 2 == 0, 0.6 if t % 2 == 0 else 0.0, 0.5, 0.5))
     assert streak.lengths[:6] == [0, 1, 2, 3, 4, 4] and max(streak.lengths) == 4
-    assert len(bidder._seen) <= 2 * 4 + 64  # trimmed as it goes: memory stays bounded over a long run
+    assert len(bidder._memory.items) <= 2 * 4 + 64  # trimmed as it goes: memory stays bounded over a long run
     early = views[3]
     assert [f.round for f in early] == [0, 1, 2] and early[-1].round == 2 and early[0:2][1].round == 1
     with pytest.raises(IndexError, match="history index 3 out of range for 3 rounds"):
