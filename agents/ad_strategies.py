@@ -1,5 +1,10 @@
 """Strategies of advertisers in the MOSAIC market: ``describe(brand, description)`` (the description sent to the
-platform), ``report(true_rewards, rng)`` and ``learn(feedback)``.
+platform), ``report(obs)`` and ``learn(feedback)``; the contract is ``AdStrategy`` (a Protocol).
+
+The advertiser agent and the floor-1 loop drive a strategy through a ``Reporter``, as providers use a ``Bidder``:
+each round it gets an ``AdObservation`` (its true rewards on the candidates, the platform's round index, its own
+past rounds as it learnt them, its generator); the deprecated ``report(true_rewards, rng)`` is still called as it
+was.
 
 Truthful reporting is a dominant strategy in expectation (arXiv 2405.05905, Thm 5.1) as long as the
 candidates do not depend on reports; ``AD_STRATEGIES`` maps the names usable in scenario files to factories.
@@ -7,13 +12,16 @@ candidates do not depend on reports; ``AD_STRATEGIES`` maps the names usable in 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from market.core.registry import Registry
 from market.core.seeding import generator_from_state, generator_state
+
+from .strategies import History, Memory, call_style, warn_legacy
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,36 +40,102 @@ class AdFeedback:
         return self.reward - self.payment
 
 
+@dataclass(frozen=True, slots=True)
+class AdObservation:
+    """What an advertiser knows when it reports in one round.
+
+    true_rewards: (M,) its true rewards on the round's candidates.
+    round: the platform's round index (over every query of the run), not a count of the strategy's calls.
+    history: its own past rounds whose outcome reached it (``AdFeedback``), oldest first, the last ``memory``.
+    rng: the advertiser's generator: not to be drawn from; a randomised strategy splits its coins off it once
+        (``rng.spawn(1)``), so its twin's draws stay common.
+    """
+
+    true_rewards: np.ndarray
+    round: int
+    history: History[AdFeedback]
+    rng: np.random.Generator
+
+
+@runtime_checkable
 class AdStrategy(Protocol):
-    """How an advertiser describes its brand and turns its true rewards on the candidates into reports."""
+    """How an advertiser describes its brand and turns its true rewards on the candidates into reports. A factory
+    ``f(**params)`` builds it, once per advertiser and run (``AD_STRATEGIES``).
+
+    memory: how many past rounds it wants in ``AdObservation.history`` (0 none, the default; k the last k; None
+    all).
+    """
 
     name: str
 
     def describe(self, brand: str, description: str) -> str:
-        """The description to send the platform, given the brand's name and its own one-line description."""
+        """The description to send the platform, given the brand's name and its own one-line description; asked
+        once, when the advertiser starts (not again after a restart from its last state)."""
         ...
 
-    def report(self, true_rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """(M,) rewards to report for (M,) true rewards."""
+    def report(self, obs: AdObservation) -> np.ndarray:
+        """(M,) rewards to report for the (M,) true rewards ``obs.true_rewards``, when the candidates arrive and
+        after ``learn`` has seen every outcome that arrived before."""
         ...
 
-    def learn(self, feedback: AdFeedback) -> None: ...
+    def learn(self, feedback: AdFeedback) -> None:
+        """A round's outcome (the reply shown, the payment), when it reaches the advertiser; some never do."""
+        ...
 
-    def get_state(self) -> dict[str, Any]: ...
+    def get_state(self) -> dict[str, Any]:
+        """Everything that decides its future reports, as plain values and arrays (checkpoints); the advertiser
+        keeps the history."""
+        ...
 
-    def set_state(self, state: dict[str, Any]) -> None: ...
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``get_state`` returned, on a strategy fresh from its factory."""
+        ...
+
+
+class Reporter:
+    """Drives one advertiser's strategy: builds its observations, keeps the history it asked for, learns. The
+    report signature is read once, here; a deprecated ``report(true_rewards, rng)`` is called with those two."""
+
+    def __init__(self, strategy: Any) -> None:
+        self.strategy = strategy
+        self.legacy = call_style(strategy, "report", ("true_rewards", "rng")) == "legacy"
+        if self.legacy:
+            warn_legacy(strategy, "report(true_rewards, rng)", "report(obs) (agents.ad_strategies.AdObservation)")
+        self._memory: Memory[AdFeedback] = Memory(strategy)
+        self.memory = self._memory.memory
+
+    def report(self, true_rewards: np.ndarray, round_index: int, rng: np.random.Generator) -> Any:
+        """What the strategy reports in round ``round_index`` (as it returns it; callers convert)."""
+        if self.legacy:
+            return self.strategy.report(true_rewards, rng)
+        return self.strategy.report(AdObservation(true_rewards, round_index, self._memory.view(), rng))
+
+    def learn(self, feedback: AdFeedback) -> None:
+        """Give the strategy a round's outcome, then add it to the history (if the strategy keeps one)."""
+        self.strategy.learn(feedback)
+        self._memory.add(feedback)
+
+    def get_state(self) -> list[list[Any]]:
+        """The kept history for a checkpoint: [round, true_rewards, reported, reward, payment] per round."""
+        return [[f.round, np.asarray(f.true_rewards, dtype=float).tolist(),
+                 np.asarray(f.reported, dtype=float).tolist(), f.reward, f.payment] for f in self._memory.view()]
+
+    def set_state(self, rows: Sequence[Sequence[Any]]) -> None:
+        self._memory.items = [AdFeedback(int(r), np.asarray(t, dtype=float), np.asarray(m, dtype=float), float(w),
+                                         float(p)) for r, t, m, w, p in rows]
 
 
 class Truthful:
     """Sends its own description and reports its true rewards."""
 
     name = "truthful"
+    memory: int | None = 0  # past rounds wanted in AdObservation.history (AdStrategy)
 
     def describe(self, brand: str, description: str) -> str:
         return description
 
-    def report(self, true_rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return np.asarray(true_rewards, dtype=float)
+    def report(self, obs: AdObservation) -> np.ndarray:
+        return np.asarray(obs.true_rewards, dtype=float)
 
     def learn(self, feedback: AdFeedback) -> None:
         pass
@@ -83,8 +157,8 @@ class Exaggerate(Truthful):
             raise ValueError(f"alpha = {alpha!r}: expected a finite factor >= 0")
         self.alpha = float(alpha)
 
-    def report(self, true_rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self.alpha * np.asarray(true_rewards, dtype=float)
+    def report(self, obs: AdObservation) -> np.ndarray:
+        return self.alpha * np.asarray(obs.true_rewards, dtype=float)
 
 
 class AddConstant(Truthful):
@@ -97,8 +171,8 @@ class AddConstant(Truthful):
             raise ValueError(f"c = {c!r}: expected a finite number")
         self.c = float(c)
 
-    def report(self, true_rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return np.asarray(true_rewards, dtype=float) + self.c
+    def report(self, obs: AdObservation) -> np.ndarray:
+        return np.asarray(obs.true_rewards, dtype=float) + self.c
 
 
 class AlphaLearner(Truthful):
@@ -122,14 +196,14 @@ class AlphaLearner(Truthful):
         self.arm = 0
         self._rng: np.random.Generator | None = None
 
-    def report(self, true_rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def report(self, obs: AdObservation) -> np.ndarray:
         if self._rng is None:
-            self._rng = rng.spawn(1)[0]
+            self._rng = obs.rng.spawn(1)[0]
         w = np.exp(self.log_weights - self.log_weights.max())
         self.p = (1 - self.gamma) * w / w.sum() + self.gamma / self.grid.size
         cdf = np.cumsum(self.p)
         self.arm = int(min(np.searchsorted(cdf, self._rng.random() * cdf[-1], side="right"), self.grid.size - 1))
-        return self.grid[self.arm] * np.asarray(true_rewards, dtype=float)
+        return self.grid[self.arm] * np.asarray(obs.true_rewards, dtype=float)
 
     def learn(self, feedback: AdFeedback) -> None:
         self.log_weights[self.arm] += self.eta * (feedback.utility / self.scale) / self.p[self.arm]

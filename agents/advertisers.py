@@ -3,7 +3,7 @@
 At start it sends the platform its description (as its strategy writes it), which the context-aware proposal
 is conditioned on. Reward r_i(y) = τ_i (log pi_i(y|x) − log pi_ref(y|x)) (arXiv 2405.05905, Eq. 18 with
 Z_i = 1), computed on the candidates the platform sends; the report itself comes from a strategy
-(``agents/ad_strategies.py``).
+(``agents/ad_strategies.py``), driven through a ``Reporter`` that hands it the round index and its history.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from market.core.wire import AdDescription, Candidates, Error, ReplyShown, Rewar
 from market.runtime.agent import Agent, remember_round
 from market.runtime.platform import lm_reply
 
-from .ad_strategies import AdFeedback, AdStrategy, Truthful
+from .ad_strategies import AdFeedback, AdStrategy, Reporter, Truthful
 
 
 class Advertiser(Agent):
@@ -77,7 +77,7 @@ class Advertiser(Agent):
                 continue
             if type(msg) is Candidates and msg.query_id == self.query_id:
                 true = self.rewards(msg.replies)
-                reported = np.asarray(self.strategy.report(true, self.rng), dtype=float)
+                reported = np.asarray(self.reporter.report(true, msg.round, self.rng), dtype=float)
                 remember_round(self._open, msg.round, (true, reported))
                 self.send(self.platform, RewardReport(msg.round, tuple(reported.tolist())))
             elif type(msg) is ReplyShown:
@@ -87,12 +87,25 @@ class Advertiser(Agent):
                 reward = float(self.rewards([msg.reply])[0])
                 self.value += reward
                 self.paid += msg.payment
-                self.strategy.learn(AdFeedback(msg.round, opened[0], opened[1], reward, msg.payment))
+                self.reporter.learn(AdFeedback(msg.round, opened[0], opened[1], reward, msg.payment))
+
+    @property
+    def strategy(self) -> Any:
+        """The advertiser's strategy object; setting it starts a new ``Reporter`` (an empty history)."""
+        return self.reporter.strategy
+
+    @strategy.setter
+    def strategy(self, strategy: Any) -> None:
+        self.reporter = Reporter(strategy)
 
     def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "strategy": self.strategy.get_state(), "described": self.described}
+        state = {**super().get_state(), "strategy": self.strategy.get_state(), "described": self.described}
+        if self.reporter.memory != 0:  # only a strategy that keeps a history has one to checkpoint
+            state["history"] = self.reporter.get_state()
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.strategy.set_state(state["strategy"])
+        self.reporter.set_state(state.get("history", []))
         self.described = state["described"]

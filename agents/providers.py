@@ -1,4 +1,8 @@
-"""LLM provider agents of the procurement market: draw a private cost per query, bid, serve if they win."""
+"""LLM provider agents of the procurement market: draw a private cost per query, bid, serve if they win.
+
+The bid comes from a strategy (``agents.strategies.BiddingStrategy``) driven through a ``Bidder``: the provider
+hands it an observation per call for bids (the round index is the call's, the history the outcomes it learnt).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from market.runtime.agent import Agent, remember_round
 from market.runtime.config import ConfigError, require
 from market.runtime.world import Wallet
 
-from .strategies import BidderFacts, BidFeedback, Truthful, build_strategy
+from .strategies import Bidder, BidderFacts, BidFeedback, Truthful, build_strategy
 
 
 class Provider(Agent):
@@ -45,7 +49,7 @@ class Provider(Agent):
                 self.refuse(env.src, msg, self.auctioneer)
             elif type(msg) is CallForBids:
                 cost = float(self.prior.sample(self.rng, 1)[0])
-                bid = float(self.strategy.bid(cost, np.asarray(msg.context), self.rng))
+                bid = self.bidder.bid(cost, np.asarray(msg.context), msg.round, self.rng)
                 remember_round(self._open, msg.round, (cost, bid, msg.user, msg.query_id))
                 self.send(self.auctioneer, Bid(msg.round, bid))
             elif type(msg) is RoundResult:
@@ -56,17 +60,30 @@ class Provider(Agent):
                 if msg.won:
                     self.wallet.pay(EXTERNAL, to_minor(cost), "serving cost")
                     self.send(user, Answer(msg.round, query_id))
-                self.strategy.learn(BidFeedback(msg.round, msg.won, msg.payment, cost, bid))
+                self.bidder.learn(BidFeedback(msg.round, msg.won, msg.payment, cost, bid))
             elif type(msg) is not Error:  # errors are the answers to our own frames, logged by their sender
                 self.refuse(env.src, msg)
 
+    @property
+    def strategy(self) -> Any:
+        """The provider's strategy object; setting it starts a new ``Bidder`` (an empty history)."""
+        return self.bidder.strategy
+
+    @strategy.setter
+    def strategy(self, strategy: Any) -> None:
+        self.bidder = Bidder(strategy)
+
     def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "strategy": self.strategy.get_state(),
-                "open": {r: list(v) for r, v in self._open.items()}}
+        state = {**super().get_state(), "strategy": self.strategy.get_state(),
+                 "open": {r: list(v) for r, v in self._open.items()}}
+        if self.bidder.memory != 0:  # only a strategy that keeps a history has one to checkpoint
+            state["history"] = self.bidder.get_state()
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.strategy.set_state(state["strategy"])
+        self.bidder.set_state(state.get("history", []))
         self._open = {int(r): tuple(v) for r, v in state["open"].items()}
 
 

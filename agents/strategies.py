@@ -1,4 +1,10 @@
-"""Bidding strategies of LLM providers: small objects with ``bid(cost, context, rng)`` and ``learn(feedback)``.
+"""Bidding strategies of LLM providers: small objects with ``bid(obs)`` and ``learn(feedback)``.
+
+The contract is ``BiddingStrategy`` (a Protocol): a provider asks ``bid`` once per call for bids with an
+``Observation`` (its cost, the query's context, the market's round index, its own past rounds as it learnt
+them, its generator), and hands every round's outcome to ``learn``. ``Bidder`` is the one code path the
+provider agent and the fast engine both drive a strategy through: it builds the observations, keeps the
+history the strategy asked for (``memory``) and still drives the deprecated ``bid(cost, context, rng)``.
 
 Truthful and fixed shading; learners that adapt a shading multiplier from realised profit (EXP3/Hedge and
 UCB over a grid, gradient ascent on a Gaussian-smoothed profit); a coin predictor; a bid-rotation ring.
@@ -7,9 +13,11 @@ UCB over a grid, gradient ascent on a Gaussian-smoothed profit); a coin predicto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 import numpy as np
 
@@ -46,6 +54,215 @@ class BidderFacts:
     mu: float | None = None
 
 
+F = TypeVar("F")
+
+
+class History(Sequence[F], Generic[F]):
+    """A read-only view of a strategy's past rounds, oldest first, as its agent learnt them (``BidFeedback`` for
+    a provider, ``AdFeedback`` for an advertiser).
+
+    A view is fixed when it is made: later rounds never show up in it, so a strategy may keep an observation's
+    history. Making one copies nothing (it is a window on a list a ``Memory`` only appends to, or replaces
+    when it trims), so a history costs the same each round however long it is.
+    """
+
+    __slots__ = ("_items", "_start", "_stop")
+
+    def __init__(self, items: Sequence[F] = (), start: int = 0, stop: int | None = None) -> None:
+        self._items = items
+        self._start = start
+        self._stop = len(items) if stop is None else stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @overload
+    def __getitem__(self, index: int) -> F: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[F, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> F | tuple[F, ...]:
+        if isinstance(index, slice):
+            return tuple(self._items[self._start:self._stop][index])
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"history index {index} out of range for {n} rounds")
+        return self._items[self._start + index % n]
+
+    def __iter__(self) -> Iterator[F]:
+        for k in range(self._start, self._stop):
+            yield self._items[k]
+
+    def __repr__(self) -> str:
+        return f"History({list(self)!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a provider knows when it bids in one round.
+
+    cost: its serving cost for this query, drawn from its prior just before.
+    context: (d,) the query's context, as the call for bids carried it.
+    round: the market's round index of this query (0, 1, ... over the run, also after a resume), not a count of
+        the strategy's own calls: a call for bids lost on the wire is a round the strategy never sees.
+    history: its own past rounds whose outcome reached it (``BidFeedback``: round, won, payment, cost, bid),
+        oldest first; the last ``memory`` of them (the strategy's attribute; empty if it keeps none).
+    rng: the provider's generator. ``bid`` must not draw from it (the provider's next costs would move away from
+        its truthful twin's); a randomised strategy splits its own coins off it once with ``rng.spawn(1)``.
+    """
+
+    cost: float
+    context: np.ndarray
+    round: int
+    history: History[BidFeedback]
+    rng: np.random.Generator
+
+
+@runtime_checkable
+class BiddingStrategy(Protocol):
+    """What a provider (``agents.providers.Provider``) and the fast engine (``market.lab.deviation.FastMarket``)
+    need from a strategy. A factory ``f(facts: BidderFacts, **params)`` builds it, once per provider and run.
+
+    An optional attribute ``memory`` says how many of its past rounds it wants in ``Observation.history``: 0 (none
+    is kept; the default when it has none), k (the last k) or None (every one; the history then grows with the
+    run, in memory and in every checkpoint).
+    """
+
+    name: str
+
+    def bid(self, obs: Observation) -> float:
+        """The bid for one round, asked when the call for bids arrives, before the round's outcome is known and
+        after ``learn`` has seen every outcome that arrived earlier. Any number is sent; the auctioneer refuses
+        one outside [cost_floor, cost_cap] (``Strategy.clip`` keeps it inside)."""
+        ...
+
+    def learn(self, feedback: BidFeedback) -> None:
+        """One round's outcome, when it reaches the provider (every round it bid in, unless the result is lost;
+        rounds may end out of order under network faults). The feedback is then appended to the history."""
+        ...
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything that decides its future bids (learner values, the position of its own coins), as plain
+        values and arrays: a checkpoint stores it and ``set_state`` on a freshly built strategy must make it bid
+        on exactly as this one. Asked between rounds, never during ``bid``. The history is kept by the provider."""
+        ...
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``get_state`` returned, on a strategy fresh from its factory, before its next ``bid``."""
+        ...
+
+
+def call_style(strategy: object, method: str, legacy: tuple[str, ...]) -> str:
+    """'observation' if ``strategy.method`` takes one observation, 'legacy' if it takes the deprecated arguments
+    ``legacy`` (e.g. cost, context, rng); else a TypeError naming the strategy and the signature it has. Read once,
+    when the strategy's driver is built, so the call in each round costs nothing more."""
+    owner = f"strategy {getattr(strategy, 'name', type(strategy).__name__)!r}"
+    fn = getattr(strategy, method, None)
+    if not callable(fn):
+        raise TypeError(f"{owner} lacks method `{method}(obs)`")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: assume the current contract
+        return "observation"
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in sig.parameters.values() if p.kind in kinds]
+    required = [p for p in positional if p.default is inspect.Parameter.empty]
+    star = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values())
+    k = len(legacy)
+    if len(required) <= 1 and (positional or star):
+        named_obs = bool(positional) and positional[0].name in ("obs", "observation")
+        return "legacy" if len(positional) >= k and not named_obs else "observation"
+    if len(required) <= k and (len(positional) >= k or star):
+        return "legacy"
+    raise TypeError(f"{owner}: {method}{sig} takes {len(required)} arguments; expected {method}(obs) (or the "
+                    f"deprecated {method}({', '.join(legacy)}))")
+
+
+def bid_style(strategy: object) -> str:
+    """'observation' for ``bid(obs)``, 'legacy' for the deprecated ``bid(cost, context, rng)``; else a TypeError
+    naming the strategy and the signature it has."""
+    return call_style(strategy, "bid", ("cost", "context", "rng"))
+
+
+def warn_legacy(strategy: object, call: str, new: str) -> None:
+    """The DeprecationWarning of a strategy written to an old signature, once per strategy object."""
+    warnings.warn(f"strategy {getattr(strategy, 'name', type(strategy).__name__)!r}: {call} is deprecated; write "
+                  f"{new}", DeprecationWarning, stacklevel=3)
+
+
+class Memory(Generic[F]):
+    """The last ``memory`` outcomes an agent learnt for its strategy (0: none, None: all), handed out as fixed
+    ``History`` views. The list is only appended to, and replaced by its tail when it has grown well past
+    ``memory``, so views already handed out never change and the memory stays bounded."""
+
+    def __init__(self, strategy: object) -> None:
+        memory = getattr(strategy, "memory", 0)
+        if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory < 0):
+            raise TypeError(f"strategy {getattr(strategy, 'name', type(strategy).__name__)!r}: memory = {memory!r}; "
+                            "expected an integer >= 0 or None (every round)")
+        self.memory: int | None = memory
+        self.items: list[F] = []
+
+    def view(self) -> History[F]:
+        """The rounds the strategy sees now (a fixed view)."""
+        if self.memory == 0:
+            return History()
+        start = 0 if self.memory is None else max(len(self.items) - self.memory, 0)
+        return History(self.items, start)
+
+    def add(self, item: F) -> None:
+        if self.memory == 0:
+            return
+        self.items.append(item)
+        if self.memory is not None and len(self.items) >= 2 * self.memory + 64:
+            # a new list: views already handed out keep the old one, unchanged
+            self.items = self.items[-self.memory:]
+
+
+class Bidder:
+    """Drives one provider's strategy: builds its observations, keeps the history it asked for, learns.
+
+    The provider agent and the fast engine both bid through a ``Bidder``, so a strategy sees the same
+    observations in both. The strategy's bid signature is read once, here: a deprecated
+    ``bid(cost, context, rng)`` strategy is called with those three values (with a DeprecationWarning).
+    """
+
+    def __init__(self, strategy: Any) -> None:
+        self.strategy = strategy
+        self.legacy = bid_style(strategy) == "legacy"
+        if self.legacy:
+            warn_legacy(strategy, "bid(cost, context, rng)", "bid(obs) (agents.strategies.Observation)")
+        self._memory: Memory[BidFeedback] = Memory(strategy)
+        self.memory = self._memory.memory
+
+    def history(self) -> History[BidFeedback]:
+        """The rounds the strategy sees now (a fixed view)."""
+        return self._memory.view()
+
+    def bid(self, cost: float, context: np.ndarray, round_index: int, rng: np.random.Generator) -> float:
+        """The strategy's bid in round ``round_index``, as a float."""
+        return float(self.answer(cost, context, round_index, rng))
+
+    def answer(self, cost: float, context: np.ndarray, round_index: int, rng: np.random.Generator) -> Any:
+        """What the strategy's ``bid`` returns for round ``round_index``, unconverted (for checks of its type)."""
+        if self.legacy:
+            return self.strategy.bid(cost, context, rng)
+        return self.strategy.bid(Observation(cost, context, round_index, self._memory.view(), rng))
+
+    def learn(self, feedback: BidFeedback) -> None:
+        """Give the strategy a round's outcome, then add it to the history (if the strategy keeps one)."""
+        self.strategy.learn(feedback)
+        self._memory.add(feedback)
+
+    def get_state(self) -> list[list[Any]]:
+        """The kept history for a checkpoint: [round, won, payment, cost, bid] per round, oldest first."""
+        return [[f.round, f.won, f.payment, f.cost, f.bid] for f in self._memory.view()]
+
+    def set_state(self, rows: Sequence[Sequence[Any]]) -> None:
+        self._memory.items = [BidFeedback(int(r), bool(w), float(p), float(c), float(b)) for r, w, p, c, b in rows]
+
+
 DEFAULT_GRID = tuple(round(0.8 + 0.1 * k, 2) for k in range(13))  # multipliers 0.8 .. 2.0
 
 
@@ -54,15 +271,17 @@ class Strategy:
     accepts, so a shaded bid above the cap becomes the cap (a bid the auctioneer would otherwise refuse)."""
 
     name = "strategy"
+    memory: int | None = 0  # past rounds wanted in Observation.history (BiddingStrategy)
 
     def __init__(self, facts: BidderFacts = BidderFacts()) -> None:
         self.facts = facts
 
     def clip(self, bid: float) -> float:
+        """``bid`` moved into [cost_floor, cost_cap]."""
         return min(max(bid, self.facts.cost_floor), self.facts.cost_cap)
 
-    def bid(self, cost: float, context: np.ndarray, rng: np.random.Generator) -> float:
-        return self.clip(cost * self.multiplier)
+    def bid(self, obs: Observation) -> float:
+        return self.clip(obs.cost * self.multiplier)
 
     @property
     def multiplier(self) -> float:
@@ -84,8 +303,8 @@ class Truthful(Strategy):
 
     name = "truthful"
 
-    def bid(self, cost: float, context: np.ndarray, rng: np.random.Generator) -> float:
-        return self.clip(cost)
+    def bid(self, obs: Observation) -> float:
+        return self.clip(obs.cost)
 
 
 class Shade(Strategy):
@@ -139,9 +358,9 @@ class _GridLearner(_Randomised):
     def choose(self, rng: np.random.Generator) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement choose(rng)")
 
-    def bid(self, cost: float, context: np.ndarray, rng: np.random.Generator) -> float:
-        self.arm = self.choose(self.coins(rng))
-        return self.clip(cost * self.grid[self.arm])
+    def bid(self, obs: Observation) -> float:
+        self.arm = self.choose(self.coins(obs.rng))
+        return self.clip(obs.cost * self.grid[self.arm])
 
 
 class ExponentialWeights(_GridLearner):
@@ -272,9 +491,9 @@ class GradientShading(_Randomised):
         self.rounds = 0
         self.eps = 0.0
 
-    def bid(self, cost: float, context: np.ndarray, rng: np.random.Generator) -> float:
-        self.eps = float(self.coins(rng).standard_normal())
-        return self.clip(cost * np.exp(self.theta + self.sigma * self.eps))
+    def bid(self, obs: Observation) -> float:
+        self.eps = float(self.coins(obs.rng).standard_normal())
+        return self.clip(obs.cost * np.exp(self.theta + self.sigma * self.eps))
 
     def learn(self, feedback: BidFeedback) -> None:
         scale = self.facts.cost_cap - self.facts.cost_floor
@@ -299,12 +518,13 @@ class GradientShading(_Randomised):
 
 
 class CoinPredictor(Strategy):
-    """Predicts ROSA's coins from the public stream ``public_coins(leak_seed, t, n)`` of its t-th bid.
+    """Predicts ROSA's coins of round t from the public stream ``public_coins(leak_seed, t, n)``.
 
     If its own bid is predicted to be resampled it bids cost_floor: the winner's bonus (c_cap - b)/mu
     is largest and its resampled bid lowest there. Otherwise it bids its cost. This pays only when the
-    prediction is right, i.e. against LeakyROSA; ROSA draws its coins after the bids, so against it the
-    predictor is an underbidder at random rounds.
+    prediction is right, i.e. against LeakyROSA (whose t counts its selects: the round index while every round
+    has a bid); ROSA draws its coins after the bids, so against it the predictor is an underbidder at random
+    rounds. t is the market's round (``obs.round``), so a lost call for bids does not shift its predictions.
     """
 
     name = "coin-predictor"
@@ -316,25 +536,18 @@ class CoinPredictor(Strategy):
                 "coin-predictor: facts.mu is None; expected a mechanism that resamples bids (mu in (0, 1))"
             )
         self.leak_seed = int(leak_seed)
-        self.rounds = 0
 
-    def bid(self, cost: float, context: np.ndarray, rng: np.random.Generator) -> float:
-        coins = public_coins(self.leak_seed, self.rounds, self.facts.n)
-        self.rounds += 1
+    def bid(self, obs: Observation) -> float:
+        coins = public_coins(self.leak_seed, obs.round, self.facts.n)
         # ROSA's own sampler says whether these coins would resample this provider's bid
-        resampled = resample(np.full(self.facts.n, cost), self.facts.mu, self.facts.cost_cap, coins)[1]
-        return self.facts.cost_floor if resampled[self.facts.index] else self.clip(cost)
-
-    def get_state(self) -> dict[str, Any]:
-        return {"rounds": self.rounds}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.rounds = int(state["rounds"])
+        resampled = resample(np.full(self.facts.n, obs.cost), self.facts.mu, self.facts.cost_cap, coins)[1]
+        return self.facts.cost_floor if resampled[self.facts.index] else self.clip(obs.cost)
 
 
 class RotationRing(Strategy):
-    """Bid rotation by the ring ``members`` (provider indices): in its t-th round the member whose turn
-    it is (t mod len(members)) bids cost x (1 + s), every other member bids cost_cap to stay out of its way."""
+    """Bid rotation by the ring ``members`` (provider indices): in round t the member whose turn it is
+    (t mod len(members)) bids cost x (1 + s), every other member bids cost_cap to stay out of its way. The
+    members agree on t because it is the market's round (``obs.round``), not a count of their own bids."""
 
     name = "ring"
 
@@ -344,18 +557,10 @@ class RotationRing(Strategy):
         if facts.index not in self.members:
             raise ValueError(f"ring: members = {list(self.members)} does not include this provider ({facts.index})")
         self.s = float(s)
-        self.rounds = 0
 
-    def bid(self, cost: float, context: np.ndarray, rng: np.random.Generator) -> float:
-        turn = self.members[self.rounds % len(self.members)]
-        self.rounds += 1
-        return self.clip(cost * (1.0 + self.s)) if turn == self.facts.index else self.facts.cost_cap
-
-    def get_state(self) -> dict[str, Any]:
-        return {"rounds": self.rounds}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.rounds = int(state["rounds"])
+    def bid(self, obs: Observation) -> float:
+        turn = self.members[obs.round % len(self.members)]
+        return self.clip(obs.cost * (1.0 + self.s)) if turn == self.facts.index else self.facts.cost_cap
 
 
 def _hedge(facts: BidderFacts = BidderFacts(), **params: Any) -> ExponentialWeights:

@@ -1,22 +1,27 @@
-"""API and seed checks for a user's own mechanism, strategy or aggregation auction, as PettingZoo's ``api_test``
-and ``seed_test`` are for environments: each builds the object, drives it through its contract (the shapes and
-types it returns, state it must not change, equal seeds giving equal results, a get_state/set_state round trip
-restoring behaviour, bad input refused) and raises ``ConformanceError`` naming the first thing that failed.
+"""API and seed checks for a user's own mechanism, strategy, agent or aggregation auction, as PettingZoo's
+``api_test`` and ``seed_test`` are for environments: each builds the object, checks it has what its Protocol names
+(``ReverseMechanism``, ``BiddingStrategy``, ``AdStrategy``, ``AgentLike``: every method, taking the arguments the
+caller passes), drives it through its contract (the shapes and types it returns, state it must not change, equal
+seeds giving equal results, a get_state/set_state round trip restoring behaviour, bad input refused) and raises
+``ConformanceError`` naming the first thing that failed ("mechanism 'x' lacks method `update(context, outcome,
+reward)`").
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from agents.ad_strategies import AdFeedback
-from agents.strategies import BidderFacts, BidFeedback
-from market.core.mechanisms.base import MechanismError, ReverseOutcome
+from agents.ad_strategies import AdFeedback, AdStrategy, Reporter
+from agents.strategies import Bidder, BidderFacts, BiddingStrategy, BidFeedback, bid_style
+from market.core.mechanisms.base import MechanismError, ReverseMechanism, ReverseOutcome
 from market.runtime.checkpoint import pack_state
+from market.runtime.contracts import AgentLike
 
 
 class ConformanceError(AssertionError):
@@ -40,6 +45,79 @@ def same_state(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
         return True
     return bool(a == b)
+
+
+def _call_form(name: str, fn: Callable[..., Any]) -> str:
+    """``name(a, b, c=None)``: how a Protocol's method is called, without self."""
+    params = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.name == "self":
+            continue
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            params.append(f"*{p.name}")
+        elif p.kind is inspect.Parameter.VAR_KEYWORD:
+            params.append(f"**{p.name}")
+        else:
+            params.append(p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}")
+    return f"{name}({', '.join(params)})"
+
+
+def _protocol_members(protocol: type) -> tuple[dict[str, Callable[..., Any]], list[str]]:
+    """(methods by name, attribute names) a Protocol declares, its own and its bases' (not object's)."""
+    methods: dict[str, Callable[..., Any]] = {}
+    attributes: list[str] = []
+    for base in reversed(protocol.__mro__):
+        if base is object or base.__name__ in ("Protocol", "Generic"):
+            continue
+        attributes += [a for a in vars(base).get("__annotations__", {}) if a not in attributes]
+        methods.update({k: v for k, v in vars(base).items() if not k.startswith("_") and inspect.isfunction(v)})
+    return methods, [a for a in attributes if a not in methods]
+
+
+def protocol_gaps(obj: Any, protocol: type, skip: Iterable[str] = ()) -> list[str]:
+    """What ``obj`` lacks of ``protocol``, one phrase each: "method `update(context, outcome, reward)`",
+    "attribute `n`", "method `learn(feedback)` (it takes `learn()`)", "method `run()` (not async)"."""
+    methods, attributes = _protocol_members(protocol)
+    skipped = set(skip)
+    gaps = [f"attribute `{a}`" for a in attributes if a not in skipped and not hasattr(obj, a)]
+    for name, spec in methods.items():
+        if name in skipped:
+            continue
+        form = _call_form(name, spec)
+        have = getattr(obj, name, None)
+        if not callable(have):
+            gaps.append(f"method `{form}`")
+            continue
+        if inspect.iscoroutinefunction(spec) and not inspect.iscoroutinefunction(have):
+            gaps.append(f"method `{form}` (not async)")
+            continue
+        required = [p for p in inspect.signature(spec).parameters.values()
+                    if p.name != "self" and p.default is inspect.Parameter.empty
+                    and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        try:
+            sig = inspect.signature(have)
+        except (TypeError, ValueError):  # no signature to read (a builtin): trust it
+            continue
+        try:
+            sig.bind(*range(len(required)))
+        except TypeError:
+            gaps.append(f"method `{form}` (it takes `{name}{sig}`)")
+    return gaps
+
+
+def check_protocol(obj: Any, protocol: type, owner: str | None = None, *, skip: Iterable[str] = ()) -> None:
+    """Raise ``ConformanceError`` naming every method and attribute of ``protocol`` that ``obj`` lacks (or whose
+    method does not take the arguments the caller passes); ``skip`` names members checked elsewhere."""
+    gaps = protocol_gaps(obj, protocol, skip)
+    if gaps:
+        who = owner or _owner(type(obj).__name__, obj)
+        raise ConformanceError(f"{who} lacks {', '.join(gaps)} ({protocol.__module__}.{protocol.__name__})")
+
+
+def _owner(kind: str, obj: Any) -> str:
+    """``kind 'name'``: the object's name if it has one, else its class's."""
+    name = getattr(obj, "name", None)
+    return f"{kind} {name if isinstance(name, str) else type(obj).__name__!r}"
 
 
 def _snapshot(owner: str, obj: Any) -> Any:
@@ -100,7 +178,8 @@ def check_reverse_mechanism(factory: Callable[[int, int], Any], *, n: int = 4, d
     treated as the nearest bid inside.
     """
     mech = factory(n, d)
-    owner = f"mechanism {getattr(mech, 'name', type(mech).__name__)!r}"
+    owner = _owner("mechanism", mech)
+    check_protocol(mech, ReverseMechanism, owner)
     if not isinstance(getattr(mech, "name", None), str):
         raise ConformanceError(f"{owner}: name = {getattr(mech, 'name', None)!r}, expected a string")
     if getattr(mech, "n", None) != n:
@@ -192,10 +271,12 @@ def check_reverse_mechanism(factory: Callable[[int, int], Any], *, n: int = 4, d
                                    f"{inside[0]}; expected {error.__name__} or the nearest bid inside the range")
 
 
-def _bid_stream(owner: str, strategy: Any, facts: BidderFacts, rounds: int, seed: int, d: int,
+def _bid_stream(owner: str, bidder: Bidder, facts: BidderFacts, rounds: int, seed: int, d: int,
                 start: int = 0, provider: np.random.Generator | None = None) -> list[float]:
-    """Bids of ``strategy`` over rounds start..rounds-1 of a market drawn from ``seed``: costs in the bid range,
-    contexts in [0, 1]^d, a rival threshold bid; a win pays the threshold (a critical-bid payment)."""
+    """Bids of ``bidder``'s strategy over rounds start..rounds-1 of a market drawn from ``seed``: costs in the bid
+    range, contexts in [0, 1]^d, a rival threshold bid; a win pays the threshold (a critical-bid payment). Round t
+    is observed as round 3t + 1 (a market's rounds need not be the strategy's call count); the history is the
+    ``Bidder``'s, as a provider keeps it."""
     market = np.random.default_rng([seed, 7])
     provider = provider if provider is not None else np.random.default_rng([seed, 8])
     lo, cap = facts.cost_floor, facts.cost_cap
@@ -205,7 +286,7 @@ def _bid_stream(owner: str, strategy: Any, facts: BidderFacts, rounds: int, seed
         if t < start:
             continue
         position = provider.bit_generator.state
-        bid = strategy.bid(cost, context, provider)
+        bid = bidder.answer(cost, context, 3 * t + 1, provider)
         if provider.bit_generator.state != position:
             raise ConformanceError(f"{owner} round {t}: bid advanced the provider's generator; expected coins split "
                                    "off it (rng.spawn) so the provider's cost draws match its truthful twin's")
@@ -215,39 +296,44 @@ def _bid_stream(owner: str, strategy: Any, facts: BidderFacts, rounds: int, seed
             raise ConformanceError(f"{owner} round {t}: bid = {bid!r}, expected a bid in [cost_floor, cost_cap] = "
                                    f"[{lo}, {cap}] (the auctioneer refuses any other)")
         won = bid <= rival
-        strategy.learn(BidFeedback(t, won, rival if won else 0.0, cost, float(bid)))
+        bidder.learn(BidFeedback(3 * t + 1, won, rival if won else 0.0, cost, float(bid)))
         out.append(float(bid))
     return out
 
 
 def check_strategy(factory: Callable[[BidderFacts], Any], *, facts: BidderFacts = BidderFacts(0, 3, 0.0, 1.0, 0.2),
                    rounds: int = 60, seed: int = 0, d: int = 3) -> None:
-    """Check a provider strategy ``factory(facts)`` (``bid(cost, context, rng)``, ``learn(feedback)``).
+    """Check a provider strategy ``factory(facts)`` against ``BiddingStrategy`` (``bid(obs)``, ``learn(feedback)``,
+    ``get_state``, ``set_state``; the deprecated ``bid(cost, context, rng)`` is still accepted).
 
-    Every bid is a finite number in [cost_floor, cost_cap]; ``bid`` leaves the provider's generator where it was
-    (a randomised strategy splits its coins off it); two strategies fed one seed bid alike (no global RNG, no
-    clock); ``get_state()`` can be checkpointed, and a fresh strategy given it, mid-run, bids on as the original.
+    The strategy has every method the provider calls; every bid is a finite number in [cost_floor, cost_cap];
+    ``bid`` leaves the provider's generator where it was (a randomised strategy splits its coins off it); two
+    strategies fed one seed bid alike (no global RNG, no clock); ``get_state()`` can be checkpointed, and a fresh
+    strategy given it (and the history its provider kept), mid-run, bids on as the original.
     """
     first = factory(facts)
-    owner = f"strategy {getattr(first, 'name', type(first).__name__)!r}"
-    if not isinstance(getattr(first, "name", None), str):
-        raise ConformanceError(f"{owner}: name = {getattr(first, 'name', None)!r}, expected a string")
-    bids = _bid_stream(owner, first, facts, rounds, seed, d)
-    again = _bid_stream(owner, factory(facts), facts, rounds, seed, d)
+    owner = _owner("strategy", first)
+    check_protocol(first, BiddingStrategy, owner, skip=("bid", "memory"))
+    try:
+        bid_style(first)
+        bidder = Bidder(first)
+    except TypeError as err:
+        raise ConformanceError(f"{err} ({BiddingStrategy.__module__}.{BiddingStrategy.__name__})") from None
+    bids = _bid_stream(owner, bidder, facts, rounds, seed, d)
+    again = _bid_stream(owner, Bidder(factory(facts)), facts, rounds, seed, d)
     if bids != again:
         t = next(i for i, (a, b) in enumerate(zip(bids, again)) if a != b)
         raise ConformanceError(f"{owner} round {t}: one seed gave bids {bids[t]!r} and {again[t]!r}; expected equal "
                                "bids (coins only from the rng passed to bid)")
-    if not (hasattr(first, "get_state") and hasattr(first, "set_state")):
-        return
     half = rounds // 2
-    original = factory(facts)
+    original = Bidder(factory(facts))
     provider = np.random.default_rng([seed, 8])
     _bid_stream(owner, original, facts, half, seed, d, provider=provider)
-    state = _snapshot(owner, original)
-    twin = factory(facts)
-    twin.set_state(copy.deepcopy(state))
-    if not same_state(state, twin.get_state()):
+    state = _snapshot(owner, original.strategy)
+    twin = Bidder(factory(facts))
+    twin.strategy.set_state(copy.deepcopy(state))
+    twin.set_state(original.get_state())
+    if not same_state(state, twin.strategy.get_state()):
         raise ConformanceError(f"{owner}: set_state(s) then get_state() differs from s")
     position = provider.bit_generator.state
     rest = _bid_stream(owner, original, facts, rounds, seed, d, start=half, provider=provider)
@@ -261,8 +347,10 @@ def check_strategy(factory: Callable[[BidderFacts], Any], *, facts: BidderFacts 
                                "restore behaviour (a checkpointed run resumes exactly)")
 
 
-def _report_stream(owner: str, strategy: Any, rounds: int, seed: int, m: int, start: int = 0,
+def _report_stream(owner: str, reporter: Reporter, rounds: int, seed: int, m: int, start: int = 0,
                    advertiser: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Reports of ``reporter``'s strategy over rounds start..rounds-1 (observed as rounds 3t + 1, not a count of
+    calls), with the history the ``Reporter`` keeps, as an advertiser does."""
     market = np.random.default_rng([seed, 9])
     advertiser = advertiser if advertiser is not None else np.random.default_rng([seed, 10])
     out = []
@@ -271,40 +359,48 @@ def _report_stream(owner: str, strategy: Any, rounds: int, seed: int, m: int, st
         if t < start:
             continue
         position = advertiser.bit_generator.state
-        report = strategy.report(true.copy(), advertiser)
+        report = reporter.report(true.copy(), 3 * t + 1, advertiser)
         if advertiser.bit_generator.state != position:
             raise ConformanceError(f"{owner} round {t}: report advanced the advertiser's generator; expected coins "
                                    "split off it (rng.spawn)")
         report = np.asarray(report)
         if report.shape != (m,) or report.dtype.kind not in "fi" or not np.all(np.isfinite(report)):
             raise ConformanceError(f"{owner} round {t}: report = {report!r}, expected ({m},) finite rewards")
-        strategy.learn(AdFeedback(t, true, report, float(true[shown]), payment))
+        reporter.learn(AdFeedback(3 * t + 1, true, report, float(true[shown]), payment))
         out.append(report.astype(float))
     return out
 
 
 def check_ad_strategy(factory: Callable[[], Any], *, rounds: int = 40, seed: int = 0, m: int = 5) -> None:
-    """Check an advertiser strategy ``factory()`` (``describe``, ``report(true_rewards, rng)``, ``learn``).
+    """Check an advertiser strategy ``factory()`` against ``AdStrategy`` (``describe``, ``report(obs)``, ``learn``,
+    ``get_state``, ``set_state``; the deprecated ``report(true_rewards, rng)`` is still accepted).
 
     ``describe`` returns a string; every report is (M,) finite rewards; ``report`` leaves the advertiser's generator
-    where it was; one seed gives equal reports; a fresh strategy given ``get_state()`` mid-run reports on alike.
+    where it was; one seed gives equal reports; a fresh strategy given ``get_state()`` (and the history its
+    advertiser kept) mid-run reports on alike.
     """
     first = factory()
-    owner = f"advertiser strategy {getattr(first, 'name', type(first).__name__)!r}"
+    owner = _owner("advertiser strategy", first)
+    check_protocol(first, AdStrategy, owner, skip=("report",))
+    try:
+        reporter = Reporter(first)
+    except TypeError as err:
+        raise ConformanceError(f"{err} ({AdStrategy.__module__}.{AdStrategy.__name__})") from None
     described = first.describe("Acme", "fast tea")
     if not isinstance(described, str):
         raise ConformanceError(f"{owner}: describe returned {described!r}, expected a string")
-    reports = _report_stream(owner, first, rounds, seed, m)
-    again = _report_stream(owner, factory(), rounds, seed, m)
+    reports = _report_stream(owner, reporter, rounds, seed, m)
+    again = _report_stream(owner, Reporter(factory()), rounds, seed, m)
     for t, (a, b) in enumerate(zip(reports, again)):
         if not np.array_equal(a, b):
             raise ConformanceError(f"{owner} round {t}: one seed gave reports {a.tolist()} and {b.tolist()}")
     half = rounds // 2
-    original, advertiser = factory(), np.random.default_rng([seed, 10])
+    original, advertiser = Reporter(factory()), np.random.default_rng([seed, 10])
     _report_stream(owner, original, half, seed, m, advertiser=advertiser)
-    state = _snapshot(owner, original)
-    twin = factory()
-    twin.set_state(copy.deepcopy(state))
+    state = _snapshot(owner, original.strategy)
+    twin = Reporter(factory())
+    twin.strategy.set_state(copy.deepcopy(state))
+    twin.set_state(original.get_state())
     twin_advertiser = np.random.default_rng([seed, 10])
     twin_advertiser.bit_generator.state = advertiser.bit_generator.state
     rest = _report_stream(owner, original, rounds, seed, m, start=half, advertiser=advertiser)
@@ -313,6 +409,22 @@ def check_ad_strategy(factory: Callable[[], Any], *, rounds: int = 40, seed: int
         if not np.array_equal(a, b):
             raise ConformanceError(f"{owner} round {half + t}: a fresh strategy given get_state() at round {half} "
                                    f"reports {b.tolist()}, the original {a.tolist()}")
+
+
+def check_agent(agent: Any) -> None:
+    """Check an agent object, as built and before the world attaches it, against ``AgentLike``: every method the
+    world calls (``run`` async), an ``id`` and ``groups``, and a ``get_state()`` a checkpoint can store.
+
+    What it does in a market is checked by running one: ``check_run_determinism`` on a scenario that adds it.
+    """
+    owner = f"agent {getattr(agent, 'id', type(agent).__name__)!r}"
+    check_protocol(agent, AgentLike, owner)
+    if not isinstance(agent.id, str) or not agent.id:
+        raise ConformanceError(f"{owner}: id = {agent.id!r}, expected a non-empty string")
+    groups = agent.groups
+    if not isinstance(groups, tuple) or not all(isinstance(g, str) for g in groups):
+        raise ConformanceError(f"{owner}: groups = {groups!r}, expected a tuple of group names")
+    _snapshot(owner, agent)
 
 
 def _check_same_arrays(owner: str, what: str, a: Any, b: Any, fields: tuple[str, ...]) -> None:

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from agents.providers import provider_strategies
-from agents.strategies import COALITIONS, BidFeedback
+from agents.strategies import COALITIONS, Bidder, BidFeedback
 from market.core.ledger import to_units
 from market.core.mechanisms.aggregation import AGGREGATIONS
 from market.core.mechanisms.base import BidRange
@@ -118,7 +119,9 @@ class FastMarket:
 
     ``round(t)`` plays one round as a run without link faults in which every provider bids: the user draws a
     context, each provider draws its cost and bids, the mechanism selects, everyone learns, the winner's
-    answer is rewarded and the mechanism updates. ``draw()`` alone draws a round without playing it.
+    answer is rewarded and the mechanism updates. ``draw()`` alone draws a round without playing it. Rounds are
+    numbered as the market numbers them, 0, 1, ...: each strategy is driven by a ``Bidder``, as in a provider,
+    so it sees the same round index and history of its own outcomes as it would there.
     """
 
     def __init__(self, scenario: str, overrides: Sequence[str], seed: int, rounds: int) -> None:
@@ -135,33 +138,44 @@ class FastMarket:
         # The streams a run gives these agents (the world derives each from the seed and the agent's id)
         # and the auctioneer's mechanism coins, so the fast engine draws what the market would.
         self.ids = inst.providers
-        self.strategies = provider_strategies(config["strategies"], inst.providers, self.mechanism)
+        self.bidders = [Bidder(s) for s in provider_strategies(config["strategies"], inst.providers, self.mechanism)]
+        self.next_round = 0  # the index of the round draw() draws next
         self.rngs = [derive_rng(seed, p) for p in inst.providers]
         self.user_rng, self.mech_rng = derive_rng(seed, inst.user), derive_rng(seed, "mechanism")
         self.bid_range = BidRange.of(self.mechanism)
         self.queries = int(config["run"]["rounds"])
         self.n = inst.n
 
+    @property
+    def strategies(self) -> list[Any]:
+        """Each provider's strategy object (replace one by replacing its ``Bidder`` in ``bidders``)."""
+        return [b.strategy for b in self.bidders]
+
     def draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(context, costs, bids) of the next round, each provider bidding through its strategy."""
+        """(context, costs, bids) of the next round (``next_round``), each provider bidding through its strategy."""
+        t = self.next_round
+        self.next_round += 1
         x = np.asarray(self.instance.contexts(self.user_rng), dtype=float)
         costs, bids = np.empty(self.n), np.empty(self.n)
-        for i, (prior, strategy) in enumerate(zip(self.instance.priors, self.strategies)):
+        for i, (prior, bidder) in enumerate(zip(self.instance.priors, self.bidders)):
             costs[i] = float(prior.sample(self.rngs[i], 1)[0])
-            bids[i] = float(strategy.bid(costs[i], x, self.rngs[i]))
+            bids[i] = bidder.bid(costs[i], x, t, self.rngs[i])
         return x, costs, bids
 
     def round(self, t: int) -> tuple[int | None, float, float, np.ndarray]:
-        """(winner, payment, the user's reward, costs) of round t."""
+        """(winner, payment, the user's reward, costs) of round t, the next one (``next_round``)."""
+        if t != self.next_round:
+            raise ValueError(f"round: got t = {t}, expected the next round, {self.next_round} (rounds are played "
+                             "in order)")
         x, costs, bids = self.draw()
         present = self.bid_range.accepted(bids)
         outcome = self.mechanism.select(x, bids, self.mech_rng, present) if present.any() else None
         winner = outcome.winner if outcome is not None else None
-        for i, strategy in enumerate(self.strategies):
+        for i, bidder in enumerate(self.bidders):
             if present[i]:
                 won = i == winner
                 pay = float(outcome.payments[i]) if won else 0.0
-                strategy.learn(BidFeedback(t, won, pay, float(costs[i]), float(bids[i])))
+                bidder.learn(BidFeedback(t, won, pay, float(costs[i]), float(bids[i])))
         if winner is None:
             return None, 0.0, 0.0, costs
         reward = float(self.instance.quality.sample(winner, x, self.user_rng))
@@ -230,7 +244,7 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
     mechanism = build_mechanism("horizon-rosa", n=providers, d=dim, mu=mu)
     bids = costs.copy()
     facts = BidderFacts(0, providers, mechanism.cost_floor, mechanism.cost_cap, mu)
-    bids[0] = build_strategy(strategy, facts).bid(costs[0], contexts[0], derive_rng(seed, "provider-0"))
+    bids[0] = Bidder(build_strategy(strategy, facts)).bid(costs[0], contexts[0], 0, derive_rng(seed, "provider-0"))
     mech_rng = derive_rng(seed, "mechanism")
     utilities, user = np.zeros(providers), 0.0
     for t in range(rounds):
@@ -255,7 +269,7 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
     8 tokens) and values v ~ U[0.5, 2]; the strategy reports a bid for v (negative bids become 0); utility
     v_i (-1/2 ||q - p_i||_1) - z_i. user: E_q[log pi_ref] (MOSAIC) or 0; platform: revenue.
     """
-    from agents.ad_strategies import AdFeedback, build_ad_strategy
+    from agents.ad_strategies import AdFeedback, Reporter, build_ad_strategy
     from market.core.mechanisms.aggregation import build_aggregation, sample_shown
     from market.core.mechanisms.token_auction import token_auction
     from market.runtime.platform import description_refusal
@@ -264,6 +278,7 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
     if mechanism not in AGGREGATIONS:
         raise ConfigError(f"mechanism.name: {AGGREGATIONS.unknown(mechanism)}")
     deviant = build_ad_strategy(strategy)
+    reporter = Reporter(deviant)
     dev_rng, draws = derive_rng(seed, "advertiser-0"), derive_rng(seed, "mechanism")
     trace_at: set[int] = set()
     if hasattr(deviant, "alpha"):
@@ -275,12 +290,12 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
             p = draws.dirichlet(np.ones(8), 2)
             v = draws.uniform(0.5, 2.0, 2)
             bids = v.copy()
-            bids[0] = max(float(deviant.report(v[:1], dev_rng)[0]), 0.0)
+            bids[0] = max(float(reporter.report(v[:1], t, dev_rng)[0]), 0.0)
             step = token_auction(p, bids)
             u = v * (-0.5 * np.abs(step.q[None, :] - p).sum(axis=1)) - step.payments
             utilities += u
             revenue += float(step.payments.sum())
-            deviant.learn(AdFeedback(t, v[:1], bids[:1], float(u[0] + step.payments[0]), float(step.payments[0])))
+            reporter.learn(AdFeedback(t, v[:1], bids[:1], float(u[0] + step.payments[0]), float(step.payments[0])))
             if t in trace_at:
                 trace.append(float(deviant.alpha))
         return RunResult({"advertiser-0": float(utilities[0]), "advertiser-1": float(utilities[1])}, 0.0, rounds,
@@ -302,14 +317,14 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
         replies = inst.sample_candidates(m["candidates"], draws, context_aware, pulls=pulls[qid])
         true = inst.rewards(replies)
         reports = true.copy()
-        reports[0] = deviant.report(true[0], dev_rng)
+        reports[0] = reporter.report(true[0], t, dev_rng)
         log_ref = inst.log_ref(replies)
         out = auction(reports, log_ref, inst.log_gen(replies, context_aware, pulls=pulls[qid]), tau=inst.tau)
         utilities += true @ out.q - out.payments
         user += float(out.q @ log_ref)
         revenue += float(out.payments.sum())
         shown = sample_shown(out.q, draws)
-        deviant.learn(AdFeedback(t, true[0], reports[0], float(true[0, shown]), float(out.payments[0])))
+        reporter.learn(AdFeedback(t, true[0], reports[0], float(true[0, shown]), float(out.payments[0])))
         if t in trace_at:
             trace.append(float(deviant.alpha))
     return RunResult({f"advertiser-{i}": float(u) for i, u in enumerate(utilities)}, user, len(order), tuple(trace),

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.ad_strategies import AD_STRATEGIES, AdFeedback, Truthful, build_ad_strategy
+from agents.ad_strategies import AD_STRATEGIES, AdFeedback, AdObservation, Truthful, build_ad_strategy
 from agents.advertisers import Advertiser
+from agents.strategies import History
 from market.core.lm.ads import catalogue_instance, ngram_instance
 from market.core.wire import decode
 from market.data import ad_queries
@@ -40,7 +41,7 @@ def test_brand_out_of_range_is_refused():
 
 def test_truthful_strategy_reports_true_rewards_and_registry_names_it():
     true = np.array([0.5, -1.0, 2.0])
-    assert np.array_equal(Truthful().report(true, np.random.default_rng(0)), true)
+    assert np.array_equal(Truthful().report(AdObservation(true, 0, History(), np.random.default_rng(0))), true)
     assert isinstance(build_ad_strategy("truthful"), Truthful) and "truthful" in AD_STRATEGIES
     with pytest.raises(ValueError, match="advertiser strategy: unknown name 'shady'; known: add-constant, "):
         build_ad_strategy("shady")

@@ -10,6 +10,8 @@ from agents.strategies import (
     CoinPredictor,
     ExponentialWeights,
     GridUCB,
+    History,
+    Observation,
     RotationRing,
     Shade,
     Truthful,
@@ -23,12 +25,17 @@ FACTS = BidderFacts(index=1, n=3, cost_floor=0.0, cost_cap=1.0, mu=0.2)
 X = np.zeros(2)
 
 
+def see(cost, rng, t=0):
+    """The observation of round t at ``cost``, with no history."""
+    return Observation(cost, X, t, History(), rng)
+
+
 def test_truthful_bids_its_cost_and_shading_is_clipped_into_the_bid_range():
     rng = np.random.default_rng(0)
-    assert Truthful(FACTS).bid(0.4, X, rng) == 0.4
-    assert Shade(FACTS, 0.5).bid(0.4, X, rng) == pytest.approx(0.6)
-    assert Shade(FACTS, 0.5).bid(0.9, X, rng) == 1.0  # 1.35 clipped to the cap
-    assert build_strategy("underbid", FACTS).bid(0.5, X, rng) == pytest.approx(0.4)
+    assert Truthful(FACTS).bid(see(0.4, rng)) == 0.4
+    assert Shade(FACTS, 0.5).bid(see(0.4, rng)) == pytest.approx(0.6)
+    assert Shade(FACTS, 0.5).bid(see(0.9, rng)) == 1.0  # 1.35 clipped to the cap
+    assert build_strategy("underbid", FACTS).bid(see(0.5, rng)) == pytest.approx(0.4)
 
 
 def test_every_registered_strategy_bids_inside_the_range_and_restores_its_state():
@@ -37,7 +44,7 @@ def test_every_registered_strategy_bids_inside_the_range_and_restores_its_state(
         rng = np.random.default_rng(1)
         for t in range(30):
             cost = float(rng.random())
-            b = strategy.bid(cost, X, rng)
+            b = strategy.bid(see(cost, rng, t))
             assert 0.0 <= b <= 1.0
             strategy.learn(BidFeedback(t, t % 3 == 0, b if t % 3 == 0 else 0.0, cost, b))
         state = strategy.get_state()
@@ -61,7 +68,7 @@ def test_randomised_strategy_leaves_the_providers_cost_stream_untouched():
     for _ in range(10):
         ca, cb = a.random(), b.random()
         assert ca == cb  # the learner's coins come from a spawned child stream
-        learner.bid(ca, X, a)
+        learner.bid(see(ca, a))
 
 
 def test_grid_learners_find_the_profitable_multiplier_of_a_pay_as_bid_threshold():
@@ -70,7 +77,7 @@ def test_grid_learners_find_the_profitable_multiplier_of_a_pay_as_bid_threshold(
     for learner in (GridUCB(FACTS, grid, width=0.05), ExponentialWeights(FACTS, grid, eta=0.2, gamma=0.1)):
         rng = np.random.default_rng(2)
         for t in range(600):
-            b = learner.bid(0.5, X, rng)
+            b = learner.bid(see(0.5, rng, t))
             won = b <= 0.8
             learner.learn(BidFeedback(t, won, b if won else 0.0, 0.5, b))
         assert learner.multiplier == pytest.approx(1.6)
@@ -81,7 +88,7 @@ def test_ucb_width_sd_scales_the_bonus_to_the_profits_seen_and_bad_widths_are_re
     rng = np.random.default_rng(3)
     profits = []
     for t in range(50):
-        b = learner.bid(0.5, X, rng)
+        b = learner.bid(see(0.5, rng, t))
         won = bool(rng.random() < 0.5)
         pay = b + (4.0 if rng.random() < 0.2 else 0.0) if won else 0.0  # a heavy bonus now and then
         fb = BidFeedback(t, won, pay, 0.5, b)
@@ -94,20 +101,24 @@ def test_ucb_width_sd_scales_the_bonus_to_the_profits_seen_and_bad_widths_are_re
             GridUCB(FACTS, (1.0,), width=bad)
 
 
-def test_coin_predictor_bids_the_floor_exactly_when_its_public_coin_says_resampled():
+def test_coin_predictor_bids_the_floor_exactly_when_its_public_coin_of_that_round_says_resampled():
     predictor = CoinPredictor(FACTS, leak_seed=7)
     rng = np.random.default_rng(0)
-    for t in range(200):
+    rounds = [*range(100), *range(300, 200, -1)]  # the market's round index, not the number of calls, picks the coins
+    for t in rounds:
         resampled = public_coins(7, t, FACTS.n)[0, FACTS.index] < FACTS.mu
-        assert predictor.bid(0.4, X, rng) == (0.0 if resampled else 0.4)
+        assert predictor.bid(see(0.4, rng, t)) == (0.0 if resampled else 0.4)
+    assert 0 < sum(public_coins(7, t, FACTS.n)[0, FACTS.index] < FACTS.mu for t in rounds) < len(rounds)
 
 
 def test_ring_members_take_turns_and_the_other_bids_the_cap():
     rng = np.random.default_rng(0)
     first = RotationRing(BidderFacts(0, 3), members=(0, 1), s=0.5)
     second = RotationRing(BidderFacts(1, 3), members=(0, 1), s=0.5)
-    bids = [(first.bid(0.4, X, rng), second.bid(0.4, X, rng)) for _ in range(4)]
+    bids = [(first.bid(see(0.4, rng, t)), second.bid(see(0.4, rng, t))) for t in range(4)]
     assert bids == [(pytest.approx(0.6), 1.0), (1.0, pytest.approx(0.6))] * 2
+    # a round they did not see (a lost call for bids) does not put them out of step: the turn is the round's
+    assert (first.bid(see(0.4, rng, 7)), second.bid(see(0.4, rng, 7))) == (1.0, pytest.approx(0.6))
 
 
 def test_scenario_picks_strategies_and_params_by_name_and_refuses_bad_ones():

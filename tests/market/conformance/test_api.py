@@ -167,21 +167,21 @@ def test_the_mechanism_check_catches_a_winner_paid_below_its_bid():
 class GlobalRandomShade(Strategy):
     name = "global-random"
 
-    def bid(self, cost, context, rng):
-        return self.clip(cost * (1.0 + random.random()))
+    def bid(self, obs):
+        return self.clip(obs.cost * (1.0 + random.random()))
 
 
 class NaNBidder(Strategy):
     name = "nan"
 
-    def bid(self, cost, context, rng):
+    def bid(self, obs):
         return float("nan")
 
 
 class AboveCap(Strategy):
     name = "above-cap"
 
-    def bid(self, cost, context, rng):
+    def bid(self, obs):
         return self.facts.cost_cap + 0.5
 
 
@@ -189,6 +189,15 @@ class DrawsFromProvider(Strategy):
     """Draws from the provider's own generator: its costs would no longer match its truthful twin's."""
 
     name = "draws"
+
+    def bid(self, obs):
+        return self.clip(obs.cost * (1.0 + 0.1 * obs.rng.random()))
+
+
+class OldStyleDrawsFromProvider(Strategy):
+    """The same defect in a strategy written to the deprecated bid(cost, context, rng): still caught."""
+
+    name = "old-draws"
 
     def bid(self, cost, context, rng):
         return self.clip(cost * (1.0 + 0.1 * rng.random()))
@@ -211,9 +220,11 @@ class ObjectInState(Truthful):
     (NaNBidder, "bid = nan, expected a finite number"),
     (AboveCap, r"expected a bid in \[cost_floor, cost_cap\] = \[0.0, 1.0\]"),
     (DrawsFromProvider, "bid advanced the provider's generator"),
+    (OldStyleDrawsFromProvider, "bid advanced the provider's generator"),
     (CoinsOutOfState, "a fresh strategy given get_state"),
     (ObjectInState, "get_state\\(\\) cannot be checkpointed"),
 ])
+@pytest.mark.filterwarnings("ignore:strategy 'old-draws'")
 def test_the_strategy_check_catches_a_planted_defect(cls, message):
     with pytest.raises(ConformanceError, match=message):
         check_strategy(cls)
