@@ -40,11 +40,14 @@ VERDICTS = HERE / "verdicts_quick.csv"
 SCENARIOS = ("quickstart", "ads", "multi-llm", "finetune")
 ROUNDS = 300
 REGENERATE = "python tests/golden/runs.py"
-# Ten significant digits keep every decision-relevant difference (money is in minor units, ints, and
-# exact) while leaving six orders of magnitude between a float64's last bit (~1e-16 relative) and
-# the rounding step; a value that only differs in its last bits lands on a rounding boundary with a
-# probability of about 1e-6 per value.
-SIGNIFICANT = 10
+# Seven significant digits: a value that differs between platforms only in its last bits (measured:
+# relative 4e-15 at most, between OpenBLAS kernels) changes its rounded form only if it lies that close
+# to a rounding boundary, with a chance of about 4e-15 / 1e-7 per value. Summed over every float of a
+# log, as if each one differed, that expects 5e-4 flips in the largest log (ads, 36k floats) and 1e-2
+# even at 1e-13; at ten digits it would be 0.5, a coin toss. Decisions, payments (integers), messages
+# and any float change above 1e-7 relative still change the digest; finer changes are the exact
+# digests' business.
+SIGNIFICANT = 7
 # Values that are zero up to rounding (a sum of terms that cancel) come out as +-1e-17 or so, with a
 # sign that depends on the order of summation; below TINY they count as 0.
 TINY = 1e-12

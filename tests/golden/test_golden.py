@@ -69,12 +69,13 @@ def test_verdict_cells_accept_only_rounding_noise():
     gain = float(cells[2])
     assert runs.verdict_cells(with_cell("gain", f"{gain + 1e-6:.6f}"), want)
     assert runs.verdict_cells(with_cell("verdict", "gains"), want)
-    assert runs.verdict_cells(want.replace(b"\n", b"\n", 1)[: want.rindex(b"\n", 0, -1) + 1], want)
+    assert runs.verdict_cells(want[: want.rindex(b"\n", 0, -1) + 1], want)  # the last row dropped
 
 
 def test_portable_form_rounds_only_last_bits():
     """Floats equal to SIGNIFICANT digits (or both below TINY, of either sign) share a form; anything else not."""
     c = runs._canonical
     assert c(0.1 + 0.2) == c(0.3) and c(-0.0) == c(0.0) == c(-1e-17) == c(3e-13)
-    assert c(0.3) != c(0.3 + 1e-9) and c(1.0) != c(1) and c("1") != c(1) and c(b"a") != c("a")
+    assert c(0.3) != c(0.3 + 1e-6) and c(0.3) == c(0.3 + 1e-9)
+    assert c(1.0) != c(1) and c("1") != c(1) and c(b"a") != c("a")
     assert c((1.0, 2.0)) != c({1.0: 2.0}) and c(True) != c(1)
