@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from market.runtime.config import ConfigError, load_toml, resolve, scenario_file
 from market.runtime.eventlog import EventLogError, read_key_file
 from market.runtime.kernel import KernelError
 from market.runtime.run import resume_scenario, run_scenario
-from market.runtime.rundir import RunDirError
+from market.runtime.rundir import RUN_FILES, RunDirError
 from market.runtime.schema import MAX_ROUNDS, MAX_SEED, ROUNDS, SEED, Rule, shown
 from market.runtime.verify import UnusableRun, verify_run
 from market.runtime.world import AgentFailed
@@ -55,6 +56,15 @@ def _print_digest(run_dir: Path) -> None:
     print(f"log digest: {entry['digest']} ({entry['frames']} frames, {'keyed' if entry['keyed'] else 'unkeyed'})")
 
 
+def _default_run_dir(name: str, seed: int, force: bool) -> Path:
+    """``runs/NAME-seedN``, or with ``--force`` that one whatever it holds; else, if a run is already there,
+    the first of ``runs/NAME-seedN-2``, ``-3``, ... that holds none: running the same command again keeps
+    the earlier run (an explicit ``--out`` holding a run is refused instead)."""
+    base = Path("runs") / f"{name}-seed{seed}"
+    candidates = itertools.chain([base], (base.with_name(f"{base.name}-{k}") for k in itertools.count(2)))
+    return next(d for d in candidates if force or not any((d / f).exists() for f in RUN_FILES))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     config, _ = resolve(args.scenario, [])  # early check of the scenario name
     key = read_key_file(Path(args.key_file)) if args.key_file else None
@@ -76,7 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     name = config["scenario"]["name"]
     seed = args.seed if args.seed is not None else config["run"]["seed"]
-    out = Path(args.out) if args.out else Path("runs") / f"{name}-seed{seed}"
+    out = Path(args.out) if args.out else _default_run_dir(name, seed, args.force)
     log.info("run.start", scenario=name, seed=seed, out=str(out))
     wall = time.perf_counter()
     config, summary, market = run_scenario(

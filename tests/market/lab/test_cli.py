@@ -30,3 +30,18 @@ def test_choices_come_from_the_registries(argv, choice, capsys):
     err = capsys.readouterr().err
     assert "invalid choice: 'nope'" in err and choice in err
 
+
+
+def test_run_without_out_keeps_an_earlier_run_in_the_default_directory(tmp_path, monkeypatch, capsys):
+    """The default run directory is runs/NAME-seedN; running the same command again writes runs/NAME-seedN-2
+    and leaves the first run as it was (an explicit --out holding a run is refused instead)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "quickstart", "--rounds", "20"]) == 0
+    first = (tmp_path / "runs" / "quickstart-seed0" / "events.msgpack").read_bytes()
+    assert main(["run", "quickstart", "--rounds", "20"]) == 0
+    assert "run dir runs/quickstart-seed0-2" in capsys.readouterr().out
+    assert (tmp_path / "runs" / "quickstart-seed0" / "events.msgpack").read_bytes() == first
+    assert (tmp_path / "runs" / "quickstart-seed0-2" / "events.msgpack").read_bytes() == first
+    assert main(["run", "quickstart", "--rounds", "20", "--out", "runs/quickstart-seed0"]) == 2
+    assert main(["run", "quickstart", "--rounds", "20", "--force"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["quickstart-seed0", "quickstart-seed0-2"]
