@@ -18,6 +18,7 @@ from agents.advertisers import Advertiser
 from market.core.ledger import to_minor, to_units
 from market.core.lm.ads import AdInstance, catalogue_instance, ngram_instance
 from market.core.mechanisms.aggregation import AGGREGATIONS
+from market.core.registry import HOW_TO_REGISTER
 from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.data import ad_queries
@@ -26,7 +27,7 @@ from market.runtime.config import require
 from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions
 from market.runtime.records import FeedbackAccepted, MessageSent, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
-from market.runtime.schema import CREDITS, DELAY, DURATION, MAX_SCALE, PROBABILITY, Choice, Int, Real
+from market.runtime.schema import CREDITS, DELAY, DURATION, MAX_SCALE, PROBABILITY, Choice, Int, Real, Registered
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -72,7 +73,7 @@ SCHEMA = {
     "market.latency": DELAY,
     "market.jitter": DELAY,
     "market.loss": PROBABILITY,
-    "strategies.default": Choice(*AD_STRATEGIES.names()),
+    "strategies.default": Registered(AD_STRATEGIES),
 }
 
 
@@ -287,7 +288,8 @@ def build(world: World, config: dict[str, Any]) -> None:
     strategies = config["strategies"]
     for key, name in [("strategies.default", strategies["default"]), *(
             (f"strategies.overrides.{a}", s) for a, s in strategies["overrides"].items())]:
-        require(name in AD_STRATEGIES, key, name, f"one of {sorted(AD_STRATEGIES)}")
+        require(name in AD_STRATEGIES, key, name,
+                f"one of {sorted(AD_STRATEGIES)} or 'module:attr' ({HOW_TO_REGISTER})")
     for k, (query, inst) in enumerate(zip(queries, insts)):
         for i, (name, description) in enumerate(zip(query.advertisers, query.descriptions)):
             world.ledger.open(name, balance=to_minor(m["advertiser_budget"]))

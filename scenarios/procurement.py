@@ -30,7 +30,7 @@ from market.runtime.faults import DEFAULTS as FAULT_DEFAULTS
 from market.runtime.faults import LINK_KEYS, LINK_RULES, check_agents, link_graph, max_route_delay, parse_faults
 from market.runtime.records import MessageSent, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
-from market.runtime.schema import CREDITS, DURATION, MAX_SCALE, MAX_SECONDS, Choice, Int, Real
+from market.runtime.schema import CREDITS, DURATION, MAX_SCALE, MAX_SECONDS, Choice, Int, Real, Registered
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -94,7 +94,7 @@ SCHEMA = {
     "costs.prompt_tokens": Int(0, 10_000_000),
     "costs.answer_tokens": Int(0, 10_000_000),
     "costs.spread": Real(0.0, 1.0, hi_open=True),
-    "strategies.default": Choice(*STRATEGIES.names()),
+    "strategies.default": Registered(STRATEGIES),
     **{f"faults.{k}": LINK_RULES[k] for k in LINK_KEYS},
     # hostile.agents: names checked by agents/hostile.py's add_hostiles, which names the bad entry's index
     # a hostile agent attacks every period: shorter than 10 ms it could stop the clock late in a long run

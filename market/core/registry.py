@@ -1,6 +1,10 @@
 """Named factories: one ``Registry`` per kind of thing a scenario file or the command line picks by name
 (mechanisms, strategies, selectors, ...). An entry is a callable or a ``"module:attr"`` string imported on
 first use, so listing names never imports heavy modules.
+
+Where a name is accepted, ``"module:attr"`` is accepted too: the factory is that attribute of that module,
+imported on first use (a plug-in's own strategy or mechanism, without registering it). Whether a module may
+be imported at all (a name read from a log someone sent) is decided above this floor, before building.
 """
 
 from __future__ import annotations
@@ -11,6 +15,19 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+# Said by every unknown-name error: the ways a user's own factory gets a name.
+HOW_TO_REGISTER = ("to add your own, give it as 'module:attr', or register it (REGISTRY.register(name, factory)) "
+                   "in a module named by `plugins = [...]` in the scenario file's [scenario] table, by --plugin "
+                   "MODULE, or by an installed package's `llm_market.plugins` entry point")
+
+
+def is_reference(name: object) -> bool:
+    """True for a ``"module:attr"`` name: dotted identifiers, one colon (nothing is imported to tell)."""
+    if not isinstance(name, str) or name.count(":") != 1:
+        return False
+    module, attr = name.split(":")
+    return all(part.isidentifier() for part in module.split(".")) and attr.isidentifier()
 
 
 class RegistryError(ValueError):
@@ -32,6 +49,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self.error = error
         self._entries: dict[str, Callable[..., T] | str] = {}
+        self._references: dict[str, Callable[..., T]] = {}  # "module:attr" names used, once imported
         for name, factory in (entries or {}).items():
             self.register(name, factory)
 
@@ -57,12 +75,25 @@ class Registry(Generic[T]):
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self._entries))
 
+    def origin(self, name: str) -> str:
+        """The module a registered factory comes from (read from the entry; nothing is imported)."""
+        factory = self._entries[name]
+        if isinstance(factory, str):
+            return factory.split(":")[0]
+        while hasattr(factory, "func"):  # functools.partial: the module of the function it wraps
+            factory = factory.func
+        return str(getattr(factory, "__module__", None) or "?")
+
     def unknown(self, name: object) -> RegistryError:
         """The error for a name not registered here (for callers that check before building)."""
-        return self.error(f"{self.kind}: unknown name {name!r}; known: {', '.join(self.names())}")
+        return self.error(f"{self.kind}: unknown name {name!r}; known: {', '.join(self.names())}; "
+                          f"{HOW_TO_REGISTER}")
 
     def get(self, name: str) -> Callable[..., T]:
-        """The factory registered as ``name`` (imported now if it was given as ``"module:attr"``)."""
+        """The factory registered as ``name`` (imported now if it was given as ``"module:attr"``), or, for an
+        unregistered ``"module:attr"`` name, that attribute of that module."""
+        if isinstance(name, str) and name not in self._entries and is_reference(name):
+            return self._reference(name)
         try:
             factory = self._entries[name]
         except (KeyError, TypeError):
@@ -75,6 +106,21 @@ class Registry(Generic[T]):
                 raise self.error(f"{self.kind} {name!r}: cannot load {self._entries[name]!r}: {err}") from err
             self._entries[name] = factory
         return factory
+
+    def _reference(self, name: str) -> Callable[..., T]:
+        if name not in self._references:
+            module, attr = name.split(":")
+            try:
+                factory = getattr(importlib.import_module(module), attr)
+            except ImportError as err:
+                raise self.error(f"{self.kind} {name!r}: cannot import module {module!r}: {err}; a module next to "
+                                 "the scenario file is importable, else put its folder on PYTHONPATH") from None
+            except AttributeError:
+                raise self.error(f"{self.kind} {name!r}: module {module!r} has no attribute {attr!r}") from None
+            if not callable(factory):
+                raise self.error(f"{self.kind} {name!r}: got {factory!r}, expected a callable factory")
+            self._references[name] = factory
+        return self._references[name]
 
     def build(self, name: str, *args: Any, **params: Any) -> T:
         """``get(name)(*args, **params)``; parameters the factory does not take raise this registry's error."""
@@ -100,7 +146,8 @@ class Registry(Generic[T]):
         return self.error(f"{self.kind} {name!r}: bad parameters {sorted(params)}: {err}")
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._entries
+        """Registered, or a ``"module:attr"`` name (whose import ``get`` tries; nothing is imported here)."""
+        return isinstance(name, str) and (name in self._entries or is_reference(name))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -18,8 +18,9 @@ import structlog
 from market.core.learning import LearningError
 from market.core.ledger import LedgerError
 from market.core.mechanisms.base import MechanismError
-from market.core.registry import Registry, RegistryError
+from market.core.registry import HOW_TO_REGISTER, Registry, RegistryError
 from market.core.wire import WireError
+from market.runtime import plugins
 from market.runtime.bus import BusError
 from market.runtime.config import ConfigError, load_toml, resolve, scenario_files
 from market.runtime.eventlog import EventLogError, read_key_file
@@ -32,6 +33,8 @@ from market.runtime.world import AgentFailed
 
 log = structlog.get_logger("llm-market")
 
+PLUGIN_HELP = ("import MODULE first, so the names it registers can be used (repeatable; a module next to the "
+               "scenario file needs no PYTHONPATH)")
 TRUST_HELP = ("import the scenario builder a run directory names even if it is no installed scenario (running "
               "its code): only for run directories you trust")
 
@@ -66,7 +69,10 @@ def _default_run_dir(name: str, seed: int, force: bool) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config, _ = resolve(args.scenario, [])  # early check of the scenario name
+    if args.resume and args.plugin:
+        raise ConfigError("--resume: got it with --plugin, expected it alone: a resumed run loads the plug-ins "
+                          "its log names")
+    config, _ = resolve(args.scenario, [], args.plugin)  # early check of the scenario name
     key = read_key_file(Path(args.key_file)) if args.key_file else None
     if args.resume:
         if args.set or args.seed is not None or args.rounds is not None or args.out or args.force:
@@ -91,7 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     wall = time.perf_counter()
     config, summary, market = run_scenario(
         args.scenario, seed=args.seed, rounds=args.rounds, overrides=args.set, out=out, force=args.force, key=key,
-        fail_fast=args.fail_fast,
+        fail_fast=args.fail_fast, plugins=args.plugin,
     )
     wall = time.perf_counter() - wall
     print(market.describe(summary, config))
@@ -163,7 +169,19 @@ def registries() -> dict[str, Registry[Any]]:
     }
 
 
+def _origin(registry: Registry[Any], name: str, loaded: dict[str, str]) -> str:
+    """Blank for the package's own entries; else the module a plug-in's entry comes from and how it was loaded."""
+    module = registry.origin(name)
+    if module.split(".")[0] in plugins.OWN:
+        return ""
+    how = next((h for m, h in loaded.items() if module == m or module.startswith(m + ".")), None)
+    return f"plug-in {module}" + (f" ({how})" if how else "")
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
+    plugins.load_entry_points()
+    plugins.load_plugins(args.plugin, "--plugin", where="--plugin")
+    loaded = plugins.loaded()
     files = {name: load_toml(path) for name, path in sorted(scenario_files().items())}
     print("scenarios:")
     for name, raw in files.items():
@@ -176,7 +194,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for heading, registry in registries().items():
         print(f"{heading}:")
         for name in registry:
-            print(f"  {name}")
+            origin = _origin(registry, name, loaded)
+            print(f"  {name:<20} {origin}".rstrip() if origin else f"  {name}")
+    if loaded:
+        print("plug-in modules loaded:")
+        for module, how in loaded.items():
+            print(f"  {module:<20} {how}")
+    print("(a name may also be given as 'module:attr'; see `--plugin` and the llm_market.plugins entry point)")
     return 0
 
 
@@ -206,8 +230,16 @@ def _cmd_repro(args: argparse.Namespace) -> int:
 
 
 def _cmd_deviate(args: argparse.Namespace) -> int:
+    from agents.ad_strategies import AD_STRATEGIES
+    from agents.strategies import STRATEGIES
     from market.lab import deviation
 
+    plugins.load_entry_points()
+    plugins.load_plugins(args.plugin, "--plugin", where="--plugin")  # worker processes are forked with them
+    for name in args.strategy:
+        if name not in STRATEGIES and name not in AD_STRATEGIES:
+            raise ConfigError(f"--strategy: got {name!r}, expected one of {sorted({*STRATEGIES, *AD_STRATEGIES})} "
+                              f"or 'module:attr' ({HOW_TO_REGISTER})")
     wall = time.perf_counter()
     verdicts = {
         name: deviation.deviate(args.scenario, name, deviator=args.deviator, seeds=args.seeds, rounds=args.rounds,
@@ -343,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--key-file", metavar="FILE", help="key the log's hash chain with the bytes of FILE: only its "
                    "holder can make a digest that matches (give the same file to --resume)")
     r.add_argument("--trust-builder", action="store_true", help=TRUST_HELP)
+    r.add_argument("--plugin", action="append", default=[], metavar="MODULE", help=PLUGIN_HELP)
     r.add_argument("--fail-fast", action="store_true",
                    help="end the run at the first agent exception (logged; no footer or summary) instead of "
                         "crashing that agent alone and going on")
@@ -366,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     vf.set_defaults(func=_cmd_verify)
 
     ls = sub.add_parser("list", help="list scenarios and every registry: mechanisms, strategies, selectors, ...")
+    ls.add_argument("--plugin", action="append", default=[], metavar="MODULE", help=PLUGIN_HELP)
     ls.set_defaults(func=_cmd_list)
 
     b = sub.add_parser("bench", help="benchmarks, printed as JSON")
@@ -381,8 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dv = sub.add_parser("deviate", help="a strategy's gain over its truthful twin, with a bootstrap CI")
     dv.add_argument("scenario", help="built-in scenario name or path to a TOML file")
-    dv.add_argument("--strategy", action="append", required=True, help="deviating strategy (repeatable)",
-                    choices=sorted({*STRATEGIES, *AD_STRATEGIES}))
+    dv.add_argument("--strategy", action="append", required=True,
+                    help=f"deviating strategy (repeatable): one of {sorted({*STRATEGIES, *AD_STRATEGIES})}, a "
+                    "plug-in's name or 'module:attr'")
     dv.add_argument("--deviator", help="provider id that deviates (default provider-0)")
     dv.add_argument("--seeds", type=int, default=20)
     dv.add_argument("--rounds", type=int, default=1000)
@@ -391,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fast: the same objects in a plain loop; market: the real runtime")
     dv.add_argument("--workers", type=int, help="processes over seeds (default: number of CPUs)")
     dv.add_argument("--out", help="write deviation.csv, gains.png, multipliers.png here")
+    dv.add_argument("--plugin", action="append", default=[], metavar="MODULE", help=PLUGIN_HELP)
     dv.set_defaults(func=_cmd_deviate)
 
     cv = sub.add_parser("curve", help="a provider's exact expected profit per shading multiplier (CSV + PNG)")

@@ -195,7 +195,7 @@ def _run_report(d: Path, *, trust_builder: bool = False) -> Path:
     builder = config.get("scenario", {}).get("builder", "")
     named: dict[str, float] = {}
     if builder:
-        market = logged_scenario(builder, trust_builder=trust_builder)
+        market = logged_scenario(builder, trust_builder=trust_builder, config=config)
         defaults = copy.deepcopy(market.defaults)
         defaults["scenario"] = dict(config["scenario"])
         config = merge(defaults, config)  # a run written before a key was added reads it as its default

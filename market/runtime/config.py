@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from market.core.parameters import accepted_keywords
+from market.core.registry import HOW_TO_REGISTER
 from market.runtime.scenario import Factories, Scenario
 from market.runtime.schema import COMMON, Rule, shown
 
@@ -183,8 +184,17 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def resolve(scenario: str, overrides: Iterable[str] = ()) -> tuple[dict[str, Any], Scenario]:
-    """Load a scenario file, apply ``--set`` overrides, check everything; returns (config, its Scenario)."""
+def resolve(scenario: str, overrides: Iterable[str] = (),
+            plugins: Iterable[str] = ()) -> tuple[dict[str, Any], Scenario]:
+    """Load a scenario file, load its plug-ins, apply ``--set`` overrides, check everything; returns (config,
+    its Scenario).
+
+    A scenario file outside the package has its folder made importable first (``plugins.add_scenario_folder``);
+    installed plug-ins (entry points), the file's ``[scenario] plugins`` and then ``plugins`` (``--plugin``) are
+    imported before its builder and names are resolved. ``plugins`` are recorded after the file's in the
+    config's ``scenario.plugins``, so the log names every module that registered something."""
+    from market.runtime import plugins as loader  # plugins raise ConfigError: imported here, not at the top
+
     path = find_scenario(scenario)
     raw = load_toml(path)
     head = raw.get("scenario", {})
@@ -194,6 +204,16 @@ def resolve(scenario: str, overrides: Iterable[str] = ()) -> tuple[dict[str, Any
     spec = head.get("builder")
     if spec is None:
         raise ConfigError(f"scenario.builder: missing in {path.name}")
+    if path.resolve() not in {p.resolve() for p in scenario_files().values()}:
+        loader.add_scenario_folder(path)
+    loader.load_entry_points()
+    listed = head.get("plugins", [])
+    if not isinstance(listed, list):
+        raise ConfigError(f"scenario.plugins: got {shown(listed)} in {path.name}, expected a list of module names")
+    every = [*loader.load_plugins(listed, "scenario.plugins"), *loader.load_plugins(plugins, "--plugin",
+                                                                                     where="--plugin")]
+    if every:
+        head["plugins"] = every
     market = load_scenario(spec)
     for item in overrides:
         key, value = parse_override(item)
@@ -203,6 +223,9 @@ def resolve(scenario: str, overrides: Iterable[str] = ()) -> tuple[dict[str, Any
     if builder != spec:  # the config logged must name the Scenario that was run
         raise ConfigError(f"scenario.builder: got {shown(builder)} from --set, expected the scenario file's "
                           f"{spec!r}: a builder is chosen by the file")
+    if every and head.get("plugins") != every:
+        raise ConfigError(f"scenario.plugins: got {shown(head.get('plugins'))} from --set, expected {every}: "
+                          "plug-ins are chosen by the file or --plugin")
     return checked(raw, market, path.stem), market
 
 
@@ -212,6 +235,9 @@ def checked(raw: dict[str, Any], market: Scenario, name: str) -> dict[str, Any]:
     from. ``name`` is the scenario's name where ``raw`` does not give one."""
     defaults = copy.deepcopy(market.defaults)
     defaults["scenario"] = {"name": name, "builder": "", "description": ""}
+    head = raw.get("scenario")
+    if isinstance(head, dict) and "plugins" in head:  # only then: configs without plug-ins log as before
+        defaults["scenario"]["plugins"] = []
     schema = schema_of(market)
     config = merge(defaults, raw, rules=schema)
     check_schema(config, schema)
@@ -257,7 +283,8 @@ def check_params(config: dict[str, Any], factories: Factories) -> None:
     name = config[table]["name"]
     factory = factories.factory(name)
     if factory is None:
-        raise ConfigError(f"{table}.name: got {shown(name)}, expected one of {factories.names()}")
+        raise ConfigError(f"{table}.name: got {shown(name)}, expected one of {factories.names()} or 'module:attr' "
+                          f"({HOW_TO_REGISTER})")
     accepted = accepted_keywords(factory)
     if accepted is None:  # the factory takes **kwargs and does not say where they go: nothing to check
         return

@@ -32,9 +32,11 @@ def run_scenario(
     force: bool = False,
     key: bytes | None = None,
     fail_fast: bool = False,
+    plugins: Sequence[str] = (),
 ) -> tuple[dict[str, Any], dict[str, Any], Scenario]:
     """Resolve, build and run a scenario; returns (config, summary, its Scenario). ``fail_fast``: the first
     agent exception ends the run (``World``'s ``AgentFailed``) instead of crashing that agent alone.
+    ``plugins``: modules imported before names are resolved (``--plugin``; ``config.resolve``).
 
     ``out`` is touched only once the config is resolved and the world built (a bad config leaves it as
     it was), and is locked for the whole run. A run already in it (finished or not) is refused unless
@@ -45,7 +47,7 @@ def run_scenario(
         sets.append(f"run.seed={seed}")
     if rounds is not None:
         sets.append(f"run.rounds={rounds}")
-    config, market = resolve(scenario, sets)
+    config, market = resolve(scenario, sets, plugins)
     summary = run_config(config, market, config["run"]["seed"], out, force=force, key=key, fail_fast=fail_fast)
     return config, summary, market
 
@@ -118,7 +120,7 @@ def _resume(
     if not isinstance(builder, str):
         raise ConfigError(f"--resume: the header of {path} names no scenario.builder: a world built by hand cannot "
                           "be rebuilt from its log")
-    market = logged_scenario(builder, trust_builder=trust_builder)
+    market = logged_scenario(builder, trust_builder=trust_builder, config=config)
     point = Resume(scan.header_end, 0.0, None, config, seed)
     if scan.checkpoints:
         probe = World(config, seed, None)
@@ -184,4 +186,5 @@ def scenario_observers(config: dict[str, Any], seed: int, *, trust_builder: bool
     """The metric observers of the Scenario a logged config names; none for a log of a world built by hand.
     The builder must be an installed scenario unless ``trust_builder`` (``builders.logged_scenario``)."""
     spec = config.get("scenario", {}).get("builder")
-    return logged_scenario(spec, trust_builder=trust_builder).observers(config, seed) if spec else []
+    market = logged_scenario(spec, trust_builder=trust_builder, config=config) if spec else None
+    return market.observers(config, seed) if market is not None else []

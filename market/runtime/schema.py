@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from market.core.registry import HOW_TO_REGISTER, Registry
+
 # Seeds feed numpy's SeedSequence, which takes non-negative integers only, and are logged in the header as a
 # MessagePack integer and used in int64 arithmetic (sweeps add seed offsets): [0, 2**63 - 1] holds them all.
 MAX_SEED = 2**63 - 1
@@ -50,7 +52,8 @@ def shown(value: Any) -> str:
 class Rule:
     """What one key accepts. kind: "int", "float", "str", "bool" or "list"; lo/hi: the range of a number
     (an end is excluded when lo_open/hi_open); choices: the strings allowed; max_len: the longest list;
-    items: the rule for each entry of a list."""
+    items: the rule for each entry of a list; registry: the names allowed are that registry's at the time of
+    the check (so plug-ins loaded after the scenario module count), and ``"module:attr"``."""
 
     kind: str
     lo: float | None = None
@@ -60,9 +63,12 @@ class Rule:
     choices: tuple[str, ...] | None = None
     max_len: int | None = None
     items: Rule | None = None
+    registry: Registry[Any] | None = None
 
     def expected(self) -> str:
         """What is allowed, as the end of "expected ..."."""
+        if self.registry is not None:
+            return f"one of {list(self.registry.names())} or 'module:attr' ({HOW_TO_REGISTER})"
         if self.choices is not None:
             return f"one of {list(self.choices)}"
         if self.kind == "list":
@@ -97,6 +103,8 @@ class Rule:
             if self.hi is not None and (x > self.hi or (self.hi_open and x == self.hi)):
                 return self.expected()
         if self.choices is not None and value not in self.choices:
+            return self.expected()
+        if self.registry is not None and value not in self.registry:
             return self.expected()
         if self.kind == "list":
             if self.max_len is not None and len(value) > self.max_len:
@@ -143,6 +151,11 @@ def Real(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) 
 def Choice(*names: str) -> Rule:  # noqa: N802
     """One of ``names``."""
     return Rule("str", choices=tuple(names))
+
+
+def Registered(registry: Registry[Any]) -> Rule:  # noqa: N802
+    """A name registered in ``registry`` when the config is checked, or ``"module:attr"``."""
+    return Rule("str", registry=registry)
 
 
 def Items(items: Rule, max_len: int) -> Rule:  # noqa: N802

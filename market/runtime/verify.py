@@ -568,7 +568,7 @@ def verify_run(run_dir: Path, *, digest: str | None = None, key: bytes | None = 
     header = read_header(path)
     spec = header.config.get("scenario", {}).get("builder") if isinstance(header.config.get("scenario"), dict) \
         else None
-    scenario = logged_scenario(spec, trust_builder=trust_builder) if spec else None
+    scenario = logged_scenario(spec, trust_builder=trust_builder, config=header.config) if spec else None
     facts = LogFacts(header, scenario)
     report = VerifyReport(Path(run_dir), digest=digest, key=key)
     checks = [make(facts) for make in CHECKS]

@@ -238,7 +238,7 @@ def _run_dir(d: Path, trust_builder: bool = False) -> tuple[dict[str, Any], dict
     observers: list[Any] = []
     builder = config.get("scenario", {}).get("builder", "")
     if builder:
-        market = logged_scenario(builder, trust_builder=trust_builder)
+        market = logged_scenario(builder, trust_builder=trust_builder, config=config)
         observers = market.observers(config, seed)
         if market.instance is not None:
             providers = tuple(market.instance(config, seed).providers)

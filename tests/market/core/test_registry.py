@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from market.core.mechanisms.base import MechanismError, MechanismRegistryError
-from market.core.registry import Registry, RegistryError
+from market.core.registry import HOW_TO_REGISTER, Registry, RegistryError
 
 
 def _pair(a: int, b: int = 2) -> tuple[int, int]:
@@ -28,7 +28,8 @@ def test_unknown_name_error_names_the_kind_the_name_and_the_sorted_choices():
     reg = Registry("strategy", {"shade": _pair, "exp3": _pair, "gradient": _pair})
     with pytest.raises(RegistryError) as info:
         reg.get("shdae")
-    assert str(info.value) == "strategy: unknown name 'shdae'; known: exp3, gradient, shade"
+    assert str(info.value) == f"strategy: unknown name 'shdae'; known: exp3, gradient, shade; {HOW_TO_REGISTER}"
+    assert "--plugin" in HOW_TO_REGISTER and "'module:attr'" in HOW_TO_REGISTER  # it says how to add one
     assert isinstance(info.value, ValueError)  # callers catching ValueError keep working
 
 

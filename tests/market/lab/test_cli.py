@@ -21,7 +21,6 @@ def test_list_shows_every_registry_with_all_its_names(capsys):
     (["bench", "nope"], "bench"),
     (["repro", "nope"], "selection"),
     (["curve", "quickstart", "--mechanism", "nope"], "rosa-trcm-ucb"),
-    (["deviate", "quickstart", "--strategy", "nope"], "alpha-learner"),
 ])
 def test_choices_come_from_the_registries(argv, choice, capsys):
     with pytest.raises(SystemExit) as info:
@@ -29,6 +28,13 @@ def test_choices_come_from_the_registries(argv, choice, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'nope'" in err and choice in err
+
+
+def test_deviate_refuses_an_unknown_strategy_naming_both_registries_and_how_to_add_one(capsys):
+    assert main(["deviate", "quickstart", "--strategy", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("config error: --strategy: got 'nope', expected one of [")
+    assert "alpha-learner" in err and "shade" in err and "--plugin MODULE" in err
 
 
 
