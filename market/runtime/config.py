@@ -202,6 +202,9 @@ def resolve(scenario: str, overrides: Iterable[str] = (),
         raise ConfigError(f"scenario: got {shown(head)} in {path.name}, expected a table with builder = "
                           "\"module:NAME\"")
     spec = head.get("builder")
+    if spec is None and "sweep" in raw:
+        raise ConfigError(f"scenario: {path.name} is a sweep, not a scenario; expected a scenario file (run the sweep "
+                          f"with: llm-market sweep {path} --out DIR)")
     if spec is None:
         raise ConfigError(f"scenario.builder: missing in {path.name}")
     if path.resolve() not in {p.resolve() for p in scenario_files().values()}:

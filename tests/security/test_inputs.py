@@ -134,3 +134,10 @@ def test_the_other_markets_refuse_a_loss_above_one_too(tmp_path, capsys, scenari
 def test_a_value_with_a_line_break_stays_on_one_line(tmp_path, capsys):
     line = refusal(run(tmp_path, "quickstart", "--set", 'quality.model="linear\\nmmlu"'), capsys)
     assert line == "config error: quality.model: got 'linear\\nmmlu', expected one of ['linear', 'mmlu']"
+
+
+def test_a_sweep_file_given_to_run_says_it_is_a_sweep_and_how_to_run_it(capsys):
+    assert main(["run", "quickstart_sweep"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "quickstart_sweep.toml is a sweep, not a scenario" in err
+    assert "llm-market sweep " in err and "--out DIR" in err
