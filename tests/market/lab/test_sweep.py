@@ -145,7 +145,7 @@ metrics = ["rounds"]
 "run.rounds" = 20
 [zip]
 "mechanism.name" = ["myerson", "pay-as-bid"]
-"market.providers" = [5, 0]
+"market.rate_burst" = [200.0, 0.5]
 """)
     out = tmp_path / "out"
     result = run_sweep(spec, out, workers=1)
@@ -153,8 +153,8 @@ metrics = ["rounds"]
     failed = [json.loads(p.read_text()) for p in sorted((out / "failed").glob("*.json"))]
     assert len(failed) == 2
     for rec in failed:
-        assert "market.providers: got 0" in rec["error"]
-        assert ["market.providers", 0] in rec["point"]
+        assert "market.rate_burst: got 0.5" in rec["error"]
+        assert ["market.rate_burst", 0.5] in rec["point"]
     again = run_sweep(spec, out, workers=1)  # finished tasks skipped, failed ones retried
     assert (again.skipped, again.done, again.failed) == (2, 0, 2)
 
