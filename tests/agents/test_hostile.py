@@ -42,8 +42,13 @@ def outcomes(records):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hostile")
+def runs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("hostile")
+
+
+@pytest.fixture(scope="module")
+def runs(runs_dir):
+    base = runs_dir
     clean = run_with(base, "clean", [])
     each = {name: run_with(base, name, [name]) for name in HOSTILES}
     every = run_with(base, "all", list(HOSTILES))
@@ -124,9 +129,8 @@ def test_malformed_frames_never_reach_the_auctioneer(runs):
     assert not [r for r in records if isinstance(r, MessageSent) and r.src == "hostile-garbler"]
 
 
-def test_hostile_runs_replay_and_conserve_money(runs, tmp_path_factory):
-    base = tmp_path_factory.getbasetemp()
-    path = next(base.glob("hostile*")) / "all"
+def test_hostile_runs_replay_and_conserve_money(runs, runs_dir):
+    path = runs_dir / "all"  # not a glob of the base temp dir: other modules' dirs may be called "hostile..." too
     footer, recomputed, torn = replay(path)
     assert torn is None and footer == recomputed
     assert sum(recomputed["balances"].values()) == 0
