@@ -27,8 +27,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from agents.policy import OBS_EXTRA, action_to_bid, observation
-from agents.strategies import BidFeedback, Observation, Strategy
+from agents.strategies import BidFeedback, Observation, Strategy, Truthful
 from market.core.mechanisms.base import BidRange
+from market.core.mechanisms.priors import UniformCost
 from market.runtime.config import ConfigError, resolve
 
 ENGINE_KINDS = ("fast", "market")
@@ -108,24 +109,45 @@ class FastEngine:
     def reset(self, seed: int) -> np.ndarray:
         from market.lab.deviation import FastMarket
 
-        self.market = FastMarket(self.scenario, self.overrides, int(seed), self.horizon)
+        self.market = m = FastMarket(self.scenario, self.overrides, int(seed), self.horizon)
         self.t = 0
         self.won[:] = False
         self.paid[:] = 0.0
+        # Truthful providers bid clip(cost) and learn nothing; a uniform prior's block of draws is its draws one by
+        # one (NumPy fills it in order from the same stream). Such providers' costs and bids for the whole run are
+        # drawn here at once, (horizon, n): a round then reads a row.
+        n = len(self.providers)
+        truthful = [i for i in self.others if type(m.bidders[i].strategy) is Truthful]
+        self.strategic = [i for i in self.others if i not in truthful]
+        block = [type(p) is UniformCost for p in m.instance.priors]
+        self.cost_rows = np.zeros((self.horizon, n))
+        for i, prior in enumerate(m.instance.priors):
+            if block[i]:
+                self.cost_rows[:, i] = prior.sample(m.rngs[i], self.horizon)
+        self.drawn = [i for i in range(n) if not block[i]]
+        self.bid_rows = np.zeros((self.horizon, n))
+        if not self.drawn:
+            self.bid_rows[:, truthful] = np.clip(self.cost_rows[:, truthful], self.floor, self.cap)
+        self.truthful = truthful
         self._draw()
         return self.obs
 
     def _draw(self) -> None:
         """Context, costs and the other providers' bids of round ``t``; the learners' observations."""
         m, t = self.market, self.t
-        x = np.asarray(m.instance.contexts(m.user_rng), dtype=float)
+        x = m.instance.contexts(m.user_rng)
         self.x = x
-        for i, prior in enumerate(m.instance.priors):
-            self.costs[i] = float(prior.sample(m.rngs[i], 1)[0])
-        for i in self.others:
-            self.bids[i] = m.bidders[i].bid(self.costs[i], x, t, m.rngs[i])
+        self.costs = costs = self.cost_rows[t]
+        for i in self.drawn:
+            costs[i] = float(m.instance.priors[i].sample(m.rngs[i], 1)[0])
+        self.bids[:] = self.bid_rows[t]
+        if self.drawn:
+            for i in self.truthful:
+                self.bids[i] = min(max(costs[i], self.floor), self.cap)
+        for i in self.strategic:
+            self.bids[i] = m.bidders[i].bid(costs[i], x, t, m.rngs[i])
         for j, i in enumerate(self.index):
-            observation(self.costs[i], x, t, self.horizon, self.won[j], self.paid[j], self.obs[j])
+            observation(costs[i], x, t, self.horizon, self.won[j], self.paid[j], self.obs[j])
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         m, t = self.market, self.t
@@ -134,10 +156,11 @@ class FastEngine:
         a = np.asarray(actions, dtype=float).reshape(-1)
         for j, i in enumerate(self.index):
             self.bids[i] = action_to_bid(a[j], self.costs[i], self.floor, self.cap, self.action)
-        present = m.bid_range.accepted(self.bids)
+        # learners' bids and truthful ones are clipped into the range: only other strategies' may be refused
+        present = m.bid_range.accepted(self.bids) if self.strategic else self.present
         outcome = m.mechanism.select(self.x, self.bids, m.mech_rng, present) if present.any() else None
         winner = outcome.winner if outcome is not None else None
-        for i in self.others:
+        for i in self.strategic:
             if present[i]:
                 pay = float(outcome.payments[i]) if i == winner else 0.0
                 m.bidders[i].learn(BidFeedback(t, i == winner, pay, float(self.costs[i]), float(self.bids[i])))
