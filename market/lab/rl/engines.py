@@ -178,7 +178,7 @@ class FastEngine:
         done = self.t >= self.horizon
         if done:
             for j in range(len(self.learners)):
-                observation(0.0, np.zeros(self.dim), self.t, self.horizon, self.won[j], self.paid[j], self.obs[j])
+                observation(self.floor, np.zeros(self.dim), self.t, self.horizon, self.won[j], self.paid[j], self.obs[j])
         else:
             self._draw()
         return self.obs, self.rewards, done
@@ -273,7 +273,7 @@ class MarketEngine:
             raise RuntimeError(f"market engine: the run failed: {type(payload).__name__}: {payload}") from payload
         self.summary = payload
         for j in range(len(self.learners)):
-            observation(0.0, np.zeros(self.dim), self.horizon, self.horizon, self._won[j], self._paid[j], self.obs[j])
+            observation(self.floor, np.zeros(self.dim), self.horizon, self.horizon, self._won[j], self._paid[j], self.obs[j])
         return self.obs, self.rewards, True
 
     def close(self) -> None:
@@ -323,3 +323,27 @@ def make_engine(kind: str, scenario: str, learners: Sequence[str] = ("provider-0
         raise ConfigError(f"engine: got {kind!r}, expected one of {ENGINE_KINDS}")
     cls = FastEngine if kind == "fast" else MarketEngine
     return cls(scenario, learners, overrides=overrides, rounds=rounds, action=action)
+
+
+def policy_gains(act: Any, scenario: str, seeds: Sequence[int], *, deviator: str = "provider-0",
+                 overrides: Sequence[str] = (), rounds: int = 400, engine: str = "fast",
+                 action: str = "markup") -> np.ndarray:
+    """(seeds,) the deviator's per-round gain when it acts with ``act(obs) -> a`` (e.g. ``NumpyPolicy.act``) over
+    its truthful twin (a = 0 every round: bid = cost), run by run on ``seeds``: what ``deviate`` measures."""
+    env = make_engine(engine, scenario, (deviator,), overrides=overrides, rounds=rounds, action=action)
+    zero = np.zeros(1)
+    gains = []
+    try:
+        for seed in seeds:
+            totals = []
+            for policy in (act, None):
+                obs, total, done = env.reset(int(seed)), 0.0, False
+                while not done:
+                    a = zero if policy is None else np.array([policy(obs[0])])
+                    obs, rewards, done = env.step(a)
+                    total += float(rewards[0])
+                totals.append(total)
+            gains.append((totals[0] - totals[1]) / rounds)
+    finally:
+        env.close()
+    return np.array(gains)
