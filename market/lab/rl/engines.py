@@ -97,6 +97,7 @@ class FastEngine:
         self.index = np.array([self.providers.index(p) for p in self.learners])
         k, n = len(self.learners), len(self.providers)
         self.obs = np.zeros((k, self.dim + OBS_EXTRA), dtype=np.float32)
+        self.blank = np.zeros(self.dim)  # the context of the observation after the last round
         self.rewards = np.zeros(k)
         self.won = np.zeros(k, dtype=bool)
         self.paid = np.zeros(k)
@@ -178,7 +179,7 @@ class FastEngine:
         done = self.t >= self.horizon
         if done:
             for j in range(len(self.learners)):
-                observation(self.floor, np.zeros(self.dim), self.t, self.horizon, self.won[j], self.paid[j], self.obs[j])
+                observation(self.floor, self.blank, self.t, self.horizon, self.won[j], self.paid[j], self.obs[j])
         else:
             self._draw()
         return self.obs, self.rewards, done
@@ -224,6 +225,7 @@ class MarketEngine:
         self.dim, self.floor, self.cap = spec["dim"], spec["floor"], spec["cap"]
         k = len(self.learners)
         self.obs = np.zeros((k, self.dim + OBS_EXTRA), dtype=np.float32)
+        self.blank = np.zeros(self.dim)  # the context of the observation after the last round
         self.rewards = np.zeros(k)
         self._thread: threading.Thread | None = None
         self._to_env: queue.SimpleQueue = queue.SimpleQueue()
@@ -273,7 +275,7 @@ class MarketEngine:
             raise RuntimeError(f"market engine: the run failed: {type(payload).__name__}: {payload}") from payload
         self.summary = payload
         for j in range(len(self.learners)):
-            observation(self.floor, np.zeros(self.dim), self.horizon, self.horizon, self._won[j], self._paid[j], self.obs[j])
+            observation(self.floor, self.blank, self.horizon, self.horizon, self._won[j], self._paid[j], self.obs[j])
         return self.obs, self.rewards, True
 
     def close(self) -> None:

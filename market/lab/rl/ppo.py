@@ -68,9 +68,12 @@ def train_policy(spec: AttackSpec, progress: Progress, *, steps: int, seed: int 
                 policy_kwargs={"net_arch": [32, 32], "activation_fn": torch.nn.Tanh, "log_std_init": -1.5})
 
     class Report(BaseCallback):
+        """Calls ``progress`` after each rollout (2,048 steps)."""
+
+        def _on_rollout_end(self) -> None:
+            progress("ppo steps", min(self.num_timesteps, steps), steps)
+
         def _on_step(self) -> bool:
-            if self.num_timesteps % (per_env * n_envs) == 0 or self.num_timesteps >= steps:
-                progress("ppo steps", min(self.num_timesteps, steps), steps)
             return True
 
     t0 = time.perf_counter()
