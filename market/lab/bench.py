@@ -250,7 +250,79 @@ def bench_integrity(quick: bool = False, *, rounds: int | None = None, repeats: 
     }
 
 
+def _fast_env_rate(mechanism: str, steps: int) -> dict[str, float]:
+    """Steps/s of the fast market env (one deviator, quickstart: n = 5, d = 8) and, as its ceiling, rounds/s of
+    the same mechanism's select and update with the same draws of contexts and rewards and no env around them."""
+    from market.lab.rl.engines import FastEngine
+
+    env = FastEngine("quickstart", ("provider-0",), overrides=[f"mechanism.name={mechanism}"], rounds=steps + 1)
+    actions = np.random.default_rng(0).uniform(-0.2, 0.4, (steps, 1))
+    env.reset(0)
+    t0 = time.perf_counter()
+    for a in actions:
+        env.step(a)
+    env_s = time.perf_counter() - t0
+    m = env.market
+    mech, inst, bids, present = m.mechanism, m.instance, env.cost_rows[:steps], np.ones(env.cost_rows.shape[1], bool)
+    t0 = time.perf_counter()
+    for t in range(steps):
+        x = inst.contexts(m.user_rng)
+        outcome = mech.select(x, bids[t], m.mech_rng, present)
+        if outcome.winner is not None:
+            mech.update(x, outcome, float(inst.quality.sample(outcome.winner, x, m.user_rng)))
+    mech_s = time.perf_counter() - t0
+    return {"env_steps_per_s": round(steps / env_s, 1), "mechanism_rounds_per_s": round(steps / mech_s, 1),
+            "env_over_mechanism": round(mech_s / env_s, 3)}
+
+
+def _market_env_rate(rounds: int, repeats: int) -> dict[str, float]:
+    """Rounds/s of the market env (one deviator bidding truthfully through the env), of ``llm-market run``
+    (``run_scenario``, no files: with the scenario's metric observers) and of the bare world the env runs (built
+    and run without observers), on the same quickstart scenario, best of ``repeats``, interleaved."""
+    from market.lab.rl.engines import MarketEngine
+    from market.runtime.config import resolve
+    from market.runtime.run import run_scenario
+    from market.runtime.world import World
+
+    env_s, run_s, world_s = float("inf"), float("inf"), float("inf")
+    zero = np.zeros(1)
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run_scenario("quickstart", seed=0, rounds=rounds, overrides=["run.checkpoint_every=0"], out=None)
+        run_s = min(run_s, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        config, market = resolve("quickstart", [f"run.rounds={rounds}", "run.checkpoint_every=0"])
+        world = World(config, 0, None)
+        market.build(world, config)
+        world.run()
+        world_s = min(world_s, time.perf_counter() - t0)
+        env = MarketEngine("quickstart", ("provider-0",), overrides=["run.checkpoint_every=0"], rounds=rounds)
+        t0 = time.perf_counter()
+        env.reset(0)
+        done = False
+        while not done:
+            done = env.step(zero)[2]
+        env_s = min(env_s, time.perf_counter() - t0)
+    return {"market_env_rounds_per_s": round(rounds / env_s, 1), "run_rounds_per_s": round(rounds / run_s, 1),
+            "world_rounds_per_s": round(rounds / world_s, 1), "market_env_over_run": round(run_s / env_s, 3),
+            "market_env_over_world": round(world_s / env_s, 3)}
+
+
+def bench_env(quick: bool = False, *, steps: int | None = None, rounds: int | None = None) -> dict[str, Any]:
+    """The market envs' speed (``llm-market bench env``): the fast env's steps/s against its mechanism's own
+    rounds/s, and the market env's rounds/s against ``llm-market run``'s (targets: 20,000 steps/s; 0.8x)."""
+    steps = steps or (3000 if quick else 20000)
+    rounds = rounds or (200 if quick else 1000)
+    fast = {name: _fast_env_rate(name, steps) for name in ("myerson", "pay-as-bid", "rosa-trcm-ucb")}
+    return {
+        "benchmark": "env", "scenario": "quickstart", "providers": 5, "dim": 8, "deviators": 1,
+        "fast": {"steps": steps, **fast}, "market": {"rounds": rounds, **_market_env_rate(rounds, 2 if quick else 3)},
+        "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
 BENCHMARKS: Registry[dict[str, Any]] = Registry("benchmark", {
+    "env": bench_env,
     "integrity": bench_integrity,
     "bus": bench_bus,
     "memory": bench_memory,

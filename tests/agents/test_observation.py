@@ -215,11 +215,12 @@ def test_the_bid_signature_is_read_once_and_a_wrong_one_is_refused_by_name():
         Bidder(type("Neg", (Truthful,), {"memory": -1})())
 
 
-def test_built_in_strategies_satisfy_the_protocol():
+def test_built_in_strategies_satisfy_the_protocol(strategy_params):
     from agents.strategies import STRATEGIES, build_strategy
 
     for name in STRATEGIES:
-        assert isinstance(build_strategy(name, BidderFacts(0, 3, 0.0, 1.0, 0.2)), BiddingStrategy), name
+        strategy = build_strategy(name, BidderFacts(0, 3, 0.0, 1.0, 0.2), **strategy_params(name, 3))
+        assert isinstance(strategy, BiddingStrategy), name
     assert isinstance(History(), History) and len(History()) == 0
 
 

@@ -38,9 +38,9 @@ def test_truthful_bids_its_cost_and_shading_is_clipped_into_the_bid_range():
     assert build_strategy("underbid", FACTS).bid(see(0.5, rng)) == pytest.approx(0.4)
 
 
-def test_every_registered_strategy_bids_inside_the_range_and_restores_its_state():
+def test_every_registered_strategy_bids_inside_the_range_and_restores_its_state(strategy_params):
     for name in STRATEGIES:
-        strategy = build_strategy(name, BidderFacts(0, 3, 0.0, 1.0, 0.2))
+        strategy = build_strategy(name, BidderFacts(0, 3, 0.0, 1.0, 0.2), **strategy_params(name, X.size))
         rng = np.random.default_rng(1)
         for t in range(30):
             cost = float(rng.random())
@@ -48,7 +48,7 @@ def test_every_registered_strategy_bids_inside_the_range_and_restores_its_state(
             assert 0.0 <= b <= 1.0
             strategy.learn(BidFeedback(t, t % 3 == 0, b if t % 3 == 0 else 0.0, cost, b))
         state = strategy.get_state()
-        twin = build_strategy(name, BidderFacts(0, 3, 0.0, 1.0, 0.2))
+        twin = build_strategy(name, BidderFacts(0, 3, 0.0, 1.0, 0.2), **strategy_params(name, X.size))
         twin.set_state(state)
         assert twin.get_state().keys() == state.keys()
 

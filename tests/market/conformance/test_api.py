@@ -54,8 +54,8 @@ def test_every_registered_aggregation_passes_the_api_checks(name):
 
 
 @pytest.mark.parametrize("name", STRATEGIES.names())
-def test_every_registered_strategy_passes_the_api_and_seed_checks(name):
-    check_strategy(partial(STRATEGIES.build, name))
+def test_every_registered_strategy_passes_the_api_and_seed_checks(name, strategy_params):
+    check_strategy(partial(STRATEGIES.build, name, **strategy_params(name, 3)), d=3)
 
 
 @pytest.mark.parametrize("name", AD_STRATEGIES.names())

@@ -1,6 +1,8 @@
-"""``llm-market bench integrity``: every variant is timed, on wall and CPU clocks, and the ratios are given."""
+"""``llm-market bench integrity`` and ``bench env``: every variant is timed and the ratios are given."""
 
 from __future__ import annotations
+
+import pytest
 
 from market.lab.bench import BENCHMARKS, bench_integrity
 
@@ -15,3 +17,15 @@ def test_integrity_bench_times_every_variant_and_reports_ratios():
         assert all(0 < s < 60 for s in seconds.values())
         ratio = seconds["chain_fsync"] / seconds["no_chain_no_fsync"]
         assert abs(out[kind]["chain_fsync_over_no_chain"] - ratio) < 0.01 * ratio
+
+
+def test_bench_env_reports_both_engines_against_their_baselines() -> None:
+    from market.lab.bench import bench_env
+
+    out = bench_env(steps=200, rounds=20)
+    assert out["benchmark"] == "env" and out["market"]["rounds"] == 20
+    for mechanism in ("myerson", "pay-as-bid", "rosa-trcm-ucb"):
+        fast = out["fast"][mechanism]
+        assert fast["env_steps_per_s"] > 0 and fast["mechanism_rounds_per_s"] > 0
+    m = out["market"]
+    assert m["market_env_over_run"] == pytest.approx(m["market_env_rounds_per_s"] / m["run_rounds_per_s"], rel=0.05)

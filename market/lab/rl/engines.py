@@ -1,0 +1,351 @@
+"""Two engines behind one interface for the market envs: ``reset(seed)`` then ``step(actions)`` round by round.
+
+Some providers (the learners) bid with the env's actions, every other provider with its scenario strategy.
+An action a in [-1, 1] becomes a bid through ``agents.policy.action_to_bid`` and an observation is
+``agents.policy.observation`` (own cost, context, round / horizon, own last outcome and payment): the same
+functions the ``policy`` strategy bids with, so a policy trained here bids alike through the bus. A learner's
+reward is its profit in the round: payment - cost if it won, else 0.
+
+- ``FastEngine``: the scenario's ``MarketInstance`` and mechanism in a plain loop, drawing what a run draws
+  (``market.lab.deviation.FastMarket``: the same streams for costs, contexts, rewards and mechanism coins).
+- ``MarketEngine``: the real runtime (bus, auctioneer, ledger; no files). The world runs in a thread of its own;
+  the learners' strategies hand control back to the env when the first of them is asked to bid in a round,
+  and the world waits, its virtual clock stopped, until the env's actions come back (the ABIDES-Gym pattern).
+
+Same seed and same actions give the same rewards on both engines (to the micro-credit; tests check it). Both
+need a market without link faults: every learner must get every call for bids at the same instant.
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from agents.policy import OBS_EXTRA, action_to_bid, observation
+from agents.strategies import BidFeedback, Observation, Strategy, Truthful
+from market.core.mechanisms.base import BidRange
+from market.core.mechanisms.priors import UniformCost
+from market.runtime.config import ConfigError, resolve
+
+ENGINE_KINDS = ("fast", "market")
+
+
+class Engine(Protocol):
+    """What the envs drive. obs: (learners, obs_dim) float32; rewards: (learners,) float64."""
+
+    learners: tuple[str, ...]
+    horizon: int
+    dim: int
+    floor: float
+    cap: float
+    action: str
+
+    def reset(self, seed: int) -> np.ndarray: ...
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]: ...
+
+    def close(self) -> None: ...
+
+
+def _checked_market(scenario: str, overrides: Sequence[str], rounds: int, learners: Sequence[str]) -> tuple[Any, Any]:
+    """The resolved config and market of an env, refused (naming the key) when an engine cannot drive it."""
+    config, market = resolve(scenario, [*overrides, f"run.rounds={rounds}"])
+    if market.instance is None:
+        raise ConfigError(f"market env: scenario {config['scenario']['name']!r} ({market.name} market) has no "
+                          "MarketInstance; expected a procurement market")
+    m = config.get("market", {})
+    for key in ("latency", "jitter", "loss"):
+        if m.get(key):
+            raise ConfigError(f"market.{key}: got {m[key]!r}, expected 0 (every learner must get every call for bids "
+                              "at once)")
+    if config.get("hostile", {}).get("agents"):
+        raise ConfigError(f"hostile.agents: got {config['hostile']['agents']!r}, expected none in a market env")
+    providers = market.instance(config, 0).providers
+    if not learners or len(set(learners)) != len(learners) or any(p not in providers for p in learners):
+        raise ConfigError(f"learners: got {list(learners)!r}, expected distinct providers among {list(providers)}")
+    return config, market
+
+
+def _spec(scenario: str, overrides: Sequence[str], rounds: int, learners: Sequence[str]) -> dict[str, Any]:
+    config, market = _checked_market(scenario, overrides, rounds, learners)
+    inst = market.instance(config, 0)
+    mech = inst.mechanism.build()
+    rng = BidRange.of(mech)
+    if not np.isfinite(rng.cap):
+        raise ConfigError(f"mechanism.name: {config['mechanism']['name']!r} takes bids up to {rng.cap}; the market env "
+                          "needs a finite cost_cap (its actions span the bid range)")
+    return {"providers": inst.providers, "dim": inst.dim, "floor": rng.floor, "cap": rng.cap}
+
+
+class FastEngine:
+    """The scenario as a plain loop (``FastMarket``'s instance, mechanism, strategies and streams), learners bid
+    the env's actions. The step reuses its arrays: one round costs the mechanism's select and update plus the
+    other providers' strategies."""
+
+    def __init__(self, scenario: str, learners: Sequence[str] = ("provider-0",), *, overrides: Sequence[str] = (),
+                 rounds: int = 400, action: str = "markup") -> None:
+        spec = _spec(scenario, overrides, rounds, learners)
+        self.scenario, self.overrides, self.horizon, self.action = scenario, tuple(overrides), int(rounds), action
+        self.learners = tuple(learners)
+        self.providers: tuple[str, ...] = spec["providers"]
+        self.dim, self.floor, self.cap = spec["dim"], spec["floor"], spec["cap"]
+        self.index = np.array([self.providers.index(p) for p in self.learners])
+        k, n = len(self.learners), len(self.providers)
+        self.obs = np.zeros((k, self.dim + OBS_EXTRA), dtype=np.float32)
+        self.blank = np.zeros(self.dim)  # the context of the observation after the last round
+        self.rewards = np.zeros(k)
+        self.won = np.zeros(k, dtype=bool)
+        self.paid = np.zeros(k)
+        self.costs, self.bids = np.zeros(n), np.zeros(n)
+        self.present = np.ones(n, dtype=bool)
+        self.others = [i for i in range(n) if i not in set(self.index.tolist())]
+        self.market: Any = None
+        self.t = 0
+
+    def reset(self, seed: int) -> np.ndarray:
+        from market.lab.deviation import FastMarket
+
+        self.market = m = FastMarket(self.scenario, self.overrides, int(seed), self.horizon)
+        self.t = 0
+        self.won[:] = False
+        self.paid[:] = 0.0
+        # Truthful providers bid clip(cost) and learn nothing; a uniform prior's block of draws is its draws one by
+        # one (NumPy fills it in order from the same stream). Such providers' costs and bids for the whole run are
+        # drawn here at once, (horizon, n): a round then reads a row.
+        n = len(self.providers)
+        truthful = [i for i in self.others if type(m.bidders[i].strategy) is Truthful]
+        self.strategic = [i for i in self.others if i not in truthful]
+        block = [type(p) is UniformCost for p in m.instance.priors]
+        self.cost_rows = np.zeros((self.horizon, n))
+        for i, prior in enumerate(m.instance.priors):
+            if block[i]:
+                self.cost_rows[:, i] = prior.sample(m.rngs[i], self.horizon)
+        self.drawn = [i for i in range(n) if not block[i]]
+        self.bid_rows = np.zeros((self.horizon, n))
+        if not self.drawn:
+            self.bid_rows[:, truthful] = np.clip(self.cost_rows[:, truthful], self.floor, self.cap)
+        self.truthful = truthful
+        self._draw()
+        return self.obs
+
+    def _draw(self) -> None:
+        """Context, costs and the other providers' bids of round ``t``; the learners' observations."""
+        m, t = self.market, self.t
+        x = m.instance.contexts(m.user_rng)
+        self.x = x
+        self.costs = costs = self.cost_rows[t]
+        for i in self.drawn:
+            costs[i] = float(m.instance.priors[i].sample(m.rngs[i], 1)[0])
+        self.bids[:] = self.bid_rows[t]
+        if self.drawn:
+            for i in self.truthful:
+                self.bids[i] = min(max(costs[i], self.floor), self.cap)
+        for i in self.strategic:
+            self.bids[i] = m.bidders[i].bid(costs[i], x, t, m.rngs[i])
+        for j, i in enumerate(self.index):
+            observation(costs[i], x, t, self.horizon, self.won[j], self.paid[j], self.obs[j])
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        m, t = self.market, self.t
+        if m is None or t >= self.horizon:
+            raise RuntimeError(f"step: the episode is over (round {t} of {self.horizon}); call reset first")
+        a = np.asarray(actions, dtype=float).reshape(-1)
+        for j, i in enumerate(self.index):
+            self.bids[i] = action_to_bid(a[j], self.costs[i], self.floor, self.cap, self.action)
+        # learners' bids and truthful ones are clipped into the range: only other strategies' may be refused
+        present = m.bid_range.accepted(self.bids) if self.strategic else self.present
+        outcome = m.mechanism.select(self.x, self.bids, m.mech_rng, present) if present.any() else None
+        winner = outcome.winner if outcome is not None else None
+        for i in self.strategic:
+            if present[i]:
+                pay = float(outcome.payments[i]) if i == winner else 0.0
+                m.bidders[i].learn(BidFeedback(t, i == winner, pay, float(self.costs[i]), float(self.bids[i])))
+        self.rewards[:] = 0.0
+        for j, i in enumerate(self.index):
+            won = bool(i == winner)
+            pay = float(outcome.payments[i]) if won else 0.0
+            self.won[j], self.paid[j] = won, pay
+            if won:
+                self.rewards[j] = pay - self.costs[i]
+        if winner is not None:
+            reward = float(m.instance.quality.sample(winner, self.x, m.user_rng))
+            m.mechanism.update(self.x, outcome, reward)
+        self.t += 1
+        done = self.t >= self.horizon
+        if done:
+            for j in range(len(self.learners)):
+                observation(self.floor, self.blank, self.t, self.horizon, self.won[j], self.paid[j], self.obs[j])
+        else:
+            self._draw()
+        return self.obs, self.rewards, done
+
+    def close(self) -> None:
+        self.market = None
+
+
+class _Abort(Exception):
+    """Raised inside the world's thread to end a run the env no longer wants (reset before the end, close)."""
+
+
+class _Handoff(Strategy):
+    """A learner's strategy in the market engine: asks the engine for its bid, keeps its round's profit."""
+
+    name = "env"
+
+    def __init__(self, engine: MarketEngine, j: int) -> None:
+        super().__init__()
+        self.engine, self.j = engine, j
+
+    def bid(self, obs: Observation) -> float:
+        return self.engine._bid(self.j, obs)
+
+    def learn(self, feedback: BidFeedback) -> None:
+        self.engine._learn(self.j, feedback)
+
+
+class MarketEngine:
+    """The scenario through the real runtime, in a thread; the learners' bids come from ``step``.
+
+    In each round the first learner asked to bid stops the world: it reads the other learners' costs from copies
+    of their generators (each provider draws its cost from its own stream just before it bids: the copy gives
+    the draw it is about to make, and its bid checks it), hands every learner's observation to the env and waits
+    for the actions. Rewards of a round are in once the next round's first bid is asked (or the run is over).
+    """
+
+    def __init__(self, scenario: str, learners: Sequence[str] = ("provider-0",), *, overrides: Sequence[str] = (),
+                 rounds: int = 400, action: str = "markup") -> None:
+        spec = _spec(scenario, overrides, rounds, learners)
+        self.scenario, self.overrides, self.horizon, self.action = scenario, tuple(overrides), int(rounds), action
+        self.learners = tuple(learners)
+        self.dim, self.floor, self.cap = spec["dim"], spec["floor"], spec["cap"]
+        k = len(self.learners)
+        self.obs = np.zeros((k, self.dim + OBS_EXTRA), dtype=np.float32)
+        self.blank = np.zeros(self.dim)  # the context of the observation after the last round
+        self.rewards = np.zeros(k)
+        self._thread: threading.Thread | None = None
+        self._to_env: queue.SimpleQueue = queue.SimpleQueue()
+        self._to_world: queue.SimpleQueue = queue.SimpleQueue()
+        self.summary: dict[str, Any] | None = None
+
+    # -- the env's side ---------------------------------------------------------------------
+    def reset(self, seed: int) -> np.ndarray:
+        from market.runtime.world import World
+
+        self.close()
+        config, market = _checked_market(self.scenario, [*self.overrides, f"run.seed={int(seed)}"], self.horizon,
+                                         self.learners)
+        world = World(config, int(seed), None, fail_fast=True)  # an aborted run stops at once
+        market.build(world, config)
+        agents = {a.id: a for a in world.agents}
+        self._providers = [agents[p] for p in self.learners]
+        for j, provider in enumerate(self._providers):
+            provider.strategy = _Handoff(self, j)
+        self._round = -1
+        self._costs = np.zeros(len(self.learners))
+        self._bids = np.zeros(len(self.learners))
+        self._won = np.zeros(len(self.learners), dtype=bool)
+        self._paid = np.zeros(len(self.learners))
+        self._gained = np.zeros(len(self.learners))
+        self.summary = None
+        self._to_env, self._to_world = queue.SimpleQueue(), queue.SimpleQueue()  # nothing of an old run left
+        self._thread = threading.Thread(target=self._run, args=(world,), name="market-env", daemon=True)
+        self._thread.start()
+        kind, _ = self._to_env.get()
+        if kind != "obs":
+            raise RuntimeError("market engine: the run ended before any learner was asked to bid")
+        return self.obs
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        if self._thread is None:
+            raise RuntimeError("step: no run is going on; call reset first")
+        self._to_world.put(np.asarray(actions, dtype=float).reshape(-1).copy())
+        kind, payload = self._to_env.get()
+        self.rewards[:] = self._gained
+        self._gained[:] = 0.0
+        if kind == "obs":
+            return self.obs, self.rewards, False
+        self._thread.join()
+        self._thread = None
+        if isinstance(payload, BaseException):
+            raise RuntimeError(f"market engine: the run failed: {type(payload).__name__}: {payload}") from payload
+        self.summary = payload
+        for j in range(len(self.learners)):
+            observation(self.floor, self.blank, self.horizon, self.horizon, self._won[j], self._paid[j], self.obs[j])
+        return self.obs, self.rewards, True
+
+    def close(self) -> None:
+        """End a run still going on (its world stops at the next bid) and wait for its thread."""
+        if self._thread is not None:
+            self._to_world.put(None)
+            while self._to_env.get()[0] != "end":
+                self._to_world.put(None)
+            self._thread.join()
+            self._thread = None
+
+    # -- the world's side (its thread) --------------------------------------------------------
+    def _run(self, world: Any) -> None:
+        try:
+            result: Any = world.run()
+        except BaseException as exc:  # handed to the env, which raises it there (or drops an aborted run)
+            result = exc
+        self._to_env.put(("end", result))
+
+    def _bid(self, j: int, obs: Observation) -> float:
+        if obs.round != self._round:  # the first learner asked in this round: stop the world, ask the env
+            self._round = obs.round
+            context = np.asarray(obs.context, dtype=float)
+            for k, provider in enumerate(self._providers):
+                self._costs[k] = obs.cost if k == j else float(provider.prior.sample(copy.deepcopy(provider.rng), 1)[0])
+                observation(self._costs[k], context, obs.round, self.horizon, self._won[k], self._paid[k], self.obs[k])
+            self._to_env.put(("obs", None))
+            actions = self._to_world.get()
+            if actions is None:
+                raise _Abort("the env ended this run")
+            for k in range(len(self.learners)):
+                self._bids[k] = action_to_bid(actions[k], self._costs[k], self.floor, self.cap, self.action)
+        if obs.cost != self._costs[j]:
+            raise RuntimeError(f"market engine: {self.learners[j]} drew cost {obs.cost!r} in round {obs.round}, its "
+                               f"observation said {self._costs[j]!r}")
+        return float(self._bids[j])
+
+    def _learn(self, j: int, feedback: BidFeedback) -> None:
+        self._won[j], self._paid[j] = feedback.won, feedback.payment
+        self._gained[j] += feedback.profit
+
+
+def make_engine(kind: str, scenario: str, learners: Sequence[str] = ("provider-0",), *,
+                overrides: Sequence[str] = (), rounds: int = 400, action: str = "markup") -> Engine:
+    """A ``fast`` or ``market`` engine (``ENGINE_KINDS``)."""
+    if kind not in ENGINE_KINDS:
+        raise ConfigError(f"engine: got {kind!r}, expected one of {ENGINE_KINDS}")
+    cls = FastEngine if kind == "fast" else MarketEngine
+    return cls(scenario, learners, overrides=overrides, rounds=rounds, action=action)
+
+
+def policy_gains(act: Any, scenario: str, seeds: Sequence[int], *, deviator: str = "provider-0",
+                 overrides: Sequence[str] = (), rounds: int = 400, engine: str = "fast",
+                 action: str = "markup") -> np.ndarray:
+    """(seeds,) the deviator's per-round gain when it acts with ``act(obs) -> a`` (e.g. ``NumpyPolicy.act``) over
+    its truthful twin (a = 0 every round: bid = cost), run by run on ``seeds``: what ``deviate`` measures."""
+    env = make_engine(engine, scenario, (deviator,), overrides=overrides, rounds=rounds, action=action)
+    zero = np.zeros(1)
+    gains = []
+    try:
+        for seed in seeds:
+            totals = []
+            for policy in (act, None):
+                obs, total, done = env.reset(int(seed)), 0.0, False
+                while not done:
+                    a = zero if policy is None else np.array([policy(obs[0])])
+                    obs, rewards, done = env.step(a)
+                    total += float(rewards[0])
+                totals.append(total)
+            gains.append((totals[0] - totals[1]) / rounds)
+    finally:
+        env.close()
+    return np.array(gains)
