@@ -118,10 +118,11 @@ class FrozenRounds:
         if self.kind != "leaky":
             return self.tau
         assert self.mu is not None
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             raised = self.cap - (self.cap - self.tau) * self.coin ** (-1.0 / (1.0 - self.mu))
-        # U = 0 raises every bid to c_cap: it wins iff c_cap <= tau, whatever the bid
-        raised = np.where(self.coin > 0, raised, np.where(self.tau >= self.cap, np.inf, -np.inf))
+        # tau >= c_cap: every raised bid wins; U = 0 (or tiny) raises every bid to c_cap, which then loses
+        raised = np.where(self.tau >= self.cap, np.inf, np.where(self.coin > 0, raised, -np.inf))
+        raised = np.where(np.isnan(raised), -np.inf, raised)
         return np.where(self.modified, raised, self.tau)
 
     def utility(self, bids: np.ndarray) -> np.ndarray:
