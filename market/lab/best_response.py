@@ -65,6 +65,7 @@ from market.lab.deviation import FastMarket, bootstrap_ci
 from market.runtime.config import ConfigError, resolve
 
 FAMILIES = ("multiplier", "affine", "cluster")
+ROUNDS, AD_ROUNDS = 1000, 50  # the command's default rounds per seed (frozen rounds; ad auctions)
 AD_MECHANISMS = ("mosaic", "mosaic-rochet", "mosaic-nopay")
 REVERSE_MECHANISMS = ("myerson", "rosa-trcm-ucb", "rosa-leaky", "pay-as-bid", "first-price-ucb", "linucb-critical")
 MULTIPLIER_GRID = np.linspace(0.0, 4.0, 801)

@@ -297,7 +297,8 @@ def _cmd_verdicts(args: argparse.Namespace) -> int:
 def _cmd_best_response(args: argparse.Namespace) -> int:
     from market.lab import best_response as br
 
-    losses = br.utility_loss(args.scenario, args.mechanism, seeds=args.seeds, rounds=args.rounds,
+    rounds = args.rounds or (br.AD_ROUNDS if resolve(args.scenario, args.set)[1].name == "ads" else br.ROUNDS)
+    losses = br.utility_loss(args.scenario, args.mechanism, seeds=args.seeds, rounds=rounds,
                              warmup=args.warmup, overrides=args.set, deviator=args.deviator,
                              workers=args.workers or os.cpu_count() or 1, progress=br.print_progress)
     print(br.format_losses(losses))
@@ -313,7 +314,8 @@ def _add_best_response(sub: Any) -> None:
     br.add_argument("--mechanism", action="append", help="mechanism name (repeatable; default: the scenario's, or "
                     "mosaic, mosaic-rochet and mosaic-nopay in the ad market)")
     br.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1 (the CI is over seeds)")
-    br.add_argument("--rounds", type=int, default=1000, help="frozen rounds drawn per seed (ads: auctions)")
+    br.add_argument("--rounds", type=int, help="frozen rounds drawn per seed (default 1000; ads: auctions, default "
+                    "50)")
     br.add_argument("--warmup", type=int, default=500, help="rounds the scenario plays before the mechanism freezes")
     br.add_argument("--deviator", help="provider-N (default provider-0; advertiser-0 in the ad market)")
     br.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
