@@ -32,8 +32,8 @@ cluster family, which separates into one multiplier per cluster) are maximised o
 tau_t / c_t (where a round switches from winning to losing), the midpoints between them and a grid of 801
 multipliers in [0, 4]: exact for critical-bid and pay-as-bid mechanisms, whose objective is constant or
 increasing between breakpoints (pay-as-bid wins at its breakpoint). The affine family is searched on a
-61 x 61 grid, then refined by Nelder-Mead from the 4 best grid points and the best multiplier (a local search:
-a lower bound on the family's best). Truthful bidding is in every family, so family losses are >= 0.
+41 x 41 grid, then refined by Nelder-Mead from the best grid point and the best multiplier (a local search: a
+lower bound on the family's best). Truthful bidding is in every family, so family losses are >= 0.
 
 MOSAIC (the ad market). On each auction's fixed candidate set, advertiser-0's interim utility q(r')·r - p(r')
 (true rewards r, report r') is maximised over the report vector r' in R^M with the exact gradient
@@ -69,7 +69,7 @@ ROUNDS, AD_ROUNDS = 1000, 50  # the command's default rounds per seed (frozen ro
 AD_MECHANISMS = ("mosaic", "mosaic-rochet", "mosaic-nopay")
 REVERSE_MECHANISMS = ("myerson", "rosa-trcm-ucb", "rosa-leaky", "pay-as-bid", "first-price-ucb", "linucb-critical")
 MULTIPLIER_GRID = np.linspace(0.0, 4.0, 801)
-AFFINE_GRID = (np.linspace(-0.6, 0.6, 61), np.linspace(0.0, 3.0, 61))
+AFFINE_GRID = (np.linspace(-0.6, 0.6, 41), np.linspace(0.0, 3.0, 41))
 CLUSTERS = 4  # the cluster family's K: contexts cluster by their largest of the first K coordinates
 AD_BOUND = 30.0  # reports stay within [min r - 30 tau, max r + 30 tau]
 # A loss whose CI lies above these is a profitable deviation; below, float noise (exact) or optimiser noise.
@@ -267,7 +267,7 @@ def _nearest_best(vals: np.ndarray, distance: np.ndarray) -> int:
 
 
 def best_affine(fr: FrozenRounds, start: float = 1.0) -> tuple[tuple[float, float], float]:
-    """((theta0, theta1), mean utility): grid, then Nelder-Mead from the best grid points and (0, start)."""
+    """((theta0, theta1), mean utility): grid, then Nelder-Mead from the best grid point and (0, start)."""
     from scipy.optimize import minimize
 
     a, b = np.meshgrid(*AFFINE_GRID, indexing="ij")
@@ -281,8 +281,8 @@ def best_affine(fr: FrozenRounds, start: float = 1.0) -> tuple[tuple[float, floa
 
     best_k = _nearest_best(vals, np.abs(grid - [0.0, 1.0]).sum(axis=1))
     best, best_val = grid[best_k], float(vals[best_k])
-    for k in [*np.argsort(vals)[-4:], len(grid) - 1]:
-        res = minimize(neg, grid[k], method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 400})
+    for k in (best_k, len(grid) - 1):
+        res = minimize(neg, grid[k], method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 200})
         if -res.fun > best_val + TIE:
             best, best_val = res.x, -float(res.fun)
     return (float(best[0]), float(best[1])), best_val

@@ -95,6 +95,23 @@ def test_utility_loss_is_positive_under_pay_as_bid_and_first_price_ucb_and_zero_
             assert all(abs(v) <= 1e-9 for v in x.losses)
 
 
+def test_the_best_response_under_pay_as_bid_earns_what_truth_earns_under_the_critical_bid():
+    # same rule (TRCM-UCB), same truthful warm-up and draws: bidding tau under pay-as-bid is paid tau
+    pab = br.draw_rounds("quickstart", ["mechanism.name=pay-as-bid"], 4, warmup=60, rounds=100)
+    crit = br.draw_rounds("quickstart", ["mechanism.name=linucb-critical"], 4, warmup=60, rounds=100)
+    np.testing.assert_allclose(pab.best_free()[1], crit.truthful(), rtol=0, atol=1e-12)
+    assert np.all(pab.truthful() == 0.0)
+
+
+def test_utility_loss_rows_give_the_verdict_table_one_row_per_mechanism_and_kind(monkeypatch):
+    monkeypatch.setitem(br.SIZES, "quick", {"seeds": 2, "rounds": 30, "warmup": 10, "ad_rounds": 2})
+    rows = br.utility_loss_rows(True, 1)
+    assert [(r["mechanism"], r["kind"].split(" (")[0]) for r in rows] == [
+        *((label, kind) for label, _ in br.VERDICT_REVERSE for kind in ("free bid", "best family")),
+        *((label, "free report") for label, _ in br.VERDICT_ADS)]
+    assert all(set(r) == set(br.COLUMNS) and r["ci_low"] <= r["loss"] <= r["ci_high"] for r in rows)
+
+
 def test_leaky_rosa_with_public_coins_is_manipulable():
     fr = br.draw_rounds("quickstart", ["mechanism.name=rosa-leaky", "mechanism.params.mu=0.1"], 0, warmup=50,
                         rounds=200)
@@ -182,8 +199,8 @@ def test_family_bids_follow_the_bidfunc_strategy():
 
 def test_cli_writes_csv_and_png(tmp_path, capsys):
     out = tmp_path / "br"
-    assert main(["best-response", "quickstart", "--mechanism", "pay-as-bid", "--seeds", "2", "--rounds", "60",
-                 "--warmup", "30", "--workers", "1", "--out", str(out)]) == 0
+    assert main(["best-response", "quickstart", "--mechanism", "pay-as-bid", "--seeds", "2", "--rounds", "40",
+                 "--warmup", "10", "--workers", "1", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out / "best_response.csv")))
     assert [r["kind"] for r in rows] == ["free bid", *br.FAMILIES]
     assert all(r["mechanism"] == "pay-as-bid" and float(r["ci_low"]) <= float(r["loss"]) for r in rows)
