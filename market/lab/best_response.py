@@ -514,7 +514,7 @@ def utility_loss(
         raise ConfigError(f"--seeds: got {seeds}, expected at least 2 (a confidence interval needs them)")
     for f in families:
         if f not in FAMILIES:
-            raise ConfigError(f"--family: got {f!r}, expected one of {FAMILIES}")
+            raise ConfigError(f"families: got {f!r}, expected one of {FAMILIES}")
     config, market = resolve(scenario, list(overrides))
     ads = market.name == "ads"
     names = list(mechanisms or (AD_MECHANISMS if ads else [config["mechanism"]["name"]]))

@@ -153,7 +153,7 @@ def test_utility_loss_in_the_ad_market_has_a_ci_per_mechanism():
 def test_bad_arguments_are_refused_naming_them():
     with pytest.raises(ConfigError, match="--seeds"):
         br.utility_loss("quickstart", ["myerson"], seeds=1)
-    with pytest.raises(ConfigError, match="--family"):
+    with pytest.raises(ConfigError, match="families: got .spline."):
         br.utility_loss("quickstart", ["myerson"], families=("spline",))
     with pytest.raises(ConfigError, match="--deviator"):
         br.draw_rounds("quickstart", [], 0, warmup=1, rounds=2, deviator="provider-9")
