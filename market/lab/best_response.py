@@ -515,9 +515,9 @@ def utility_loss(
     for f in families:
         if f not in FAMILIES:
             raise ConfigError(f"families: got {f!r}, expected one of {FAMILIES}")
-    config, market = resolve(scenario, list(overrides))
-    ads = market.name == "ads"
-    names = list(mechanisms or (AD_MECHANISMS if ads else [config["mechanism"]["name"]]))
+    # the overrides may hold a mechanism's parameters (mechanism.params.mu): resolved with each mechanism, below
+    ads = resolve(scenario, [])[1].name == "ads"
+    names = list(mechanisms or (AD_MECHANISMS if ads else [resolve(scenario, list(overrides))[0]["mechanism"]["name"]]))
     sets = mechanism_sets or (lambda name: [f"mechanism.name={name}"])
     tasks, index = [], []
     for name in names:

@@ -297,7 +297,7 @@ def _cmd_verdicts(args: argparse.Namespace) -> int:
 def _cmd_best_response(args: argparse.Namespace) -> int:
     from market.lab import best_response as br
 
-    rounds = args.rounds or (br.AD_ROUNDS if resolve(args.scenario, args.set)[1].name == "ads" else br.ROUNDS)
+    rounds = args.rounds or (br.AD_ROUNDS if resolve(args.scenario, [])[1].name == "ads" else br.ROUNDS)
     losses = br.utility_loss(args.scenario, args.mechanism, seeds=args.seeds, rounds=rounds,
                              warmup=args.warmup, overrides=args.set, deviator=args.deviator,
                              workers=args.workers or os.cpu_count() or 1, progress=br.print_progress)

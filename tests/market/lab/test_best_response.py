@@ -112,6 +112,15 @@ def test_utility_loss_rows_give_the_verdict_table_one_row_per_mechanism_and_kind
     assert all(set(r) == set(br.COLUMNS) and r["ci_low"] <= r["loss"] <= r["ci_high"] for r in rows)
 
 
+def test_mechanism_parameters_in_the_overrides_go_with_the_mechanism_named():
+    # the scenario's own mechanism (Myerson) takes no mu: the overrides are resolved with --mechanism's, not it
+    losses = br.utility_loss("quickstart", ["rosa-trcm-ucb"], overrides=["mechanism.params.mu=0.1"], seeds=2,
+                             rounds=20, warmup=5, families=("multiplier",))
+    assert [x.kind for x in losses] == ["free bid", "multiplier"]
+    assert br.draw_rounds("quickstart", ["mechanism.name=rosa-trcm-ucb", "mechanism.params.mu=0.1"], 0, warmup=5,
+                          rounds=3).mu == 0.1
+
+
 def test_leaky_rosa_with_public_coins_is_manipulable():
     fr = br.draw_rounds("quickstart", ["mechanism.name=rosa-leaky", "mechanism.params.mu=0.1"], 0, warmup=50,
                         rounds=200)
