@@ -291,6 +291,39 @@ def _cmd_verdicts(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- best-response ---------------------------------------------------------------------------
+
+
+def _cmd_best_response(args: argparse.Namespace) -> int:
+    from market.lab import best_response as br
+
+    rounds = args.rounds or (br.AD_ROUNDS if resolve(args.scenario, [])[1].name == "ads" else br.ROUNDS)
+    losses = br.utility_loss(args.scenario, args.mechanism, seeds=args.seeds, rounds=rounds,
+                             warmup=args.warmup, overrides=args.set, deviator=args.deviator,
+                             workers=args.workers or os.cpu_count() or 1, progress=br.print_progress)
+    print(br.format_losses(losses))
+    br.write_outputs(losses, Path(args.out))
+    print(f"best_response.csv and best_response.png in {args.out}")
+    return 0
+
+
+def _add_best_response(sub: Any) -> None:
+    br = sub.add_parser("best-response", help="exact best responses: the utility loss of truthful bidding per "
+                        "mechanism, free bid and best bidding function (CSV + PNG)")
+    br.add_argument("scenario", help="built-in scenario name or path to a TOML file (procurement or ads)")
+    br.add_argument("--mechanism", action="append", help="mechanism name (repeatable; default: the scenario's, or "
+                    "mosaic, mosaic-rochet and mosaic-nopay in the ad market)")
+    br.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1 (the CI is over seeds)")
+    br.add_argument("--rounds", type=int, help="frozen rounds drawn per seed (default 1000; ads: auctions, default "
+                    "50)")
+    br.add_argument("--warmup", type=int, default=500, help="rounds the scenario plays before the mechanism freezes")
+    br.add_argument("--deviator", help="provider-N (default provider-0; advertiser-0 in the ad market)")
+    br.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    br.add_argument("--workers", type=int, help="processes over seeds (default: number of CPUs)")
+    br.add_argument("--out", required=True, help="write best_response.csv and best_response.png here")
+    br.set_defaults(func=_cmd_best_response)
+
+
 # -- sweep / report --------------------------------------------------------------------------
 
 
@@ -447,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     vd.add_argument("--quick", action="store_true", help="fewer seeds and rounds (same clear-cut verdicts)")
     vd.add_argument("--workers", type=int, help="processes (default: number of CPUs)")
     vd.set_defaults(func=_cmd_verdicts)
+    _add_best_response(sub)
 
     sw = sub.add_parser("sweep", help="run a scenario over a grid of parameters x seeds")
     sw.add_argument("spec", help="sweep file (TOML: [sweep], [fixed], [grid], [zip])")
