@@ -582,6 +582,7 @@ STRATEGIES: Registry[Strategy] = Registry("strategy", {
     "gradient": GradientShading,
     "coin-predictor": CoinPredictor,
     "ring": RotationRing,
+    "bidfunc": "agents.bidfuncs:BidFunction",
 })
 
 # Strategies played by several providers at once: the ring needs its members to play it together.
