@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from agents.bidfuncs import FAMILIES
 from market.lab.attackers import ATTACK_METHODS, Attacker, AttackSpec, Progress
-from market.lab.deviation import Verdict, deviate
-from market.runtime.config import ConfigError
+from market.lab.deviation import Verdict, deviate, judge, run_tasks
+from market.runtime.config import ConfigError, resolve
 
 HELD_OUT_START = 1000
 
@@ -91,8 +92,15 @@ def run_attack(
     spec = AttackSpec(scenario, tuple(overrides), deviator, train, rounds, budget,
                       str(out_dir) if out_dir is not None else None)
     report = progress or (lambda what, done, total: None)
+    config, _ = resolve(scenario, list(overrides))
+    horizon = horizon_setting(config, method, engine)
     wall = time.perf_counter()
-    if families:
+    if horizon is not None:
+        from market.lab.search import horizon_player, search
+
+        attacker = search(spec, report, families or tuple(FAMILIES), player=horizon_player(spec, *horizon))
+        engine = "horizon"
+    elif families:
         from market.lab.search import search
 
         attacker = search(spec, report, families)
@@ -102,8 +110,11 @@ def run_attack(
         raise TypeError(f"attack method {method!r} returned {type(attacker).__name__}, expected an Attacker")
     trained = time.perf_counter() - wall
     report("judging on held-out seeds", 0, 1)
-    verdict = deviate(scenario, attacker.strategy, deviator=deviator, rounds=rounds,
-                      overrides=(*overrides, *attacker.overrides), engine=engine, workers=workers, seed_list=held)
+    if horizon is not None:
+        verdict = judge_horizon(attacker, held, rounds, horizon, workers)
+    else:
+        verdict = deviate(scenario, attacker.strategy, deviator=deviator, rounds=rounds,
+                          overrides=(*overrides, *attacker.overrides), engine=engine, workers=workers, seed_list=held)
     report("judging on held-out seeds", 1, 1)
     result = {
         "scenario": scenario,
@@ -124,6 +135,43 @@ def run_attack(
     if out_dir is not None:
         write_outputs(result, verdict, attacker, Path(out_dir))
     return result
+
+
+def horizon_setting(config: dict[str, Any], method: str, engine: str) -> tuple[float, int, int] | None:
+    """(mu, providers, dim) when the mechanism is HorizonROSA, else None.
+
+    HorizonROSA takes one committed bid per provider for the whole horizon, which a scenario drawing a cost per
+    query cannot give, so the attack runs in ``play_horizon``'s floor-1 loop (one cost per horizon, the
+    scenario's providers and dim, mechanism.params.mu or 0.3), for training and judging alike."""
+    name = config["mechanism"]["name"]
+    if not name.startswith("horizon-"):
+        return None
+    if name != "horizon-rosa":
+        raise ConfigError(f"--mechanism: got {name!r}; of the horizon mechanisms the attack plays horizon-rosa only")
+    if method != "search":
+        raise ConfigError(f"--method: got {method!r}; under horizon-rosa the attack plays the search method only")
+    if engine != "fast":
+        raise ConfigError(f"--engine: got {engine!r}; under horizon-rosa the attack judges in the floor-1 horizon "
+                          "loop (--engine fast)")
+    mu = float(config["mechanism"]["params"].get("mu", 0.3))
+    return mu, int(config["market"]["providers"]), int(config["market"]["dim"])
+
+
+def judge_horizon(attacker: Attacker, seeds: Sequence[int], rounds: int, horizon: tuple[float, int, int],
+                  workers: int) -> Verdict:
+    """A search attacker's bidding function against truthful play in the horizon loop, seed by seed."""
+    family, theta = attacker.details["family"], attacker.details["theta"]
+    params: dict[str, Any] = {"family": family, "theta": theta}
+    window = attacker.details.get("window")
+    if window is not None:
+        params["window"] = window
+    tasks: list[tuple[Any, ...]] = []
+    for seed in seeds:
+        tasks += [("horizon", "truthful", seed, rounds, *horizon), ("horizon", "bidfunc", seed, rounds, *horizon,
+                                                                    params)]
+    results = run_tasks(tasks, workers)
+    return judge(results[0::2], results[1::2], ["provider-0"], profile="provider-0=bidfunc",
+                 twin_profile="provider-0=truthful")
 
 
 def _jsonable(value: Any) -> Any:
@@ -196,7 +244,8 @@ def format_result(result: dict[str, Any]) -> str:
     tr, ho = result["train_seeds"], result["held_out_seeds"]
     lines = [
         f"attack {result['method']} on {result['scenario']} {' '.join(result['overrides'])}".rstrip(),
-        f"trained on seeds {tr[0]}..{tr[-1]} ({len(tr)} seeds x {result['rounds']} rounds, fast engine), "
+        f"trained on seeds {tr[0]}..{tr[-1]} ({len(tr)} seeds x {result['rounds']} rounds, "
+        f"{'horizon loop' if result['engine'] == 'horizon' else 'fast engine'}), "
         f"{result['train_seconds']:.1f} s",
         f"found: {a['strategy']} {' '.join(a['overrides'])}",
         f"it sees: {a['sees']}",

@@ -221,14 +221,15 @@ def play_market(scenario: str, overrides: Sequence[str], seed: int, rounds: int,
                      served=int(sum(summary["wins"].values())))
 
 
-def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, providers: int = 5, dim: int = 8) -> RunResult:
+def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, providers: int = 5, dim: int = 8,
+                 params: dict[str, Any] | None = None) -> RunResult:
     """Reading H through HorizonROSA (separated elimination): each provider draws one cost
     U[0, 1] for the horizon and bids once; provider-0 plays ``strategy``, the others are truthful.
 
     The procurement scenario draws a cost per query, which one bid per horizon cannot follow, hence this
     floor-1 loop; the instance is drawn like the scenario's (``LinearQuality.draw``: theta rows with L1 norm 2,
     U[0, 1]^d contexts, Gaussian noise 0.1). A learner gets a single decision here, so only static strategies
-    are meaningful.
+    are meaningful. params: the strategy's parameters (none by default).
     mu is large by default because the horizon draws one coin per provider: the rare resampled horizons
     carry the bonus that makes shading unprofitable, and a few dozen seeds must contain some of them.
     """
@@ -244,7 +245,8 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
     mechanism = build_mechanism("horizon-rosa", n=providers, d=dim, mu=mu)
     bids = costs.copy()
     facts = BidderFacts(0, providers, mechanism.cost_floor, mechanism.cost_cap, mu)
-    bids[0] = Bidder(build_strategy(strategy, facts)).bid(costs[0], contexts[0], 0, derive_rng(seed, "provider-0"))
+    deviant = Bidder(build_strategy(strategy, facts, **(params or {})))
+    bids[0] = deviant.bid(costs[0], contexts[0], 0, derive_rng(seed, "provider-0"))
     mech_rng = derive_rng(seed, "mechanism")
     utilities, user = np.zeros(providers), 0.0
     for t in range(rounds):

@@ -12,14 +12,15 @@ Optuna is the [rl] extra; nothing is written unless the spec has an out_dir (the
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from agents.bidfuncs import FAMILIES, SEARCH_SPACE, bidfunc_overrides
 from market.lab.attackers import Attacker, AttackSpec, Progress
-from market.lab.deviation import deviators_for, play_fast, profile_overrides
+from market.lab.deviation import deviators_for, play_fast, play_horizon, profile_overrides
 from market.runtime.config import ConfigError, resolve
 
 DEFAULT_TRIALS = 40
@@ -54,9 +55,50 @@ def _window(family: str) -> int | None:
     return WINRATE_WINDOW if family == "winrate" else None
 
 
+# Plays one training run: (family, theta) or None for the truthful twin, and a seed -> the deviator's utility
+# and the rounds played.
+Player = Callable[[tuple[str, tuple[float, ...]] | None, int], tuple[float, int]]
+
+
+def fast_player(spec: AttackSpec) -> Player:
+    """Runs of spec's scenario in the fast engine (``play_fast``), the deviator playing a bidding function."""
+    config, _ = resolve(spec.scenario, list(spec.overrides))
+    devs = deviators_for("bidfunc", spec.deviator, config["market"]["providers"])
+    twin_sets = (*spec.overrides, *profile_overrides("truthful", devs))
+
+    def play(function: tuple[str, tuple[float, ...]] | None, seed: int) -> tuple[float, int]:
+        sets = twin_sets if function is None else (
+            *spec.overrides, *bidfunc_overrides(spec.deviator, *function, _window(function[0])))
+        r = play_fast(spec.scenario, sets, seed, spec.rounds)
+        return r.utilities[spec.deviator], r.rounds
+
+    return play
+
+
+def horizon_player(spec: AttackSpec, mu: float, providers: int, dim: int) -> Player:
+    """Runs of HorizonROSA's floor-1 loop (``play_horizon``: one cost and one bid per horizon), provider-0
+    playing a bidding function on its single bid (round 0, no history yet)."""
+    if spec.deviator != "provider-0":
+        raise ConfigError(f"--deviator: got {spec.deviator!r}; the horizon loop's deviator is provider-0")
+
+    def play(function: tuple[str, tuple[float, ...]] | None, seed: int) -> tuple[float, int]:
+        if function is None:
+            r = play_horizon("truthful", seed, spec.rounds, mu, providers, dim)
+        else:
+            family, theta = function
+            params: dict[str, Any] = {"family": family, "theta": list(theta)}
+            if _window(family) is not None:
+                params["window"] = _window(family)
+            r = play_horizon("bidfunc", seed, spec.rounds, mu, providers, dim, params)
+        return r.utilities["provider-0"], r.rounds
+
+    return play
+
+
 def search(spec: AttackSpec, progress: Progress, families: Sequence[str] = tuple(FAMILIES),
-           trials: int | None = None) -> Attacker:
-    """The best bidding function of ``families`` found in ``trials`` (default spec.budget or 40) TPE trials."""
+           trials: int | None = None, player: Player | None = None) -> Attacker:
+    """The best bidding function of ``families`` found in ``trials`` (default spec.budget or 40) TPE trials,
+    each scored on every training seed by ``player`` (default: the scenario in the fast engine)."""
     optuna = _optuna()
     for f in families:
         if f not in FAMILIES:
@@ -67,24 +109,21 @@ def search(spec: AttackSpec, progress: Progress, families: Sequence[str] = tuple
     seeds = tuple(spec.train_seeds)
     if not seeds:
         raise ConfigError("train_seeds: empty, expected at least one training seed")
-    config, _ = resolve(spec.scenario, list(spec.overrides))
-    devs = deviators_for("bidfunc", spec.deviator, config["market"]["providers"])
-    twin_sets = (*spec.overrides, *profile_overrides("truthful", devs))
+    play = player or fast_player(spec)
     total = len(seeds) * (n_trials + 1)
     done = 0
     twin = []
     for seed in seeds:
-        twin.append(play_fast(spec.scenario, twin_sets, seed, spec.rounds).utilities[spec.deviator])
+        twin.append(play(None, seed)[0])
         done += 1
         progress("search: truthful twin", done, total)
 
-    def gains(family: str, theta: Sequence[float]) -> list[float]:
+    def gains(family: str, theta: tuple[float, ...]) -> list[float]:
         nonlocal done
-        sets = (*spec.overrides, *bidfunc_overrides(spec.deviator, family, theta, _window(family)))
         out = []
         for seed, base in zip(seeds, twin):
-            r = play_fast(spec.scenario, sets, seed, spec.rounds)
-            out.append((r.utilities[spec.deviator] - base) / max(r.rounds, 1))
+            utility, rounds = play((family, theta), seed)
+            out.append((utility - base) / max(rounds, 1))
             done += 1
             progress("search: trials", done, total)
         return out
@@ -123,7 +162,8 @@ def search(spec: AttackSpec, progress: Progress, families: Sequence[str] = tuple
         method="search", strategy="bidfunc",
         overrides=bidfunc_overrides(spec.deviator, family, theta, _window(family)),
         sees=SEES, train_gain=float(value), train_seeds=seeds,
-        details={"trials": n_trials, "family": family, "theta": list(theta), "families": list(families),
+        details={"trials": n_trials, "family": family, "theta": list(theta), "window": _window(family),
+                 "families": list(families),
                  "best_per_family": per_family, "trace": [r[3] for r in rows]},
     )
 
