@@ -375,6 +375,54 @@ def _add_attack(sub: Any) -> None:
     at.set_defaults(func=_cmd_attack)
 
 
+# -- egta ------------------------------------------------------------------------------------
+
+
+def _cmd_egta(args: argparse.Namespace) -> int:
+    from market.lab import egta
+
+    strategies = args.strategy or ["truthful", "shade", "underbid"]
+    games = [egta.play_game(m, strategies, args.seeds, args.rounds, args.workers or os.cpu_count() or 1,
+                            scenario=args.scenario, overrides=args.set) for m in args.mechanism]
+    print(egta.format_games(games))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    egta.write_csv(games, out / "egta.csv")
+    written = ["egta.csv"]
+    if args.openspiel:
+        views = [egta.openspiel_view(g) for g in games]
+        print(egta.format_openspiel(views))
+        (out / "openspiel.json").write_text(json.dumps(
+            [{"mechanism": v.mechanism, "profile": v.profile, "nash_conv": v.nash_conv,
+              "improvements": list(v.improvements), "alpha_rank": v.alpha_rank} for v in views], indent=2) + "\n")
+        written.append("openspiel.json")
+    print(f"{' and '.join(written)} in {args.out}")
+    return 0
+
+
+def _add_egta(sub: Any) -> None:
+    from agents.strategies import STRATEGIES
+    from market.core.mechanisms.reverse import MECHANISMS
+
+    eg = sub.add_parser("egta", help="payoff table of two strategic providers over a strategy list, the truthful "
+                        "profile's regret (CSV); --openspiel adds NashConv and alpha-rank computed by OpenSpiel")
+    eg.add_argument("--scenario", default="quickstart", help="built-in scenario name or TOML path (default "
+                    "quickstart)")
+    eg.add_argument("--mechanism", action="append", required=True, choices=MECHANISMS.names(),
+                    help="mechanism name (repeatable)")
+    eg.add_argument("--strategy", action="append", choices=STRATEGIES.names(),
+                    help="a strategy of the table, the first is the profile judged (default truthful, shade, "
+                    "underbid)")
+    eg.add_argument("--seeds", type=int, default=20)
+    eg.add_argument("--rounds", type=int, default=200)
+    eg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    eg.add_argument("--openspiel", action="store_true", help="export the table to OpenSpiel (a matrix game) and "
+                    "report NashConv of the first strategy's profile and alpha-rank ([rl] extra)")
+    eg.add_argument("--workers", type=int, help="processes (default: number of CPUs)")
+    eg.add_argument("--out", required=True, help="write egta.csv (and openspiel.json) here")
+    eg.set_defaults(func=_cmd_egta)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr (exit 2), like every other refusal of the
     command; ``--help`` still gives the usage."""
@@ -517,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--trust-builder", action="store_true", help=TRUST_HELP)
     ins.set_defaults(func=_cmd_inspect)
     _add_attack(sub)
+    _add_egta(sub)
     return p
 
 
