@@ -229,6 +229,7 @@ def write_outputs(result: dict[str, Any], verdict: Verdict, attacker: Attacker, 
     ax.axhspan(verdict.ci_low, verdict.ci_high, color="tab:blue", alpha=0.2, label="95% CI")
     ax.axhline(0.0, color="k", lw=0.8)
     ho = result["held_out_seeds"]
+    ax.set_xticks(range(gains.size), [str(s) for s in ho], rotation=90 if gains.size > 8 else 0, fontsize=7)
     ax.set_xlabel(f"held-out seed ({ho[0]}..{ho[-1]})")
     ax.set_ylabel("gain per round over the truthful twin")
     ax.legend()
