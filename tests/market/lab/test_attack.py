@@ -89,3 +89,9 @@ def test_search_attack_under_horizon_rosa_trains_and_judges_in_the_horizon_loop(
     result = run_attack("quickstart", "search", overrides=["mechanism.name=horizon-rosa"], train_seeds=2,
                         test_seeds=2, budget=2, rounds=40, families=["multiplier"])
     assert result["engine"] == "horizon" and result["held_out"]["seeds"] == 2
+
+
+def test_an_unknown_method_is_one_line_naming_the_known_ones(tmp_path, capsys):
+    assert main(["attack", "quickstart", "--method", "nope", "--rounds", "5", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("config error: attack method: unknown name 'nope'") and "search" in err
