@@ -583,6 +583,7 @@ STRATEGIES: Registry[Strategy] = Registry("strategy", {
     "coin-predictor": CoinPredictor,
     "ring": RotationRing,
     "policy": "agents.policy:PolicyStrategy",  # a saved policy (market.lab.rl trains one)
+    "bidfunc": "agents.bidfuncs:BidFunction",  # a parameterised bidding function (attack --method search)
 })
 
 # Strategies played by several providers at once: the ring needs its members to play it together.

@@ -362,6 +362,100 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- attack ----------------------------------------------------------------------------------
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from market.lab import attack
+
+    sets = [*args.set, *([f"mechanism.name={args.mechanism}"] if args.mechanism else [])]
+    progress, close = attack.tqdm_progress()
+    try:
+        result = attack.run_attack(args.scenario, args.method, overrides=sets, deviator=args.deviator,
+                                   train_seeds=args.train_seeds, test_seeds=args.test_seeds, budget=args.budget,
+                                   rounds=args.rounds, engine=args.engine, workers=args.workers or os.cpu_count() or 1,
+                                   out_dir=Path(args.out), progress=progress, families=args.family or ())
+    finally:
+        close()
+    print(attack.format_result(result))
+    print(f"attack.json, attack.csv and attack.png in {args.out}")
+    return 0
+
+
+def _add_attack(sub: Any) -> None:
+    from agents.bidfuncs import FAMILIES
+    from market.core.mechanisms.reverse import MECHANISMS
+    from market.lab.attackers import ATTACK_METHODS
+
+    at = sub.add_parser("attack", help="find an attacker on training seeds (search, RL, best response) and judge "
+                        "it against its truthful twin on held-out seeds")
+    at.add_argument("scenario", help="built-in scenario name or path to a TOML file")
+    at.add_argument("--method", required=True, help=f"one of {list(ATTACK_METHODS.names())} or 'module:attr'")
+    at.add_argument("--mechanism", choices=MECHANISMS.names(), help="mechanism name (default: the scenario's)")
+    at.add_argument("--deviator", default="provider-0", help="the participant that attacks (default provider-0)")
+    at.add_argument("--train-seeds", type=int, default=8, help="the method trains on seeds 0..N-1 (default 8)")
+    at.add_argument("--test-seeds", type=int, default=20,
+                    help="held-out seeds judged on, from 1000 on (default 20)")
+    at.add_argument("--budget", type=int, default=0, help="trials (search), environment steps (ppo); 0: default")
+    at.add_argument("--rounds", type=int, default=400, help="rounds per run, training and judging (default 400)")
+    at.add_argument("--engine", choices=["fast", "market"], default="fast", help="engine the held-out judging runs "
+                    "in (training uses the method's own)")
+    at.add_argument("--family", action="append", choices=sorted(FAMILIES),
+                    help="search only: bidding-function families to search (repeatable; default all)")
+    at.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    at.add_argument("--workers", type=int, help="processes for the judging (default: number of CPUs)")
+    at.add_argument("--out", required=True, help="write attack.json, attack.csv, attack.png here")
+    at.set_defaults(func=_cmd_attack)
+
+
+# -- egta ------------------------------------------------------------------------------------
+
+
+def _cmd_egta(args: argparse.Namespace) -> int:
+    from market.lab import egta
+
+    strategies = args.strategy or ["truthful", "shade", "underbid"]
+    games = [egta.play_game(m, strategies, args.seeds, args.rounds, args.workers or os.cpu_count() or 1,
+                            scenario=args.scenario, overrides=args.set) for m in args.mechanism]
+    print(egta.format_games(games))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    egta.write_csv(games, out / "egta.csv")
+    written = ["egta.csv"]
+    if args.openspiel:
+        views = [egta.openspiel_view(g) for g in games]
+        print(egta.format_openspiel(views))
+        (out / "openspiel.json").write_text(json.dumps(
+            [{"mechanism": v.mechanism, "profile": v.profile, "nash_conv": v.nash_conv,
+              "improvements": list(v.improvements), "alpha_rank": v.alpha_rank} for v in views], indent=2) + "\n")
+        written.append("openspiel.json")
+    print(f"{' and '.join(written)} in {args.out}")
+    return 0
+
+
+def _add_egta(sub: Any) -> None:
+    from agents.strategies import STRATEGIES
+    from market.core.mechanisms.reverse import MECHANISMS
+
+    eg = sub.add_parser("egta", help="payoff table of two strategic providers over a strategy list, the truthful "
+                        "profile's regret (CSV); --openspiel adds NashConv and alpha-rank computed by OpenSpiel")
+    eg.add_argument("--scenario", default="quickstart", help="built-in scenario name or TOML path (default "
+                    "quickstart)")
+    eg.add_argument("--mechanism", action="append", required=True, choices=MECHANISMS.names(),
+                    help="mechanism name (repeatable)")
+    eg.add_argument("--strategy", action="append", choices=STRATEGIES.names(),
+                    help="a strategy of the table, the first is the profile judged (default truthful, shade, "
+                    "underbid)")
+    eg.add_argument("--seeds", type=int, default=20)
+    eg.add_argument("--rounds", type=int, default=200)
+    eg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    eg.add_argument("--openspiel", action="store_true", help="export the table to OpenSpiel (a matrix game) and "
+                    "report NashConv of the first strategy's profile and alpha-rank ([rl] extra)")
+    eg.add_argument("--workers", type=int, help="processes (default: number of CPUs)")
+    eg.add_argument("--out", required=True, help="write egta.csv (and openspiel.json) here")
+    eg.set_defaults(func=_cmd_egta)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr (exit 2), like every other refusal of the
     command; ``--help`` still gives the usage."""
@@ -504,6 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--round", type=int, action="append", required=True, help="a round to show (repeatable)")
     ins.add_argument("--trust-builder", action="store_true", help=TRUST_HELP)
     ins.set_defaults(func=_cmd_inspect)
+    _add_attack(sub)
+    _add_egta(sub)
     return p
 
 

@@ -221,14 +221,15 @@ def play_market(scenario: str, overrides: Sequence[str], seed: int, rounds: int,
                      served=int(sum(summary["wins"].values())))
 
 
-def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, providers: int = 5, dim: int = 8) -> RunResult:
+def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, providers: int = 5, dim: int = 8,
+                 params: dict[str, Any] | None = None) -> RunResult:
     """Reading H through HorizonROSA (separated elimination): each provider draws one cost
     U[0, 1] for the horizon and bids once; provider-0 plays ``strategy``, the others are truthful.
 
     The procurement scenario draws a cost per query, which one bid per horizon cannot follow, hence this
     floor-1 loop; the instance is drawn like the scenario's (``LinearQuality.draw``: theta rows with L1 norm 2,
     U[0, 1]^d contexts, Gaussian noise 0.1). A learner gets a single decision here, so only static strategies
-    are meaningful.
+    are meaningful. params: the strategy's parameters (none by default).
     mu is large by default because the horizon draws one coin per provider: the rare resampled horizons
     carry the bonus that makes shading unprofitable, and a few dozen seeds must contain some of them.
     """
@@ -244,7 +245,8 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
     mechanism = build_mechanism("horizon-rosa", n=providers, d=dim, mu=mu)
     bids = costs.copy()
     facts = BidderFacts(0, providers, mechanism.cost_floor, mechanism.cost_cap, mu)
-    bids[0] = Bidder(build_strategy(strategy, facts)).bid(costs[0], contexts[0], 0, derive_rng(seed, "provider-0"))
+    deviant = Bidder(build_strategy(strategy, facts, **(params or {})))
+    bids[0] = deviant.bid(costs[0], contexts[0], 0, derive_rng(seed, "provider-0"))
     mech_rng = derive_rng(seed, "mechanism")
     utilities, user = np.zeros(providers), 0.0
     for t in range(rounds):
@@ -392,6 +394,18 @@ def judge(twins: Sequence[RunResult], deviations: Sequence[RunResult], deviators
                    tuple(gains), trace, profile, twin_profile)
 
 
+def checked_seeds(seed_list: Sequence[int]) -> tuple[int, ...]:
+    """``seed_list`` as a tuple of distinct integers >= 0; a ConfigError naming the first that is not."""
+    out: list[int] = []
+    for s in seed_list:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ConfigError(f"seed_list: got {s!r}, expected integers >= 0")
+        if int(s) in out:
+            raise ConfigError(f"seed_list: seed {int(s)} is listed twice, expected distinct seeds")
+        out.append(int(s))
+    return tuple(out)
+
+
 def deviate(
     scenario: str,
     strategy: str,
@@ -402,15 +416,21 @@ def deviate(
     overrides: Sequence[str] = (),
     engine: str = "fast",
     workers: int = 1,
+    seed_list: Sequence[int] | None = None,
 ) -> Verdict:
-    """Play ``strategy`` by ``deviator`` (and its coalition) against its truthful twin on seeds 0..seeds-1.
+    """Play ``strategy`` by ``deviator`` (and its coalition) against its truthful twin on seeds 0..seeds-1, or on
+    ``seed_list`` when given (e.g. held-out seeds an attack never trained on; ``seeds`` is then ignored).
 
     The twin is the same profile with every deviator set to ``truthful``, whatever the scenario or the
     overrides gave them; the other participants keep their strategies in both."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine: got {engine!r}, expected one of {ENGINES}")
-    if seeds < 2:
+    run_seeds = range(seeds) if seed_list is None else checked_seeds(seed_list)
+    if seed_list is None and seeds < 2:
         raise ConfigError(f"--seeds: got {seeds}, expected at least 2 (a confidence interval needs them)")
+    if len(run_seeds) < 2:
+        raise ConfigError(f"seed_list: got {len(run_seeds)} seeds, expected at least 2 (a confidence interval "
+                          "needs them)")
     config, market = resolve(scenario, list(overrides))
     if market.name == "ads":
         # advertiser 0 of every query deviates, in the floor-1 loop (fast) or through the platform (market)
@@ -419,7 +439,7 @@ def deviate(
         mechanism = config["mechanism"]["name"]
         play = "ads" if engine == "fast" else "ads-market"
         tasks = [(play, mechanism, name, seed, rounds, tuple(overrides))
-                 for seed in range(seeds) for name in ("truthful", strategy)]
+                 for seed in run_seeds for name in ("truthful", strategy)]
         results = run_tasks(tasks, workers)
         return judge(results[0::2], results[1::2], ["advertiser-0"], profile=f"advertiser-0={strategy}",
                      twin_profile="advertiser-0=truthful")
@@ -428,7 +448,7 @@ def deviate(
     # deviator a strategy must not leak it into the profile it is compared with.
     twin_sets = (*overrides, *profile_overrides("truthful", devs))
     dev_sets = (*overrides, *profile_overrides(strategy, devs))
-    tasks = [(engine, scenario, s, seed, rounds, devs[0]) for seed in range(seeds) for s in (twin_sets, dev_sets)]
+    tasks = [(engine, scenario, s, seed, rounds, devs[0]) for seed in run_seeds for s in (twin_sets, dev_sets)]
     results = run_tasks(tasks, workers)
     return judge(results[0::2], results[1::2], devs, profile=" ".join(f"{d}={strategy}" for d in devs),
                  twin_profile=" ".join(f"{d}=truthful" for d in devs))

@@ -103,3 +103,72 @@ def format_games(games: Sequence[Game]) -> str:
         lines.append(f"regret of the truthful profile: {g.regret():.4f}  95% CI [{low:.4f}, {high:.4f}]")
         lines.append("")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSpielView:
+    """The payoff table as OpenSpiel sees it.
+
+    nash_conv: OpenSpiel's NashConv of ``profile`` (sum over the two roles of the best unilateral gain; egta's
+        ``regret`` is the largest of the two, ``improvements``).
+    improvements: each role's best unilateral gain (>= 0) at ``profile``, from OpenSpiel's best responses.
+    alpha_rank: stationary mass of each joint profile ("s0/s1") under alpha-rank in the infinite-alpha limit
+        (ranking by who beats whom, independent of the payoffs' scale; ties broken with eps = 0.01).
+    """
+
+    mechanism: str
+    profile: str
+    nash_conv: float
+    improvements: tuple[float, float]
+    alpha_rank: dict[str, float]
+
+
+def to_openspiel(game: Game) -> object:
+    """The mean payoff table as an OpenSpiel normal-form game (``pyspiel.create_matrix_game``); the [rl] extra."""
+    try:
+        import pyspiel
+    except ImportError:
+        raise ImportError("egta --openspiel needs the [rl] extra (open_spiel): pip install 'llm-market-sim[rl]'") \
+            from None
+    pay = game.mean_payoffs()
+    names = list(game.strategies)
+    return pyspiel.create_matrix_game(f"egta-{game.mechanism}", f"EGTA payoff table, {game.mechanism}", names, names,
+                                      pay[:, :, 0].tolist(), pay[:, :, 1].tolist())
+
+
+def openspiel_view(game: Game, profile: tuple[int, int] = (0, 0)) -> OpenSpielView:
+    """NashConv of ``profile`` (default all-truthful, the first strategy) and alpha-rank, computed by OpenSpiel."""
+    matrix = to_openspiel(game)
+    import pyspiel
+    from open_spiel.python import policy as policies
+    from open_spiel.python.algorithms import exploitability
+    from open_spiel.python.egt import alpharank
+    from open_spiel.python.egt import utils as egt_utils
+
+    turn_based = pyspiel.convert_to_turn_based(matrix)
+    pure = policies.TabularPolicy(turn_based)
+    pure.action_probability_array[:] = 0.0
+    for player, action in enumerate(profile):  # one information state per player in a matrix game
+        for state in pure.states_per_player[player]:
+            pure.action_probability_array[pure.state_lookup[state], action] = 1.0
+    result = exploitability.nash_conv(turn_based, pure, return_only_nash_conv=False)
+    pay = game.mean_payoffs()
+    tables = [pay[:, :, 0], pay[:, :, 1]]
+    _, _, pi, _, per_population = alpharank.compute(tables, use_inf_alpha=True, inf_alpha_eps=0.01)
+    masses = {}
+    for k, mass in enumerate(pi):
+        a, b = egt_utils.get_strat_profile_from_id(per_population, k)
+        masses[f"{game.strategies[a]}/{game.strategies[b]}"] = float(mass)
+    improvements = tuple(float(max(v, 0.0)) for v in result.player_improvements)
+    return OpenSpielView(game.mechanism, f"{game.strategies[profile[0]]}/{game.strategies[profile[1]]}",
+                         float(result.nash_conv), (improvements[0], improvements[1]), masses)
+
+
+def format_openspiel(views: Sequence[OpenSpielView]) -> str:
+    lines = []
+    for v in views:
+        top = sorted(v.alpha_rank.items(), key=lambda kv: -kv[1])[:3]
+        lines.append(f"OpenSpiel, {v.mechanism}: NashConv of {v.profile} = {v.nash_conv:.4f} (role gains "
+                     f"{v.improvements[0]:.4f}, {v.improvements[1]:.4f}); alpha-rank (inf alpha) top: "
+                     + ", ".join(f"{p} {m:.3f}" for p, m in top))
+    return "\n".join(lines)
