@@ -285,9 +285,11 @@ def _cmd_curve(args: argparse.Namespace) -> int:
 def _cmd_verdicts(args: argparse.Namespace) -> int:
     from market.lab import verdicts
 
-    result = verdicts.run(Path(args.out), quick=args.quick, workers=args.workers)
+    result = verdicts.run(Path(args.out), quick=args.quick, workers=args.workers, attackers=args.attackers)
     print(json.dumps(result, indent=2))
-    print(f"verdicts.csv, verdicts.png, multipliers.png, egta.csv, users.csv, curve.csv and curve.png in {args.out}")
+    second = ", attackers.csv" if args.attackers else ""
+    print(f"verdicts.csv, verdicts.png, multipliers.png, egta.csv, users.csv, curve.csv, curve.png{second} "
+          f"in {args.out}")
     return 0
 
 
@@ -573,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     vd.add_argument("--out", required=True)
     vd.add_argument("--quick", action="store_true", help="fewer seeds and rounds (same clear-cut verdicts)")
     vd.add_argument("--workers", type=int, help="processes (default: number of CPUs)")
+    vd.add_argument("--no-attackers", dest="attackers", action="store_false",
+                    help="leave out the second generation's rows (utility loss, search and PPO attackers)")
     vd.set_defaults(func=_cmd_verdicts)
     _add_best_response(sub)
 

@@ -291,9 +291,10 @@ def format_user_view(rows: list[UserRow]) -> str:
     return "\n".join(out)
 
 
-def run(out_dir: Path, quick: bool = False, workers: int | None = None) -> dict[str, Any]:
+def run(out_dir: Path, quick: bool = False, workers: int | None = None, attackers: bool = False) -> dict[str, Any]:
     """Compute the table; write verdicts.csv, verdicts.png, multipliers.png, egta.csv, users.csv, curve.csv and
-    curve.png into out_dir."""
+    curve.png into out_dir; with ``attackers``, the second generation's rows too (attackers.csv: utility losses,
+    search and PPO attackers, ``market.lab.verdicts_attackers``)."""
     from market.lab import egta
 
     out_dir = Path(out_dir)
@@ -311,6 +312,12 @@ def run(out_dir: Path, quick: bool = False, workers: int | None = None) -> dict[
     write_user_csv(users, out_dir / "users.csv")
     profit_curves = curves(size)
     write_curves(profit_curves, out_dir)
+    second: list[dict[str, Any]] = []
+    if attackers:
+        from market.lab import verdicts_attackers
+
+        second = verdicts_attackers.attacker_rows(quick, workers)
+        verdicts_attackers.write_csv(second, out_dir / "attackers.csv")
     wall = time.perf_counter() - wall
     print(format_table(cells))
     print()
@@ -320,6 +327,12 @@ def run(out_dir: Path, quick: bool = False, workers: int | None = None) -> dict[
     for c in profit_curves:
         print()
         print(format_curve(c))
-    return {"cells": len(cells), "sizes": size, "wall_seconds": round(wall, 1), "workers": workers,
+    if attackers:
+        from market.lab import verdicts_attackers
+
+        print()
+        print(verdicts_attackers.format_rows(second))
+    return {"cells": len(cells), "attacker_rows": len(second), "sizes": size, "wall_seconds": round(wall, 1),
+            "workers": workers,
             "profitable": sum(c.verdict.verdict == "profitable" for c in cells),
             "best_multiplier": {c.mechanism: c.best for c in profit_curves}}
