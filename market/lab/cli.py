@@ -326,6 +326,41 @@ def _add_best_response(sub: Any) -> None:
     br.set_defaults(func=_cmd_best_response)
 
 
+# -- judge -----------------------------------------------------------------------------------
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
+    import sys
+
+    from market.lab import judge
+
+    def say(what: str) -> None:
+        print(f"judge: {what} ...", file=sys.stderr, flush=True)
+
+    methods = () if args.no_attackers else ("search", "ppo")
+    rows = judge.judge(args.mechanism, scenario=args.scenario, overrides=args.set, quick=args.quick,
+                       workers=args.workers or 1, methods=methods, progress=say)
+    out = Path(args.out)
+    judge.write_card(args.mechanism, args.scenario, rows, out)
+    print(judge.format_card(rows))
+    print(f"judge.md, judge.html and judge.json in {out}")
+    return 0
+
+
+def _add_judge(sub: Any) -> None:
+    jd = sub.add_parser("judge", help="a reverse-auction design through the contract, the truthfulness kit, the "
+                        "utility loss, the shaders and the search and PPO attackers: a verdict card (MD + HTML)")
+    jd.add_argument("mechanism", help="registered mechanism name or 'module:attr' (a plug-in's own)")
+    jd.add_argument("--scenario", default="quickstart", help="procurement scenario name or TOML path (default "
+                    "quickstart; a TOML's folder is importable, so its plug-ins are found)")
+    jd.add_argument("--quick", action="store_true", help="fewer seeds, rounds, trials and PPO steps")
+    jd.add_argument("--no-attackers", action="store_true", help="leave out the search and PPO attackers")
+    jd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    jd.add_argument("--workers", type=int, help="processes for the seeds (default 1)")
+    jd.add_argument("--out", required=True, help="write judge.md, judge.html and judge.json here")
+    jd.set_defaults(func=_cmd_judge)
+
+
 # -- sweep / report --------------------------------------------------------------------------
 
 
@@ -579,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="leave out the second generation's rows (utility loss, search and PPO attackers)")
     vd.set_defaults(func=_cmd_verdicts)
     _add_best_response(sub)
+    _add_judge(sub)
 
     sw = sub.add_parser("sweep", help="run a scenario over a grid of parameters x seeds")
     sw.add_argument("spec", help="sweep file (TOML: [sweep], [fixed], [grid], [zip])")
