@@ -20,7 +20,6 @@ from market.core.lm.ads import AdInstance, catalogue_instance, ngram_instance
 from market.core.mechanisms.aggregation import AGGREGATIONS
 from market.core.registry import HOW_TO_REGISTER
 from market.core.seeding import derive_rng
-from market.core.wire import decode
 from market.data import ad_queries
 from market.runtime.bus import star_graph
 from market.runtime.config import require
@@ -122,7 +121,7 @@ class AdsMeter:
 
     def observe(self, rec: Record) -> None:
         if isinstance(rec, MessageSent) and rec.src == self.platform and rec.kind == "candidates":
-            msg = decode(rec.frame)
+            msg = rec.message()
             self._candidates[msg.round] = msg.replies
         elif isinstance(rec, FeedbackAccepted) and rec.user == self.user:  # a rating the platform accepted
             arm = self._arm_of.pop(rec.round, None)
@@ -186,7 +185,7 @@ class PositionMeter:
 
     def observe(self, rec: Record) -> None:
         if isinstance(rec, MessageSent) and rec.src == self.platform and rec.kind == "candidates":
-            msg = decode(rec.frame)
+            msg = rec.message()
             self._candidates[msg.round] = msg.replies
         elif isinstance(rec, RoundClosed):
             qid, payments, extra = rec.query_id, rec.payments_minor, rec.extra

@@ -6,6 +6,7 @@ and linear context-dependent quality, the Myerson-optimal auction with known qua
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,6 @@ from market.core.mechanisms.priors import CostPrior, CostPriors, UniformCost
 from market.core.mechanisms.reverse import MECHANISMS
 from market.core.quality import NOISES, LinearQuality, ReplayQuality
 from market.core.seeding import derive_rng
-from market.core.wire import decode
 from market.data import llm_prices, mmlu_correctness
 from market.runtime.auctioneer import ReverseAuctioneer
 from market.runtime.config import ConfigError, require
@@ -184,7 +184,7 @@ class RegretMeter:
         self.index = {p: i for i, p in enumerate(inst.providers)}
         self.priors = CostPriors.of(list(inst.priors), inst.n)
         self._contexts: dict[int, np.ndarray] = {}
-        self._bids: dict[int, np.ndarray] = {}
+        self._bids: dict[int, list[float]] = {}
         self.regret = 0.0
         self.rounds = 0
         self.oracle_hits = 0
@@ -195,20 +195,24 @@ class RegretMeter:
     def observe(self, rec: Record) -> None:
         if isinstance(rec, MessageSent):
             if rec.kind == "query":
-                q = decode(rec.frame)
+                q = rec.message()
                 x = np.asarray(q.context)
                 if x.shape == (self.inst.dim,):  # another size (sent by a hostile agent) would raise below
                     self._contexts[q.query_id] = x
             elif rec.kind == "bid" and rec.src in self.index:
-                b = decode(rec.frame)
-                bids = self._bids.setdefault(b.round, np.full(self.inst.n, np.nan))
-                if np.isnan(bids[self.index[rec.src]]):
-                    bids[self.index[rec.src]] = b.amount
+                b = rec.message()
+                book = self._bids.get(b.round)
+                if book is None:  # a plain list per round, one array when it closes: no NumPy call per bid
+                    book = self._bids[b.round] = [math.nan] * self.inst.n
+                i = self.index[rec.src]
+                if book[i] != book[i]:  # the first bid counts (NaN: none yet)
+                    book[i] = b.amount
         elif isinstance(rec, RoundClosed):
             x = self._contexts.pop(rec.query_id, None)
-            bids = self._bids.pop(rec.round, None)
+            book = self._bids.pop(rec.round, None)
             if x is None:
                 return
+            bids = np.array(book) if book is not None else None
             self.rounds += 1
             surplus = self.inst.quality.mean(x) - self.priors.virtual_cost(np.nan_to_num(bids, nan=0.0)) \
                 if bids is not None else np.full(self.inst.n, -np.inf)

@@ -35,7 +35,6 @@ from market.core.learning.selectors import SELECTORS, build_selector
 from market.core.learning.subset_oracle import candidate_subsets, mixture_optimum
 from market.core.ledger import to_minor, to_units
 from market.core.seeding import derive_rng
-from market.core.wire import decode
 from market.data import frugalgpt_sciq, pythia_checkpoints, routellm_gsm8k, routellm_gsm8k_prices
 from market.runtime.bus import star_graph
 from market.runtime.config import ConfigError, require
@@ -270,14 +269,14 @@ class SubsetMeter:
     def observe(self, rec: Record) -> None:
         if isinstance(rec, MessageSent):
             if rec.src == USER and rec.kind == "answer_request" and rec.dst in self.index:
-                r = decode(rec.frame).round
+                r = rec.message().round
                 if r != self._round:
                     self._close()
                     self._round = r
                 self._asked.append(self.index[rec.dst])
                 self.requests[rec.dst] += 1
             elif rec.dst == USER and rec.kind == "posted_answer" and rec.src in self.index:
-                msg = decode(rec.frame)
+                msg = rec.message()
                 if msg.round == self._round:
                     self._answers[rec.src] = msg.correct
         elif isinstance(rec, LedgerTransfer) and rec.src == USER and rec.memo == POSTED_PRICE \
@@ -353,7 +352,7 @@ class ChoiceMeter:
             self.pulls[arm] += 1
             gain = self._expected_net(arm, int(self.pulls[arm]))
             self.expected += gain
-            self._open = (decode(rec.frame).round, arm, gain)
+            self._open = (rec.message().round, arm, gain)
         elif isinstance(rec, MessageDropped) and rec.src == USER and rec.kind == "answer_request" \
                 and self._open is not None:
             _, arm, gain = self._open
@@ -361,7 +360,7 @@ class ChoiceMeter:
             self.expected -= gain
         elif isinstance(rec, MessageSent) and rec.dst == USER and rec.kind == "scored_answer" \
                 and self._open is not None:
-            msg = decode(rec.frame)
+            msg = rec.message()
             if msg.round == self._open[0] and self.index.get(rec.src) == self._open[1]:
                 self._answer = msg
         elif isinstance(rec, LedgerTransfer) and rec.src == USER and self._answer is not None \

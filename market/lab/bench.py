@@ -329,9 +329,13 @@ BENCHMARKS: Registry[dict[str, Any]] = Registry("benchmark", {
     "sweep": bench_sweep,
     "rosa": "market.lab.bench_mechanisms:bench_rosa",
     "mosaic": "market.lab.bench_mechanisms:bench_mosaic",
+    "scale": "market.lab.bench_scale:bench_scale",
 })
 
 
-def run(what: str, quick: bool = False) -> dict[str, Any]:
-    """The benchmark registered as ``what``, as a JSON-ready dict."""
+def run(what: str, quick: bool = False, out: str | None = None) -> dict[str, Any]:
+    """The benchmark registered as ``what``, as a JSON-ready dict; ``out``: where one that writes files
+    (``scale``: JSON and PNG) puts them."""
+    if out is not None:
+        return BENCHMARKS.build(what, quick, out=out)
     return BENCHMARKS.build(what, quick)

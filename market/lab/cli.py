@@ -210,7 +210,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from market.lab import bench
 
-    result = bench.run(args.what, quick=args.quick)
+    result = bench.run(args.what, quick=args.quick, out=args.out)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -569,6 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks, printed as JSON")
     b.add_argument("what", choices=BENCHMARKS.names())
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
+    b.add_argument("--out", default=None, help="directory for the files a benchmark writes (scale: scale.json, "
+                   "scale.png; default bench-scale)")
     b.set_defaults(func=_cmd_bench)
 
     e = sub.add_parser("repro", help="reproduction experiments of the papers (CSV + PNG)")

@@ -361,7 +361,7 @@ class Bus:
         self.sent += 1
         now = self.loop.time()
         if self._record is not None:
-            self._record(MessageSent(now, src, dst_label, msg.kind, data))
+            self._record(MessageSent(now, src, dst_label, msg.kind, data).attach_message(msg))
         env = Envelope(src, now, msg, seq)
         for dst, target, link in route:
             if link is None:

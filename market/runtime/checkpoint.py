@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from market.runtime.eventlog import EventLogError, iter_frames
+from market.runtime.eventlog import HEAD_SIZE, EventLogError, decode_frame, iter_frames
 from market.runtime.records import AgentFault, Checkpoint, Footer, Header, RoundClosed
 from market.runtime.summary import SummaryAccumulator
 
@@ -103,12 +103,46 @@ class Resume:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """Where a checkpoint lies in its log, its state read from disk only when asked for (``state``).
+
+    A long run writes thousands of checkpoints, each the whole market's state: scanning a log keeps
+    their places, not their states, so that finding where to resume takes memory for one checkpoint,
+    not for all of them. Read again, the frame is checked as the scan checked it (head, CRCs, record
+    type, time), so a log changed since the scan is refused, not trusted."""
+
+    path: Path
+    start: int  # byte offset of the checkpoint's frame
+    end: int  # byte offset just past it
+    t: float  # its time, as the scan read it
+
+    @property
+    def state(self) -> dict[str, Any]:
+        where = f"{self.path}: checkpoint at byte {self.start}"
+        with open(self.path, "rb") as f:
+            f.seek(self.start)
+            frame = f.read(self.end - self.start)
+        if len(frame) != self.end - self.start or len(frame) < HEAD_SIZE:
+            raise CheckpointError(f"{where}: the file ends at the frame's byte {len(frame)} of "
+                                  f"{self.end - self.start}: the log changed since it was scanned")
+        payload = frame[HEAD_SIZE:]
+        try:
+            record = decode_frame(frame)
+        except EventLogError as exc:
+            raise CheckpointError(f"{where}: {exc} (the log changed since it was scanned)") from None
+        if not isinstance(record, Checkpoint) or record.t != self.t:
+            raise CheckpointError(f"{where}: got a {record.record_type!r} record of {len(payload)} bytes, expected "
+                                  f"the checkpoint of t={self.t!r} the scan found (the log changed since)")
+        return record.state
+
+
+@dataclass(frozen=True, slots=True)
 class LogScan:
     """A log's header and its checkpoints (oldest first), each with the facts of the records before it."""
 
     header: Header
     header_end: int
-    checkpoints: tuple[tuple[CheckpointFacts, Checkpoint], ...]
+    checkpoints: tuple[tuple[CheckpointFacts, StoredCheckpoint], ...]
     finished: bool  # a footer was read
 
 
@@ -118,8 +152,8 @@ def scan_checkpoints(path: Path) -> LogScan:
     header: Header | None = None
     header_end = 0
     acc = SummaryAccumulator()
-    found: list[tuple[CheckpointFacts, Checkpoint]] = []
-    pending: list[tuple[CheckpointFacts, Checkpoint]] = []  # checkpoints still waiting for the next record's time
+    found: list[tuple[CheckpointFacts, StoredCheckpoint]] = []
+    pending: list[tuple[CheckpointFacts, StoredCheckpoint]] = []  # checkpoints still waiting for the next record's time
     last_t, rounds, faults, finished = 0.0, 0, 0, False
     dead: set[str] = set()
     crashed: set[str] = set()
@@ -131,7 +165,7 @@ def scan_checkpoints(path: Path) -> LogScan:
         if isinstance(record, Checkpoint):
             facts = CheckpointFacts(start, offset, record.t, last_t, None, rounds, acc.get_state(), frozenset(dead),
                                     faults, frozenset(crashed))
-            pending.append((facts, record))
+            pending.append((facts, StoredCheckpoint(path, start, offset, record.t)))
         else:
             if t is not None:
                 for facts, ckpt in pending:
@@ -166,10 +200,11 @@ def _with_next(facts: CheckpointFacts, t: float) -> CheckpointFacts:
                            facts.faults, facts.crashed)
 
 
-def decode_checkpoint(facts: CheckpointFacts, ckpt: Checkpoint) -> dict[str, Any]:
+def decode_checkpoint(facts: CheckpointFacts, ckpt: Checkpoint | StoredCheckpoint) -> dict[str, Any]:
     """The checkpoint's state, unpacked; a tag that does not decode (bad dtype, size, big int) is refused."""
+    raw = ckpt.state  # read first: a StoredCheckpoint's own refusal is not a tag that does not decode
     try:
-        state = unpack_state(ckpt.state)
+        state = unpack_state(raw)
     except (ValueError, TypeError, KeyError, OverflowError, MemoryError) as exc:
         raise CheckpointError(f"{facts.where()}: state: a tagged array or integer does not decode: "
                               f"{type(exc).__name__}: {exc}") from None

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
+from market.core.wire import Message, decode
+
 # Version of the record layouts below and of the frame format around them (eventlog.MAGIC's last byte;
 # 2: numbered, hash-chained frames). A log written under another schema is refused, not guessed at.
 LOG_SCHEMA = 2
@@ -182,15 +184,47 @@ class Header(Record):
 
 
 @record("msg")
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MessageSent(Record):
-    """One per message sent on the bus (a multicast is one record, ``dst`` naming the group)."""
+    """One per message sent on the bus (a multicast is one record, ``dst`` naming the group).
+
+    ``message()`` gives the frame decoded. The bus has decoded every frame it carries already and hands
+    that message on with the record (``attach_message``), so observers that read bids and queries
+    (regret, inspectors) do not decode each frame a second time; a record read back from a log decodes
+    its frame on first use and keeps the result. The message is not a field: it is never written, and
+    equality, the codec and the log's bytes see the five fields only.
+    """
+
+    __slots__ = ("t", "src", "dst", "kind", "frame", "_message")
 
     t: float
     src: str
     dst: str
     kind: str  # the wire message kind
     frame: bytes  # the wire frame (``market.core.wire.decode`` reads it)
+
+    def message(self) -> Message:
+        """The frame as a wire message (raises ``WireError`` if it does not decode, as ``decode`` does)."""
+        try:
+            return self._message  # type: ignore[attr-defined]
+        except AttributeError:
+            msg = decode(self.frame)
+            _set_message(self, msg)
+            return msg
+
+    def attach_message(self, msg: Message) -> MessageSent:
+        """Keep ``msg``, the decoded frame, with the record (the bus's own decoding); returns the record."""
+        _set_message(self, msg)
+        return self
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.t, self.src, self.dst, self.kind, self.frame)  # the fields; the message is decoded again
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        MessageSent.__init__(self, *state)
+
+
+_set_message = MessageSent._message.__set__  # type: ignore[attr-defined]
 
 
 @record("drop")

@@ -45,7 +45,7 @@ import numpy as np
 
 from market.core.ledger import EXTERNAL, to_minor
 from market.core.mechanisms.base import ReverseOutcome
-from market.core.wire import Bid, CallForBids, WireError, decode
+from market.core.wire import Bid, CallForBids, WireError
 from market.runtime.builders import logged_scenario
 from market.runtime.config import ConfigError
 from market.runtime.eventlog import EventLogError, chain_digest, iter_frames
@@ -193,7 +193,7 @@ class Transfers(Check):
             self._round(where, rec)
         elif isinstance(rec, MessageSent) and rec.kind in BILL_KINDS:
             try:
-                cost = getattr(decode(rec.frame), "cost")
+                cost = getattr(rec.message(), "cost")
             except WireError as exc:
                 self.fail(where, f"{rec.kind!r} from {rec.src!r}: undecodable frame ({exc})")
                 return
@@ -461,7 +461,7 @@ class AuctionRerun:
     def observe(self, rec: Record) -> str | None:
         if isinstance(rec, MessageSent) and rec.kind in ("call_for_bids", "bid"):
             try:
-                msg = decode(rec.frame)
+                msg = rec.message()
             except WireError as exc:
                 return f"{rec.kind!r} from {rec.src!r}: undecodable frame ({exc})"
             if isinstance(msg, CallForBids):

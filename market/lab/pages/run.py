@@ -21,7 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from market.core.ledger import to_units
-from market.core.wire import WireError, decode
+from market.core.wire import WireError
 from market.lab.pages.page import Page, thin
 from market.runtime.builders import logged_scenario
 from market.runtime.config import ConfigError
@@ -113,7 +113,7 @@ def read_run_log(path: Path, rounds: int, providers: tuple[str, ...], observers:
             m.observe(rec)
         if isinstance(rec, MessageSent):
             try:
-                msg = decode(rec.frame)
+                msg = rec.message()
             except WireError:
                 continue  # a frame the market refused is on the log as sent; it has no fields to show
             r = getattr(msg, "round", None)
