@@ -131,8 +131,11 @@ def contract_row(make: Callable[[int, int], Any], name: str) -> Row:
 
     try:
         check_reverse_mechanism(make)
-    except ConformanceError as err:
-        return Row("contract (check_reverse_mechanism)", "fails", detail=str(err).splitlines()[0],
+    except Exception as err:  # a user's mechanism may fail the contract by raising anything: that is the verdict
+        what = str(err).splitlines()[0] if str(err) else ""
+        if not isinstance(err, ConformanceError):
+            what = f"{type(err).__name__}: {what}"
+        return Row("contract (check_reverse_mechanism)", "fails", detail=what,
                    command=f"python -c \"from market.conformance import check_reverse_mechanism; ...({name})\"")
     return Row("contract (check_reverse_mechanism)", "passes",
                detail="select/update/state as the auctioneer expects, abstainers never win, the winner paid its bid")
