@@ -7,10 +7,9 @@ daily cycle), so that the queries of a crowd overlap as independent users' would
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import math
 
 import numpy as np
 

@@ -374,8 +374,8 @@ class World:
             self._check_fatal()
             touched, self._touched = self._touched, []
             for agent_id in touched:
-                agent = waiting.get(agent_id)
-                if agent is not None and self._principal_done(agent):
+                principal = waiting.get(agent_id)
+                if principal is not None and self._principal_done(principal):
                     del waiting[agent_id]
         self._check_fatal()
         self._draining = True
