@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from agents.users import CrowdUser
+from market.lab.cli import main
 from market.runtime.checkpoint import last_checkpoint
 from market.runtime.config import ConfigError, resolve
 from market.runtime.run import resume_scenario, run_scenario
@@ -46,11 +47,6 @@ def test_class_lists_must_match_the_classes():
         run_scenario("crowd", overrides=["crowd.rates=[0.01]", "run.rounds=10", "market.users=2"], out=None)
 
 
-class _Rng:
-    def __init__(self, seed):
-        self.rng = np.random.default_rng(seed)
-
-
 def _arrivals(rate, daily, period, n, seed):
     u = CrowdUser("casual-0", n, ["p"], lambda *a: 0.0, lambda r: np.zeros(1), rate=rate, daily=daily, period=period)
     u.rng = np.random.default_rng(seed)
@@ -81,6 +77,7 @@ def test_same_seed_same_bytes_with_1000_users_and_money_to_the_micro_credit(tmp_
     config, summary, _ = run_scenario("crowd", overrides=THOUSAND, out=a)
     run_scenario("crowd", overrides=THOUSAND, out=b)
     assert (a / "events.msgpack").read_bytes() == (b / "events.msgpack").read_bytes()
+    assert main(["verify", str(a)]) == 0  # each auction's payment comes from the user its record names
     met = summary["metrics"]
     assert sum(f["users"] for f in met["classes"].values()) == 1000
     assert sum(f["queries"] for f in met["classes"].values()) == summary["rounds"] == 300
