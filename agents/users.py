@@ -1,7 +1,13 @@
-"""User agents: send queries with context vectors, receive answers, report the reward they observed."""
+"""User agents: send queries with context vectors, receive answers, report the reward they observed.
+
+``ProcurementUser`` sends its queries at a fixed interarrival time (the quickstart's one user);
+``CrowdUser`` is one of many, with its own Poisson arrivals in simulated time (optionally modulated by a
+daily cycle), so that the queries of a crowd overlap as independent users' would.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,7 +64,7 @@ class ProcurementUser(Agent):
                 self._contexts[self.sent] = (x, now + self.answer_timeout)
                 self.send(self.auctioneer, Query(self.sent, tuple(x.tolist())))
                 self.sent += 1
-                self.next_at += self.interarrival
+                self._schedule()
                 continue
             # Queries are answered in order, so the oldest one gives up first.
             give_up = next(iter(self._contexts.values()))[1] if self._contexts else None
@@ -73,6 +79,10 @@ class ProcurementUser(Agent):
             except TimeoutError:
                 continue
             self._handle(env.src, env.msg)
+
+    def _schedule(self) -> None:
+        """Set ``next_at`` to the time of the next query, after the one just sent."""
+        self.next_at += self.interarrival
 
     def _give_up(self, now: float) -> None:
         """An answer that never came (lost, or its provider crashed) is counted, not waited for."""
@@ -128,3 +138,48 @@ class ProcurementUser(Agent):
         self._contexts = {int(q): (np.asarray(x, float), t) for q, (x, t) in state["contexts"].items()}
         self._expected = {int(q): (r, p) for q, (r, p) in state["expected"].items()}
         self._early = {int(q): (r, p) for q, (r, p) in state["early"].items()}
+
+
+DAY_SECONDS = 86_400.0
+
+
+class CrowdUser(ProcurementUser):
+    """One user of many: ``queries`` queries at the times of a Poisson process of ``rate`` per simulated
+    second, modulated by a daily cycle ``rate (1 + daily sin(2 pi t / period))`` when ``daily`` > 0.
+
+    The cycle is drawn by thinning (proposals at the peak rate ``rate (1 + daily)``, each kept with
+    probability rate(t) / peak) from the user's own stream, so arrivals depend on the seed and the user's
+    id only. The first arrival is drawn when the user is wired, so that it is part of the initial state.
+    """
+
+    def __init__(self, agent_id: str, queries: int, providers: Sequence[str],
+                 reward: Callable[[int, np.ndarray, np.random.Generator], float],
+                 contexts: Callable[[np.random.Generator], np.ndarray], *, rate: float, daily: float = 0.0,
+                 period: float = DAY_SECONDS, answer_timeout: float = 60.0, auctioneer: str = "auctioneer") -> None:
+        if not (rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"{agent_id}: rate = {rate!r}; expected a finite rate > 0 queries per second")
+        if not 0.0 <= daily <= 1.0:
+            raise ValueError(f"{agent_id}: daily = {daily!r}; expected an amplitude in [0, 1]")
+        if not period > 0:
+            raise ValueError(f"{agent_id}: period = {period!r}; expected > 0 seconds")
+        super().__init__(agent_id, queries, providers, reward, contexts, interarrival=1.0 / rate,
+                         answer_timeout=answer_timeout, auctioneer=auctioneer)
+        self.rate, self.daily, self.period = float(rate), float(daily), float(period)
+
+    def attach(self, port: Any, rng: np.random.Generator, record: Any = None) -> None:
+        super().attach(port, rng, record)
+        self.next_at = 0.0
+        self._schedule()
+
+    def _schedule(self) -> None:
+        assert self.rng is not None, f"{self.id}: scheduling before attach"
+        peak = self.rate * (1.0 + self.daily)
+        t = self.next_at
+        while True:
+            t += float(self.rng.exponential(1.0 / peak))
+            if not self.daily:
+                break
+            keep = (1.0 + self.daily * math.sin(2.0 * math.pi * t / self.period)) / (1.0 + self.daily)
+            if float(self.rng.random()) < keep:
+                break
+        self.next_at = t

@@ -253,9 +253,15 @@ class Transfers(Check):
                 self.fail(at, f"round {rec.round}: index {i}'s {memo} goes to/from {ours!r}, but earlier rounds "
                               f"settled index {i} with {self.payee[key]!r}")
                 return
-            if self.house is None:
+            named = rec.extra.get("user") if procurement else None  # a crowd's auction names the user who pays
+            if named is not None:
+                if theirs != named:
+                    self.fail(at, f"round {rec.round}: {memo} settled with {theirs!r}, but the round's user is "
+                                  f"{named!r}")
+                    return
+            elif self.house is None:
                 self.house = theirs
-            if theirs != self.house:
+            if named is None and theirs != self.house:
                 self.fail(at, f"round {rec.round}: {memo} settled with {theirs!r}, earlier rounds with "
                               f"{self.house!r}")
                 return

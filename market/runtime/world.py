@@ -214,6 +214,7 @@ class World:
         self._crashed: dict[str, BaseException | None] = {}  # agent -> its exception (None: crashed before a resume)
         self._initial: dict[str, Any] = {}  # agent -> its state at the start of the run
         self._draining = False
+        self._touched: list[str] = []  # agents whose task ended or whose fault fired since _main last looked
         self._change: asyncio.Event  # made when the run starts, in the run's loop
 
     # -- building --------------------------------------------------------------------------
@@ -222,7 +223,7 @@ class World:
         return derive_rng(self.seed, name)
 
     def add(self, agent: Agent, *, principal: bool = False, groups: tuple[str, ...] = ()) -> Agent:
-        if any(a.id == agent.id for a in self.agents):
+        if agent.id in self._groups:  # every added agent has an entry: a set lookup, not a scan
             raise ValueError(f"agent id {agent.id!r} is used twice")
         self.agents.append(agent)
         self._groups[agent.id] = tuple(groups) or tuple(agent.groups)
@@ -363,11 +364,19 @@ class World:
         for agent in self.agents:
             if agent.id not in self._dead and agent.id not in self._crashed:
                 self._start(agent)
-        principals = self.principals or self.agents
-        while not all(self._principal_done(a) for a in principals):
+        # Principals still running, by id: only the agents whose task ended or whose fault fired since the
+        # last look are checked again (``_touched``), so a run's bookkeeping is O(1) per finished task.
+        waiting = {a.id: a for a in (self.principals or self.agents) if not self._principal_done(a)}
+        self._touched.clear()
+        while waiting:
             self._change.clear()
             await self._change.wait()
             self._check_fatal()
+            touched, self._touched = self._touched, []
+            for agent_id in touched:
+                principal = waiting.get(agent_id)
+                if principal is not None and self._principal_done(principal):
+                    del waiting[agent_id]
         self._check_fatal()
         self._draining = True
         if self.drain_seconds:
@@ -402,6 +411,7 @@ class World:
             self.record(Rejected(now, agent.id, "agent_exception", type(exc).__name__, _one_line(exc)))
             if not self._draining:
                 self.bus.kill(agent.id)
+        self._touched.append(agent.id)
         self._change.set()
 
     def _check_fatal(self) -> None:
@@ -445,6 +455,7 @@ class World:
         else:
             return  # a crash of the dead or a restart of the living changes nothing
         self.record(AgentFault(self.now(), agent.id, action))
+        self._touched.append(agent.id)
         self._change.set()
 
     # -- checkpoints -----------------------------------------------------------------------
