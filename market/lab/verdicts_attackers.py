@@ -97,9 +97,9 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 def format_rows(rows: Sequence[dict[str, Any]]) -> str:
-    out = [f"{'mechanism':<26} {'attacker':<34} {'gain':>9}  {'95% CI':<22} verdict"]
+    out = [f"{'mechanism':<26} {'attacker':<40} {'gain':>9}  {'95% CI':<22} verdict"]
     for r in rows:
-        out.append(f"{r['mechanism']:<26} {r['attacker']:<34} {r['gain']:+9.5f}  "
+        out.append(f"{r['mechanism']:<26} {r['attacker']:<40} {r['gain']:+9.5f}  "
                    f"[{r['ci_low']:+.5f}, {r['ci_high']:+.5f}]  {r['verdict']}")
     if not has_rl():
         out.append("(the search and PPO attackers need the [rl] extra: pip install 'llm-market-sim[rl]')")
