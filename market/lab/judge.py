@@ -31,10 +31,12 @@ from market.lab.deviation import FastMarket, bootstrap_ci, deviate
 from market.runtime.config import ConfigError, resolve
 
 SHADERS = ("shade", "underbid", "hedge", "ucb")
+# The shaders get the verdict table's seeds and rounds: ROSA's payments are heavy-tailed (a bonus with
+# probability mu), and a handful of seeds can miss the rare rounds that make shading unprofitable.
 SIZES = {
-    "quick": {"examples": 25, "seeds": 6, "rounds": 300, "loss_seeds": 4, "loss_rounds": 60, "warmup": 100,
+    "quick": {"examples": 25, "seeds": 30, "rounds": 300, "loss_seeds": 4, "loss_rounds": 60, "warmup": 100,
               "train_seeds": 3, "test_seeds": 8, "attack_rounds": 200, "trials": 10, "ppo_steps": 6_144},
-    "full": {"examples": 100, "seeds": 20, "rounds": 1000, "loss_seeds": 8, "loss_rounds": 200, "warmup": 300,
+    "full": {"examples": 100, "seeds": 40, "rounds": 1000, "loss_seeds": 8, "loss_rounds": 200, "warmup": 300,
              "train_seeds": 8, "test_seeds": 20, "attack_rounds": 400, "trials": 40, "ppo_steps": 50_000},
 }
 GRID = 33  # bids on the sampled best response's grid (plus the deviator's cost)
