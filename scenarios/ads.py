@@ -182,19 +182,58 @@ def instances(config: dict[str, Any], seed: int) -> list[AdInstance]:
     if spec.kind in LMS:
         make = catalogue_instance if spec.kind == "catalogue" else ngram_instance
         return [make(query, derive_rng(seed, "ads-instance", k), tau=m["tau"]) for k, query in enumerate(queries)]
-    if spec.kind == "simulated":
-        from market.lm.simulated import SimulatedTokenLM
+    out = []
+    for k, query in enumerate(queries):
+        lm = DeferredTokenLM(spec, query, _loader(spec, query, derive_rng(seed, "ads-instance", k), m["tau"]))
+        out.append(AdInstance(query, lm, lm, m["tau"], np.full(len(query.advertisers), ADVERTISER_TAU)))  # type: ignore[arg-type]
+    return out
 
-        out = []
-        for k, query in enumerate(queries):
-            inst = ngram_instance(query, derive_rng(seed, "ads-instance", k), tau=m["tau"])
-            lm = SimulatedTokenLM(inst.lm, query.advertisers)  # type: ignore[arg-type]
-            out.append(AdInstance(query, lm, SimulatedTokenLM(inst.proposal_lm, query.advertisers),  # type: ignore[arg-type]
-                                  inst.tau, inst.advertiser_tau))
-        return out
-    bind = token_model(spec)
-    return [AdInstance(query, bind(query), bind(query), m["tau"], np.full(len(query.advertisers), ADVERTISER_TAU))
-            for query in queries]
+
+def _loader(spec: LMSpec, query: Any, rng: np.random.Generator, tau: float) -> Any:
+    """() -> the query's TokenLM: the simulated one from the query's own stream (the n-gram run's model), a
+    real one bound to the query."""
+    if spec.kind == "simulated":
+        def simulated() -> Any:
+            from market.lm.simulated import SimulatedTokenLM
+
+            return SimulatedTokenLM(ngram_instance(query, rng, tau=tau).lm, query.advertisers)  # type: ignore[arg-type]
+        return simulated
+    return lambda: token_model(spec)(query)
+
+
+class DeferredTokenLM:
+    """A real model's TokenLM for one query, loaded on first use: a world built only to be read (verify builds one
+    for its opening balances) and a replay never load the model. ``lazy_identity`` names the model to the
+    platform's tokenizer check without loading it."""
+
+    def __init__(self, spec: LMSpec, query: Any, load: Any) -> None:
+        self.spec = spec
+        self.query = query
+        self.lazy_identity = f"{spec.kind}:{spec.arg}" if spec.arg else spec.kind
+        self._load = load
+        self._lm: Any = None
+
+    def loaded(self) -> Any:
+        if self._lm is None:
+            self._lm = self._load()
+        return self._lm
+
+    @property
+    def name(self) -> str:
+        return str(self.loaded().name)
+
+    @property
+    def tokenizer_id(self) -> str:
+        return str(self.loaded().tokenizer_id)
+
+    def sample_many(self, prompt: Any, m: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+        return self.loaded().sample_many(prompt, m, rng)
+
+    def logprob_many(self, replies: Any, prompt: Any) -> np.ndarray:
+        return self.loaded().logprob_many(replies, prompt)
+
+    def decode(self, reply: tuple[int, ...]) -> str:
+        return str(self.loaded().decode(reply))
 
 
 _MODELS: dict[LMSpec, Any] = {}

@@ -80,8 +80,14 @@ def description_refusal(text: str) -> str | None:
 
 
 def is_token_lm(lm: object) -> bool:
-    """Is ``lm`` a token-level LM (``market/lm``)? It names its tokenizer and decodes replies to text."""
-    return hasattr(lm, "tokenizer_id") and hasattr(lm, "decode")
+    """Is ``lm`` a token-level LM (``market/lm``)? It decodes replies to text and names its tokenizer, or, loaded
+    on first use, the spec it will load (``lazy_identity``: asking for the tokenizer would load it)."""
+    return hasattr(lm, "decode") and (hasattr(lm, "lazy_identity") or hasattr(lm, "tokenizer_id"))
+
+
+def _identity(lm: Any) -> str:
+    lazy = getattr(lm, "lazy_identity", None)
+    return f"model {lazy!r}" if lazy is not None else f"tokenizer {lm.tokenizer_id!r}"
 
 
 def text_mentions(text: str, brands: Sequence[str]) -> np.ndarray:
@@ -112,12 +118,12 @@ def check_tokenizers(instances: Sequence[AdInstance]) -> None:
                              "the other models (token-level and simulated LMs cannot be mixed)")
     if not any(token):
         return
-    first = models[0][2].tokenizer_id  # type: ignore[attr-defined]
+    first = _identity(models[0][2])
     for k, role, lm in models:
-        if lm.tokenizer_id != first:  # type: ignore[attr-defined]
+        if _identity(lm) != first:
             raise MechanismError(
-                f"instances[{k}].{role}: model {lm.name!r} has tokenizer {lm.tokenizer_id!r}, expected "  # type: ignore[attr-defined]
-                f"{first!r} like instances[0].lm: models whose tokenizers differ cannot score each other's replies")
+                f"instances[{k}].{role}: {_identity(lm)}, expected {first} like instances[0].lm: models whose "
+                "tokenizers differ cannot score each other's replies")
 
 
 def reply_mentions(instance: AdInstance, reply: tuple[int, ...]) -> np.ndarray:
