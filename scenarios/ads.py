@@ -33,7 +33,7 @@ from market.core.seeding import derive_rng
 from market.core.wire import decode
 from market.data import ad_queries
 from market.runtime.bus import star_graph
-from market.runtime.config import ConfigError, require
+from market.runtime.config import require
 from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions, unmask
 from market.runtime.records import FeedbackAccepted, MessageSent, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
@@ -241,19 +241,23 @@ _MODELS: dict[LMSpec, Any] = {}
 
 def token_model(spec: LMSpec) -> Any:
     """``query -> TokenLM`` for a real model (loaded once per process and spec): SmolLM2, a transformers model
-    on disk or an openai-compatible server."""
+    on disk or an openai-compatible server (whose prompts are rendered by the named local tokenizer)."""
     if spec not in _MODELS:
         if spec.kind == "openai":
-            from market.lm.openai_compat import OpenAICompatible
+            from market.lm.openai_compat import Endpoint, OpenAICompatible
 
-            _MODELS[spec] = OpenAICompatible.from_spec(spec.arg, dict(spec.options)).bind
+            tokenizer = spec.option("tokenizer", "smollm2")
+            local = token_model(LMSpec("smollm2") if tokenizer == "smollm2" else LMSpec("hf", tokenizer))
+            server = OpenAICompatible(Endpoint(spec.arg, spec.option("model", tokenizer)), local,
+                                      max_new_tokens=int(spec.option("max_new_tokens", "64")))
+            _MODELS[spec] = server.bind
         else:
-            _MODELS[spec] = _hf_binder(spec)
+            from market.lm.base import PromptRenderer
+            from market.lm.hf import load_hf, load_smollm2
+
+            model = load_smollm2() if spec.kind == "smollm2" else load_hf(spec.arg)
+            _MODELS[spec] = lambda query: model.bind(PromptRenderer(query.query, tuple(query.advertisers)))
     return _MODELS[spec]
-
-
-def _hf_binder(spec: LMSpec) -> Any:
-    raise ConfigError(f"market.lm: got {spec.kind!r}, which needs market/lm/hf.py (not available in this build)")
 
 
 def asked(config: dict[str, Any]) -> list[int]:

@@ -99,7 +99,8 @@ class OpenAICompatible:
     """A model on a completions server plus the tokenizer whose ids it reads; ``bind(query)`` gives the
     query's TokenLM.
 
-    tokens: query -> QueryTokens (the user's tokenizer, the same as the server's model uses).
+    tokens: query -> QueryTokens (the user's tokenizer, the same as the server's model uses): e.g. a local
+    ``TokenLM`` bound to the query, whose ``prompt_ids``, ``decode``, ``eos_id`` and ``tokenizer_id`` it reads.
     """
 
     def __init__(self, endpoint: Endpoint, tokens: Callable[[Any], QueryTokens], *, max_new_tokens: int = 64) -> None:
@@ -109,17 +110,6 @@ class OpenAICompatible:
         self.tokens = tokens
         self.max_new_tokens = int(max_new_tokens)
         self.cache: dict[tuple[str, tuple[int, ...], tuple[int, ...]], float] = {}
-
-    @classmethod
-    def from_spec(cls, base_url: str, options: dict[str, str]) -> OpenAICompatible:
-        """From ``market.lm = openai:URL?model=NAME&tokenizer=SPEC&max_new_tokens=N``; the tokenizer is
-        ``smollm2`` (the default) or a transformers tokenizer directory."""
-        from market.lm import hf  # type: ignore[attr-defined]  # the [lm] extra: transformers
-
-        spec = options.get("tokenizer", "smollm2")
-        tokens = hf.query_tokens(spec)
-        model = options.get("model", spec)
-        return cls(Endpoint(base_url, model), tokens, max_new_tokens=int(options.get("max_new_tokens", "64")))
 
     def bind(self, query: Any) -> OpenAICompatLM:
         """The TokenLM of one query (its text and brands name the roles' prompts)."""
