@@ -220,7 +220,11 @@ def _cmd_repro(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / f"repro-{args.paper}"
     out.mkdir(parents=True, exist_ok=True)
-    result = PAPERS.get(args.paper)(out, quick=args.quick)
+    extra = {k: v for k, v in (("lm", args.lm), ("queries", args.queries)) if v is not None}
+    if extra and args.paper != "mosaic":
+        print(f"llm-market repro: --lm and --queries apply to mosaic, not {args.paper}", file=sys.stderr)
+        return 2
+    result = PAPERS.get(args.paper)(out, quick=args.quick, **extra)
     print(json.dumps(result, indent=2, default=str))
     print(f"figures and tables in {out}")
     return 0
@@ -411,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("paper", choices=PAPERS.names())
     e.add_argument("--out")
     e.add_argument("--quick", action="store_true")
+    e.add_argument("--lm", help="mosaic on a token-level LM: a market.lm of the ads scenario (smollm2, hf:PATH, ...)")
+    e.add_argument("--queries", type=int, help="mosaic: number of ad queries")
     e.set_defaults(func=_cmd_repro)
 
     dv = sub.add_parser("deviate", help="a strategy's gain over its truthful twin, with a bootstrap CI")

@@ -135,3 +135,13 @@ def test_lm_specs_parse():
         "openai", "http://127.0.0.1:8000/v1", "m", "32")
     assert ads.parse_lm("hf:/models/x").arg == "/models/x" and ads.parse_lm("smollm2").token_level
     assert not ads.parse_lm("ngram").token_level
+
+
+def test_repro_mosaic_on_a_token_level_lm_converges_towards_its_large_m_reference(tmp_path):
+    from market.lab.repro.mosaic import run
+
+    summary = run(tmp_path, quick=True, lm="simulated", queries=3)
+    assert (tmp_path / "mosaic_lm.csv").exists() and (tmp_path / "mosaic_lm.png").exists()
+    gaps = summary["claims"]["gap_to_reference"]["context"]
+    assert gaps[1] > gaps[20] and abs(gaps[20]) < gaps[1] / 2  # M = 1 is far, M = 20 (of a 40-reply pool) close
+    assert summary["claims"]["revenue_per_query"]["context"] > 0
