@@ -289,7 +289,7 @@ def _cmd_curve(args: argparse.Namespace) -> int:
 def _cmd_verdicts(args: argparse.Namespace) -> int:
     from market.lab import verdicts
 
-    result = verdicts.run(Path(args.out), quick=args.quick, workers=args.workers)
+    result = verdicts.run(Path(args.out), quick=args.quick, workers=args.workers, ad_sets=tuple(args.ad_sets))
     print(json.dumps(result, indent=2))
     print(f"verdicts.csv, verdicts.png, multipliers.png, egta.csv, users.csv, curve.csv and curve.png in {args.out}")
     return 0
@@ -452,6 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     vd.add_argument("--out", required=True)
     vd.add_argument("--quick", action="store_true", help="fewer seeds and rounds (same clear-cut verdicts)")
     vd.add_argument("--workers", type=int, help="processes (default: number of CPUs)")
+    vd.add_argument("--set", dest="ad_sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="a key of the ads scenario for the ad cells, e.g. market.lm=smollm2 (repeatable)")
     vd.set_defaults(func=_cmd_verdicts)
 
     sw = sub.add_parser("sweep", help="run a scenario over a grid of parameters x seeds")

@@ -145,3 +145,18 @@ def test_repro_mosaic_on_a_token_level_lm_converges_towards_its_large_m_referenc
     gaps = summary["claims"]["gap_to_reference"]["context"]
     assert gaps[1] > gaps[20] and abs(gaps[20]) < gaps[1] / 2  # M = 1 is far, M = 20 (of a 40-reply pool) close
     assert summary["claims"]["revenue_per_query"]["context"] > 0
+
+
+def test_verdict_ad_cells_take_the_lm_and_agree_across_the_two_paths():
+    from market.lab import verdicts
+    from market.lab.deviation import run_tasks
+
+    size = {"ad_rounds": 6}
+    token = verdicts._task("ads", "mosaic", "exaggerate", 0, size, ("market.lm=simulated", "market.queries=3"))
+    ngram = verdicts._task("ads", "mosaic", "exaggerate", 0, size, ("market.lm=ngram", "market.queries=3"))
+    assert token[-1] == ("market.lm=simulated", "market.queries=3")
+    catalogue = verdicts._task("ads", "mosaic", "exaggerate", 0, size, ("market.queries=3",))
+    a, b, c = run_tasks([token, ngram, catalogue], workers=1)
+    assert a == b  # same instances, candidates and reports: the same utilities, user value and revenue
+    assert a != c  # the sets reach the cell: another LM, other figures
+    assert verdicts._task("ads", "mosaic", "exaggerate", 0, size) == ("ads", "mosaic", "exaggerate", 0, 6)
