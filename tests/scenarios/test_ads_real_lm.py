@@ -10,6 +10,7 @@ import pytest
 
 import scenarios.ads as ads
 from market.core.ledger import Ledger
+from market.core.mechanisms.aggregation import mosaic
 from market.core.mechanisms.base import MechanismError
 from market.lab.cli import main
 from market.lm.simulated import SimulatedTokenLM
@@ -160,3 +161,23 @@ def test_verdict_ad_cells_take_the_lm_and_agree_across_the_two_paths():
     assert a == b  # same instances, candidates and reports: the same utilities, user value and revenue
     assert a != c  # the sets reach the cell: another LM, other figures
     assert verdicts._task("ads", "mosaic", "exaggerate", 0, size) == ("ads", "mosaic", "exaggerate", 0, 6)
+
+
+def assert_misreports_never_pay(rewards, log_ref, log_gen, tau=1.0, tries=200):
+    """On these fixed candidates, no misreport of an advertiser beats its true rewards (utility E_q[r_i] − p_i)."""
+    rng = np.random.default_rng(0)
+    truthful = mosaic(rewards, log_ref, log_gen, tau)
+    for i in range(rewards.shape[0]):
+        best = float(truthful.q @ rewards[i] - truthful.payments[i])
+        for k in range(tries):
+            lie = rewards.copy()
+            lie[i] = rewards[i] * rng.uniform(0, 3) + rng.normal(0, 2, rewards.shape[1]) * (k % 2)
+            out = mosaic(lie, log_ref, log_gen, tau)
+            assert float(out.q @ rewards[i] - out.payments[i]) <= best + 1e-9
+
+
+def test_misreports_on_the_logged_candidates_never_pay(runs):
+    for rec in closed(runs / "one")[:4]:
+        lm = rec.extra["lm"]
+        log_ref = np.asarray(lm["log_ref"])
+        assert_misreports_never_pay(np.asarray(lm["log_adv"]) - log_ref, log_ref, np.asarray(lm["log_gen"]))

@@ -20,6 +20,19 @@ from market.runtime.records import RoundClosed  # noqa: E402
 from market.runtime.run import replay  # noqa: E402
 
 
+def assert_misreports_never_pay(rewards, log_ref, log_gen, tau=1.0, tries=200):
+    """On these fixed candidates, no misreport of an advertiser beats its true rewards (utility E_q[r_i] − p_i)."""
+    rng = np.random.default_rng(0)
+    truthful = mosaic(rewards, log_ref, log_gen, tau)
+    for i in range(rewards.shape[0]):
+        best = float(truthful.q @ rewards[i] - truthful.payments[i])
+        for k in range(tries):
+            lie = rewards.copy()
+            lie[i] = rewards[i] * rng.uniform(0, 3) + rng.normal(0, 2, rewards.shape[1]) * (k % 2)
+            out = mosaic(lie, log_ref, log_gen, tau)
+            assert float(out.q @ rewards[i] - out.payments[i]) <= best + 1e-9
+
+
 @pytest.mark.slow
 def test_a_smollm2_run_replays_without_the_model_and_its_log_gives_back_the_auction(tmp_path, monkeypatch, capsys):
     out = tmp_path / "smol"
@@ -37,6 +50,7 @@ def test_a_smollm2_run_replays_without_the_model_and_its_log_gives_back_the_auct
         again = mosaic(rewards, log_ref, log_gen, tau=1.0)  # truthful reports: the rewards themselves
         np.testing.assert_allclose(again.q, rec.extra["q"], rtol=0, atol=1e-12)
         assert [to_minor(float(p)) for p in again.payments] == list(rec.payments_minor)
+        assert_misreports_never_pay(rewards, log_ref, log_gen)
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded")
