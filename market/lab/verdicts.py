@@ -101,11 +101,12 @@ def reproduce_command(label: str, strategy: str, seeds: int, rounds: int) -> str
             + " ".join(f"--set {s}" for s in sets))
 
 
-def _task(engine: str, mechanism: str, strategy: str, seed: int, size: dict[str, int]) -> tuple:
+def _task(engine: str, mechanism: str, strategy: str, seed: int, size: dict[str, int],
+          ad_sets: tuple[str, ...] = ()) -> tuple:
     if engine == "horizon":
         return ("horizon", strategy, seed, size["rounds"])
     if engine == "ads":
-        return ("ads", mechanism, strategy, seed, size["ad_rounds"])
+        return ("ads", mechanism, strategy, seed, size["ad_rounds"], *((ad_sets,) if ad_sets else ()))
     sets = mechanism_sets(mechanism)
     if strategy != "truthful":
         sets += profile_overrides(strategy, deviators_for(strategy, None, 5))
@@ -116,14 +117,15 @@ def _seeds(engine: str, size: dict[str, int]) -> int:
     return size["ad_seeds"] if engine == "ads" else size["seeds"]
 
 
-def table(size: dict[str, int], workers: int) -> list[Cell]:
-    """Every cell of ROWS at ``size``; each row's truthful twin is run once per seed and shared."""
+def table(size: dict[str, int], workers: int, ad_sets: tuple[str, ...] = ()) -> list[Cell]:
+    """Every cell of ROWS at ``size``; each row's truthful twin is run once per seed and shared. ``ad_sets``:
+    ``--set`` items of the ads scenario for the ad cells (e.g. ``market.lm=smollm2``: real replies)."""
     tasks, index = [], {}
     for label, engine, mechanism, strategies in ROWS:
         for strategy in ("truthful", *strategies):
             for seed in range(_seeds(engine, size)):
                 index[(label, strategy, seed)] = len(tasks)
-                tasks.append(_task(engine, mechanism, strategy, seed, size))
+                tasks.append(_task(engine, mechanism, strategy, seed, size, ad_sets))
     results = run_tasks(tasks, workers)
     cells = []
     for label, engine, mechanism, strategies in ROWS:
@@ -291,7 +293,8 @@ def format_user_view(rows: list[UserRow]) -> str:
     return "\n".join(out)
 
 
-def run(out_dir: Path, quick: bool = False, workers: int | None = None, attackers: bool = False) -> dict[str, Any]:
+def run(out_dir: Path, quick: bool = False, workers: int | None = None, ad_sets: tuple[str, ...] = (),
+        attackers: bool = False) -> dict[str, Any]:
     """Compute the table; write verdicts.csv, verdicts.png, multipliers.png, egta.csv, users.csv, curve.csv and
     curve.png into out_dir; with ``attackers``, the second generation's rows too (attackers.csv: utility losses,
     search and PPO attackers, ``market.lab.verdicts_attackers``)."""
@@ -302,7 +305,7 @@ def run(out_dir: Path, quick: bool = False, workers: int | None = None, attacker
     size = SIZES["quick" if quick else "full"]
     workers = workers or os.cpu_count() or 1
     wall = time.perf_counter()
-    cells = table(size, workers)
+    cells = table(size, workers, tuple(ad_sets))
     write_csv(cells, out_dir / "verdicts.csv")
     plot_heat_map(cells, out_dir / "verdicts.png")
     plot_multipliers(cells, out_dir / "multipliers.png")

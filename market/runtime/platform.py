@@ -11,13 +11,22 @@ most ``MAX_DESCRIPTION_LEN`` printable characters; the latest accepted one count
 never on reports: brand i's logit bonus is the context gain x ``description_pull`` (``market/lm/ads.py``),
 the number of times the description names brand i, at least 1. An advertiser with no accepted description
 is listed once, as are those with the built-in one-line descriptions.
+
+A token-level LM (``market/lm``: replies are token ids of one tokenizer, recognised here by its
+``tokenizer_id`` and ``decode``) may play every role; all the instances' models must then share one tokenizer.
+Its auctions' records carry, under ``extra["lm"]``, every candidate's log-prob under every role (reference,
+proposal, each advertiser's prompted model), which brands each candidate mentions and the shown reply's text,
+so replay, metrics and the deviation experiments read them from the log and never load the model. The
+catalogue and n-gram LMs, cheap to rebuild from the seed, log nothing more (their logs keep their bytes).
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -70,9 +79,58 @@ def description_refusal(text: str) -> str | None:
     return None
 
 
+def is_token_lm(lm: object) -> bool:
+    """Is ``lm`` a token-level LM (``market/lm``)? It decodes replies to text and names its tokenizer, or, loaded
+    on first use, the spec it will load (``lazy_identity``: asking for the tokenizer would load it)."""
+    return hasattr(lm, "decode") and (hasattr(lm, "lazy_identity") or hasattr(lm, "tokenizer_id"))
+
+
+def _identity(lm: Any) -> str:
+    lazy = getattr(lm, "lazy_identity", None)
+    return f"model {lazy!r}" if lazy is not None else f"tokenizer {lm.tokenizer_id!r}"
+
+
+def text_mentions(text: str, brands: Sequence[str]) -> np.ndarray:
+    """(n,) bool: which brands occur in ``text`` as a whole word, case-insensitive."""
+    return np.array([re.search(rf"(?<!\w){re.escape(b)}(?!\w)", text, flags=re.IGNORECASE) is not None
+                     for b in brands], dtype=bool)
+
+
+def mention_mask(mentions: np.ndarray) -> int:
+    """A candidate's mentions (n,) bool as an integer, bit k for brand k (as the log records them)."""
+    return int(sum(1 << k for k, m in enumerate(mentions) if m))
+
+
+def unmask(mask: int, n: int) -> np.ndarray:
+    """(n,) bool from ``mention_mask``'s integer."""
+    return np.array([(int(mask) >> k) & 1 for k in range(n)], dtype=bool)
+
+
+def check_tokenizers(instances: Sequence[AdInstance]) -> None:
+    """Refuse instances whose models mix tokenizers (or token-level and simulated LMs): a reply is token ids of
+    one tokenizer and means nothing to a model that reads other ids."""
+    models = [(k, role, lm) for k, inst in enumerate(instances)
+              for role, lm in (("lm", inst.lm), ("proposal_lm", inst.proposal_lm))]
+    token = [is_token_lm(lm) for _, _, lm in models]
+    if any(token) and not all(token):
+        k, role, lm = models[token.index(False)]
+        raise MechanismError(f"instances[{k}].{role}: got a {type(lm).__name__}, expected a token-level LM like "
+                             "the other models (token-level and simulated LMs cannot be mixed)")
+    if not any(token):
+        return
+    first = _identity(models[0][2])
+    for k, role, lm in models:
+        if _identity(lm) != first:
+            raise MechanismError(
+                f"instances[{k}].{role}: {_identity(lm)}, expected {first} like instances[0].lm: models whose "
+                "tokenizers differ cannot score each other's replies")
+
+
 def reply_mentions(instance: AdInstance, reply: tuple[int, ...]) -> np.ndarray:
     """(n,) bool: which of the query's brands the wire ``reply`` mentions."""
     lm = instance.lm
+    if is_token_lm(lm):
+        return text_mentions(lm.decode(reply), instance.query.advertisers)  # type: ignore[attr-defined]
     if isinstance(lm, CatalogueLM):
         return lm.mentions()[reply[0]]
     if isinstance(lm, NGramLM):
@@ -92,6 +150,7 @@ class _OpenAuction:
     deadline: float
     rewards: np.ndarray  # (n, M); rows of abstaining advertisers stay zero
     present: np.ndarray  # (n,) bool
+    log_roles: np.ndarray | None = None  # (n, M) log pi_i of each candidate: token-level LMs only
     received: int = 0
 
 
@@ -132,6 +191,7 @@ class AdPlatform(Agent):
         for k, (inst, names) in enumerate(zip(instances, advertisers)):
             if len(names) != inst.n:
                 raise MechanismError(f"advertisers[{k}]: {len(names)} ids for {inst.n} brands")
+        check_tokenizers(instances)
         if candidates < 1:
             raise MechanismError(f"candidates = {candidates}; expected M >= 1")
         bad = [p for p in proposals if p not in PROPOSALS]
@@ -199,10 +259,13 @@ class AdPlatform(Agent):
         # Candidates come from the mechanism's stream before any report exists: pi_gen cannot depend on them.
         replies = inst.sample_candidates(self.m, self.mechanism_rng, context_aware, pulls=pulls)
         deadline = self.now() + self.report_window
+        log_roles = None
+        if is_token_lm(inst.lm):  # the log keeps every role's log-probs: replay never loads the model
+            log_roles = np.stack([inst.lm.logprob_many(replies, inst.advertiser_prompt(i)) for i in range(inst.n)])
         self._current = _OpenAuction(
             r, query.query_id, user, proposal, tuple(wire_reply(y) for y in replies),
             inst.log_ref(replies), inst.log_gen(replies, context_aware, pulls=pulls), deadline,
-            np.zeros((inst.n, self.m)), np.zeros(inst.n, dtype=bool),
+            np.zeros((inst.n, self.m)), np.zeros(inst.n, dtype=bool), log_roles,
         )
         self.port.multicast(self.advertisers[query.query_id],
                             Candidates(r, query.query_id, self._current.replies, deadline))
@@ -266,18 +329,30 @@ class AdPlatform(Agent):
                 pay_minor[i] = 0
         # q without i's report on the same candidates, for reward gains
         q_without = leave_one_out(cur.rewards, cur.log_ref - cur.log_gen, inst.tau)
-        self.record(RoundClosed(
-            self.now(), cur.round, cur.query_id, "", tuple(pay_minor),
-            {"shown": shown, "proposal": cur.proposal, "q": outcome.q.tolist(),
-             "q_without": q_without.tolist(), "ess": float(outcome.ess),
-             "revenue": to_units(sum(pay_minor)),
-             "abstained": [a for a, ok in zip(names, cur.present) if not ok]},
-        ))
+        extra = {"shown": shown, "proposal": cur.proposal, "q": outcome.q.tolist(),
+                 "q_without": q_without.tolist(), "ess": float(outcome.ess),
+                 "revenue": to_units(sum(pay_minor)),
+                 "abstained": [a for a, ok in zip(names, cur.present) if not ok]}
+        if cur.log_roles is not None:
+            extra["lm"] = self._lm_extra(inst, cur, shown)
+        self.record(RoundClosed(self.now(), cur.round, cur.query_id, "", tuple(pay_minor), extra))
         reply = cur.replies[shown]
         self.send(cur.user, ReplyShown(cur.round, cur.query_id, reply, 0.0))
         for name, amount in zip(names, pay_minor):
             self.send(name, ReplyShown(cur.round, cur.query_id, reply, to_units(amount)))
         self._awaiting[cur.round] = (cur.user, self.now() + self.feedback_timeout)
+
+    def _lm_extra(self, inst: AdInstance, cur: _OpenAuction, shown: int) -> dict[str, Any]:
+        """What a token-level LM's auction adds to its record: the model, log pi_ref, log pi_gen and each
+        advertiser's log pi_i of every candidate, each candidate's mentions (``mention_mask``) and the shown text."""
+        lm: Any = inst.lm
+        assert cur.log_roles is not None, "token-level record of an auction without role log-probs"
+        return {
+            "model": str(lm.name), "tokenizer": str(lm.tokenizer_id),
+            "log_ref": cur.log_ref.tolist(), "log_gen": cur.log_gen.tolist(), "log_adv": cur.log_roles.tolist(),
+            "mentions": [mention_mask(text_mentions(lm.decode(y), inst.query.advertisers)) for y in cur.replies],
+            "shown_text": str(lm.decode(cur.replies[shown])),
+        }
 
     def _on_description(self, src: str, msg: AdDescription) -> None:
         if src not in self.all_advertisers:

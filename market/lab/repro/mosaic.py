@@ -2,6 +2,14 @@
 
 Baseline (pi_gen = pi_ref) vs context-aware (pi_gen = pi_con) MOSAIC on catalogue instances of the paper's
 50 ad queries, n = 2, 5, 10 advertisers (τ = n/2), M = 1..30; every target (pi*, −H(pi*)) is exact.
+
+``run(..., lm=SPEC)`` does it on a token-level LM (``market.lm`` of the ads scenario: ``smollm2``, ``hf:PATH``,
+``openai:URL``, ``simulated``), whose reply space cannot be enumerated: per query it draws a pool of K replies
+from each proposal, scores every pool reply under every role once (reference, context-aware proposal, each
+advertiser), and plays MOSAIC (the same ``mosaic_batch``) on M replies drawn from the pool, M = 1..K/2. The
+large-M reference is MOSAIC on the whole context-aware pool (K candidates), and the target tracked is
+E_q[log pi_ref(y) + R(y)/τ] = E_q[log pi*(y)] + log Z, exact up to a constant of the query, so its gap to the
+reference is the gap of E_q[log pi*].
 """
 
 from __future__ import annotations
@@ -9,7 +17,7 @@ from __future__ import annotations
 import csv
 import pathlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -215,7 +223,135 @@ def _plot(rows: list[dict[str, float]], out_dir: pathlib.Path) -> list[pathlib.P
     return [path]
 
 
-def run(out_dir: pathlib.Path, quick: bool = False, **overrides: object) -> dict:
+LM_COLUMNS = ("proposal", "M", "log_pi_star_plus_logZ", "reference_log_pi_star_plus_logZ", "reward",
+              "reference_reward", "usefulness", "revenue", "utility_offset", "mentioned", "ess")
+
+
+@dataclass(frozen=True, slots=True)
+class _Pool:
+    """One query's pool on a token-level LM: per proposal, K replies' log-probs under every role."""
+
+    log_ref: dict[str, np.ndarray]  # proposal -> (K,)
+    log_gen: dict[str, np.ndarray]  # proposal -> (K,)
+    rewards: dict[str, np.ndarray]  # proposal -> (n, K)
+    mentions: dict[str, np.ndarray]  # proposal -> (K, n) float
+    tau: float
+
+
+def _pool(inst: AdInstance, k: int, rng: np.random.Generator) -> _Pool:
+    from market.runtime.platform import text_mentions
+
+    out: dict[str, dict[str, np.ndarray]] = {"ref": {}, "gen": {}, "rewards": {}, "mentions": {}}
+    for proposal, context_aware in (("baseline", False), ("context", True)):
+        ys = inst.sample_candidates(k, rng, context_aware)
+        out["ref"][proposal] = inst.log_ref(ys)
+        out["gen"][proposal] = inst.log_gen(ys, context_aware) if context_aware else out["ref"][proposal]
+        out["rewards"][proposal] = inst.rewards(ys)
+        lm: Any = inst.lm
+        out["mentions"][proposal] = np.array([text_mentions(lm.decode(y), inst.query.advertisers) for y in ys],
+                                             dtype=float)
+    return _Pool(out["ref"], out["gen"], out["rewards"], out["mentions"], inst.tau)
+
+
+def _play(pool: _Pool, proposal: str, idx: np.ndarray) -> dict[str, float]:
+    """MOSAIC on candidate sets idx (S, M) of the proposal's pool: means over the sets."""
+    r = np.moveaxis(pool.rewards[proposal][:, idx], 0, 1)  # (S, n, M)
+    lr, lg = pool.log_ref[proposal][idx], pool.log_gen[proposal][idx]
+    out = mosaic_batch(r, lr, lg, pool.tau, "offset")
+    q = out.q
+    total = r.sum(1)  # (S, M)
+    return {
+        "log_pi_star_plus_logZ": float((q * (lr + total / pool.tau)).sum(-1).mean()),
+        "reward": float((q * total).sum(-1).mean()),
+        "usefulness": float((q * lr).sum(-1).mean()),
+        "revenue": float(out.revenue.mean()),
+        "utility_offset": float(out.utilities.sum(-1).mean()),
+        "mentioned": float((q * pool.mentions[proposal][idx].mean(-1)).sum(-1).mean()),
+        "ess": float(out.ess.mean()),
+    }
+
+
+def simulate_lm(lm: str, n_queries: int, k: int, m_values: tuple[int, ...], sets: int, seed: int = 0
+                ) -> list[dict[str, Any]]:
+    """Rows of LM_COLUMNS: means over queries of MOSAIC on a token-level LM (see the module docstring)."""
+    from market.runtime.config import resolve
+    from scenarios.ads import instances
+
+    config, _ = resolve("ads", [f'market.lm="{lm}"', f"market.queries={n_queries}"])
+    insts = instances(config, seed)
+    root = np.random.SeedSequence(seed)
+    pools = [_pool(inst, k, np.random.default_rng(ss)) for inst, ss in zip(insts, root.spawn(len(insts)))]
+    refs = [_play(p, "context", np.arange(k)[None, :]) for p in pools]
+    rows: list[dict[str, Any]] = []
+    draws = np.random.default_rng(root.spawn(1)[0])
+    for proposal in ("baseline", "context"):
+        for m in m_values:
+            per = [_play(p, proposal, draws.integers(0, k, size=(sets, m))) for p in pools]
+            mean = lambda key, xs=per: float(np.mean([x[key] for x in xs]))  # noqa: E731
+            rows.append({
+                "proposal": proposal, "M": m, **{c: mean(c) for c in LM_COLUMNS[2:] if not c.startswith("ref")},
+                "reference_log_pi_star_plus_logZ": mean("log_pi_star_plus_logZ", refs),
+                "reference_reward": mean("reward", refs),
+            })
+    return rows
+
+
+def run_lm(out_dir: pathlib.Path, lm: str, queries: int | None = None, quick: bool = False) -> dict:
+    """``repro mosaic --lm SPEC [--queries N]``: write mosaic_lm.csv and mosaic_lm.png; return the figures."""
+    n_queries = queries if queries is not None else (3 if quick else 10)
+    k = 40 if quick else 100
+    m_values = tuple(m for m in (1, 2, 4, 8, 12, 16, 20, 30, 50) if m <= k // 2)
+    rows = simulate_lm(lm, n_queries, k, m_values, sets=50 if quick else 200)
+    path = out_dir / "mosaic_lm.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LM_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    figure = _plot_lm(rows, out_dir)
+    at = {(r["proposal"], r["M"]): r for r in rows}
+    m_top = max(m_values)
+    ref = rows[0]["reference_log_pi_star_plus_logZ"]
+    return {"lm": lm, "queries": n_queries, "pool": k, "csv": str(path), "figures": [str(figure)], "claims": {
+        "gap_to_reference": {p: {m: ref - at[(p, m)]["log_pi_star_plus_logZ"] for m in m_values}
+                             for p in ("baseline", "context")},
+        "context_beats_baseline_at_20": at[("context", 20)]["log_pi_star_plus_logZ"]
+        > at[("baseline", 20)]["log_pi_star_plus_logZ"] if 20 in m_values else None,
+        "revenue_per_query": {p: at[(p, m_top)]["revenue"] for p in ("baseline", "context")},
+        "advertiser_utility_per_query": {p: at[(p, m_top)]["utility_offset"] for p in ("baseline", "context")},
+        "reward_per_query": {p: at[(p, m_top)]["reward"] for p in ("baseline", "context")},
+    }}
+
+
+def _plot_lm(rows: list[dict[str, Any]], out_dir: pathlib.Path) -> pathlib.Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (("log_pi_star_plus_logZ", "E[log π*] + log Z", "reference_log_pi_star_plus_logZ"),
+              ("reward", "total reward", "reference_reward"), ("revenue", "revenue", None),
+              ("utility_offset", "advertiser utility", None), ("mentioned", "brands mentioned", None),
+              ("ess", "effective sample size", None))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8))
+    for ax, (key, title, bench) in zip(axes, panels):
+        for proposal, style in (("baseline", "--"), ("context", "-")):
+            sel = [r for r in rows if r["proposal"] == proposal]
+            ax.plot([r["M"] for r in sel], [r[key] for r in sel], style, label=proposal)
+        if bench:
+            ax.axhline(rows[0][bench], color="grey", lw=0.8, label="large-M reference")
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("M", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "mosaic_lm.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def run(out_dir: pathlib.Path, quick: bool = False, lm: str | None = None, queries: int | None = None,
+        **overrides: object) -> dict:
     """Run the reproduction; write mosaic.csv and mosaic_convergence.png to out_dir; return a summary.
 
     quick uses 8 queries, M in {1, 2, 3, 4, 5, 10, 15, 20, 30} and 100 candidate sets per point;
@@ -223,6 +359,10 @@ def run(out_dir: pathlib.Path, quick: bool = False, **overrides: object) -> dict
     """
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if lm is not None:
+        return run_lm(out_dir, lm, queries, quick)
+    if queries is not None:
+        overrides["n_queries"] = queries
     params: dict[str, object] = (
         dict(n_queries=8, m_values=(1, 2, 3, 4, 5, 10, 15, 20, 30), sets=100) if quick else {}
     )
