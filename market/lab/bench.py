@@ -257,6 +257,7 @@ BENCHMARKS: Registry[dict[str, Any]] = Registry("benchmark", {
     "sweep": bench_sweep,
     "rosa": "market.lab.bench_mechanisms:bench_rosa",
     "mosaic": "market.lab.bench_mechanisms:bench_mosaic",
+    "lm": "market.lab.bench_lm:bench_lm",
 })
 
 

@@ -492,11 +492,11 @@ def _llama_from_gguf(header: GGUFHeader, data: np.ndarray, device: Any) -> Any:
     # rotary inverse frequencies are buffers, not weights: build that module off the meta device
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-    model.model.rotary_emb = LlamaRotaryEmbedding(config)  # type: ignore[call-arg]
+    model.model.rotary_emb = LlamaRotaryEmbedding(config)
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
         raise ValueError(f"GGUF file leaves these tensors unset: {left}")
-    return model.to(device=device, dtype=torch.float32).eval()
+    return model.to(device=device, dtype=torch.float32).eval()  # type: ignore[call-arg]
 
 
 def _tokenizer_from_gguf(header: GGUFHeader) -> Any:
