@@ -423,7 +423,7 @@ def _dequantize(t: GGUFTensor, header: GGUFHeader, data: np.ndarray) -> np.ndarr
         arr = raw.view(np.float32 if qt == GGMLQuantizationType.F32 else np.float16)
     else:
         arr = dequantize(raw.reshape(*t.shape[:-1], row // block * size), qt)
-    return np.asarray(arr, dtype=np.float32).reshape(t.shape)
+    return np.array(arr, dtype=np.float32).reshape(t.shape)  # a writable copy, not a view of the map
 
 
 _LAYER_NAMES = {
