@@ -330,6 +330,7 @@ BENCHMARKS: Registry[dict[str, Any]] = Registry("benchmark", {
     "rosa": "market.lab.bench_mechanisms:bench_rosa",
     "mosaic": "market.lab.bench_mechanisms:bench_mosaic",
     "scale": "market.lab.bench_scale:bench_scale",
+    "lm": "market.lab.bench_lm:bench_lm",
 })
 
 

@@ -441,7 +441,7 @@ def _dequantize(t: GGUFTensor, header: GGUFHeader, data: np.ndarray) -> np.ndarr
         arr = raw.view(np.float32 if qt == GGMLQuantizationType.F32 else np.float16)
     else:
         arr = dequantize(raw.reshape(*t.shape[:-1], row // block * size), qt)
-    return np.asarray(arr, dtype=np.float32).reshape(t.shape)
+    return np.array(arr, dtype=np.float32).reshape(t.shape)  # a writable copy, not a view of the map
 
 
 _LAYER_NAMES = {
@@ -510,11 +510,11 @@ def _llama_from_gguf(header: GGUFHeader, data: np.ndarray, device: Any) -> Any:
     # rotary inverse frequencies are buffers, not weights: build that module off the meta device
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-    model.model.rotary_emb = LlamaRotaryEmbedding(config)  # type: ignore[call-arg]
+    model.model.rotary_emb = LlamaRotaryEmbedding(config)
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
         raise ValueError(f"GGUF file leaves these tensors unset: {left}")
-    return model.to(device=device, dtype=torch.float32).eval()
+    return model.to(device=device, dtype=torch.float32).eval()  # type: ignore[call-arg]
 
 
 def _tokenizer_from_gguf(header: GGUFHeader) -> Any:

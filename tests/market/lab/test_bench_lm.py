@@ -1,0 +1,20 @@
+"""``llm-market bench lm`` on the tiny stand-in model: every figure present, positive and consistent."""
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from market.lab.bench import BENCHMARKS  # noqa: E402
+from market.lab.bench_lm import bench_lm  # noqa: E402
+
+
+def test_bench_lm_on_the_tiny_model_reports_speeds_and_an_auction() -> None:
+    assert "lm" in BENCHMARKS.names()
+    out = bench_lm(quick=True, model="tiny", m=4, threads=1)
+    assert out["threads"] == 1
+    assert out["model"] == "tiny-llama@float32" and out["max_new_tokens"] == 16 and out["m"] == 4
+    for key in ("sample_tokens_per_s", "score_tokens_per_s", "seconds_per_ad_auction"):
+        assert out[key] > 0
+    assert 1 <= out["mean_reply_tokens"] <= 16
+    assert out["sampled_vs_scored_max_abs"] < 1e-4
