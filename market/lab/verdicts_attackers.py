@@ -80,11 +80,22 @@ def attacker_rows(quick: bool, workers: int, progress: Any = None) -> list[dict[
     rows = [_loss_row(r) for r in utility_loss_rows(quick, workers)]
     if not has_rl():
         return rows
-    steps = [(label, mech, method) for method in ("search", "ppo") for label, mech in LEARNED]
-    for k, (label, mech, method) in enumerate(steps):
-        if progress is not None:
-            progress(f"attackers: {method} on {label}", k, len(steps))
-        rows.append(_learned_row(label, mech, method, size, workers))
+    steps = [(label, mech, method, size, 1) for method in ("search", "ppo") for label, mech in LEARNED]
+    if workers <= 1:
+        for k, step in enumerate(steps):
+            if progress is not None:
+                progress(f"attackers: {step[2]} on {step[0]}", k, len(steps))
+            rows.append(_learned_row(*step))
+        return rows
+    # one attacker per process (each trains on one thread: torch's and NumPy's threads would fight for the cores)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_learned_row, *step) for step in steps]
+        for k, future in enumerate(futures):
+            rows.append(future.result())
+            if progress is not None:
+                progress("attackers", k + 1, len(steps))
     return rows
 
 
