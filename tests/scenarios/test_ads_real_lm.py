@@ -5,10 +5,13 @@ same bytes for the same seed, the tokenizers-differ refusal and ``market.lm`` er
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
 import scenarios.ads as ads
+from market.conformance.truthfulness import AggregationInstance, TruthfulnessViolation, assert_dominant_strategy
 from market.core.ledger import Ledger
 from market.core.mechanisms.aggregation import mosaic
 from market.core.mechanisms.base import MechanismError
@@ -163,17 +166,11 @@ def test_verdict_ad_cells_take_the_lm_and_agree_across_the_two_paths():
     assert verdicts._task("ads", "mosaic", "exaggerate", 0, size) == ("ads", "mosaic", "exaggerate", 0, 6)
 
 
-def assert_misreports_never_pay(rewards, log_ref, log_gen, tau=1.0, tries=200):
-    """On these fixed candidates, no misreport of an advertiser beats its true rewards (utility E_q[r_i] − p_i)."""
-    rng = np.random.default_rng(0)
-    truthful = mosaic(rewards, log_ref, log_gen, tau)
-    for i in range(rewards.shape[0]):
-        best = float(truthful.q @ rewards[i] - truthful.payments[i])
-        for k in range(tries):
-            lie = rewards.copy()
-            lie[i] = rewards[i] * rng.uniform(0, 3) + rng.normal(0, 2, rewards.shape[1]) * (k % 2)
-            out = mosaic(lie, log_ref, log_gen, tau)
-            assert float(out.q @ rewards[i] - out.payments[i]) <= best + 1e-9
+def assert_misreports_never_pay(rewards, log_ref, log_gen, tau=1.0, aggregate=mosaic):
+    """The truthfulness kit's check on these fixed candidates: no advertiser's misreport beats its true rewards."""
+    inst = AggregationInstance(tuple(map(tuple, np.asarray(rewards, float).tolist())),
+                               tuple(np.asarray(log_ref).tolist()), tuple(np.asarray(log_gen).tolist()), tau)
+    assert_dominant_strategy(aggregate, inst)
 
 
 def test_misreports_on_the_logged_candidates_never_pay(runs):
@@ -181,3 +178,7 @@ def test_misreports_on_the_logged_candidates_never_pay(runs):
         lm = rec.extra["lm"]
         log_ref = np.asarray(lm["log_ref"])
         assert_misreports_never_pay(np.asarray(lm["log_adv"]) - log_ref, log_ref, np.asarray(lm["log_gen"]))
+    # the check can fail: without payments, exaggerating on the same logged candidates pays
+    with pytest.raises(TruthfulnessViolation):
+        assert_misreports_never_pay(np.asarray(lm["log_adv"]) - log_ref, log_ref, np.asarray(lm["log_gen"]),
+                                    aggregate=partial(mosaic, payment="none"))
