@@ -28,3 +28,23 @@ def strategy_params(tmp_path):
         return {"path": str(policy.save(tmp_path / f"policy-{d}.npz"))}
 
     return params
+
+
+@pytest.fixture(scope="session")
+def quick_verdicts(tmp_path_factory):
+    """The directory of one ``verdicts --quick`` run (no second generation), computed once for the whole test run:
+    the golden test compares its table and the verdict page draws it. Under pytest-xdist the processes share it
+    through a lock in the run's common temporary directory: the first to come computes, the others wait and read."""
+    import fcntl
+
+    from market.lab import verdicts
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out, done = root / "quick-verdicts", root / "quick-verdicts.done"
+    with open(root / "quick-verdicts.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            verdicts.run(out, quick=True, workers=2)
+            done.write_text("ok")
+    return out

@@ -41,11 +41,12 @@ def sweep_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def verdicts_dir(tmp_path_factory):
-    from market.lab import verdicts
+def verdicts_dir(quick_verdicts, tmp_path_factory):
+    """A copy of the session's quick verdict table (pages write report.html into the directory they draw)."""
+    import shutil
 
-    out = tmp_path_factory.mktemp("verdicts")
-    verdicts.run(out, quick=True, workers=2)
+    out = tmp_path_factory.mktemp("verdicts") / "table"
+    shutil.copytree(quick_verdicts, out)
     return out
 
 
