@@ -4,7 +4,6 @@ with payments leaves no gain on a fixed candidate set and without payments a lar
 files."""
 
 import csv
-import importlib.util
 
 import numpy as np
 import pytest
@@ -193,7 +192,6 @@ def test_best_response_attacker_hands_back_bidfunc_overrides():
         br.best_response_attacker(AttackSpec("ads"), lambda *a: None)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("agents.bidfuncs") is None, reason="agents.bidfuncs not present")
 def test_family_bids_follow_the_bidfunc_strategy():
     from agents.strategies import Bidder, BidderFacts, build_strategy
 
