@@ -26,7 +26,6 @@ from market.core.mechanisms.base import MechanismError
 from market.core.mechanisms.reverse import MECHANISMS
 from market.runtime.auctioneer import ReverseAuctioneer
 from market.runtime.config import ConfigError, require
-from market.runtime.faults import check_agents, link_graph, max_route_delay, parse_faults
 from market.runtime.records import FeedbackAccepted, LedgerTransfer, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
 from market.runtime.schema import CREDITS, MAX_SCALE, MAX_SECONDS, Int, Items, Real, Rule
@@ -277,16 +276,7 @@ def build(world: World, config: dict[str, Any]) -> None:
         world.add(CrowdUser(uid, quota, inst.providers, _valued(inst.quality.sample, k["values"]),
                             _mixed(inst.contexts, k["mix"], inst.dim), rate=k["rates"], daily=k["daily"],
                             period=c["period"]), principal=True)
-    faults = parse_faults(config["faults"])
-    spokes = [a.id for a in world.agents if a.id != world.auctioneer_id]
-    check_agents(faults, [world.auctioneer_id, *spokes], world.auctioneer_id)
-    base = {"latency": m["latency"], "jitter": m["jitter"], "loss": m["loss"], "copies": m["copies"]}
-    if m["latency"] or m["jitter"] or m["loss"] or faults.network:
-        world.graph = link_graph(faults, world.auctioneer_id, spokes, base)
-        world.partitions = faults.partitions
-    world.crashes = faults.crashes
-    world.drain_seconds = m["bid_window"] + max_route_delay(world.graph)
-
+    procurement.wire(world, config)
 
 SCENARIO = Scenario(
     "crowd", DEFAULTS, build, describe=describe, metrics=metrics, observers=observers,

@@ -346,6 +346,14 @@ def build(world: World, config: dict[str, Any]) -> None:
         principal=True,
     )
     add_hostiles(world, config["hostile"], inst.providers)
+    wire(world, config)
+
+
+def wire(world: World, config: dict[str, Any]) -> None:
+    """The network of a star market whose agents are all added: the links (``market.latency``, ``jitter``,
+    ``loss``, ``copies``), the ``faults`` section's partitions and crashes, and the time the run drains after
+    its last query (the bid window plus the slowest route)."""
+    m = config["market"]
     faults = parse_faults(config["faults"])
     spokes = [a.id for a in world.agents if a.id != world.auctioneer_id]
     check_agents(faults, [world.auctioneer_id, *spokes], world.auctioneer_id)
