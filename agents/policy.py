@@ -15,7 +15,9 @@ or none yet) and own last payment. The action mappings:
 - ``markup`` (default): bid = cost + a (cost_cap - cost_floor). a = 0 is truthful, and from any cost every bid
   in the range is reachable; a learner whose policy starts near 0 starts near the truthful twin.
 - ``bid``: bid = cost_floor + (a + 1) / 2 (cost_cap - cost_floor), an absolute bid, blind to the cost.
-Both are clipped into [cost_floor, cost_cap], the range every mechanism takes.
+Both are clipped into [cost_floor, cost_cap], the range every mechanism takes. A policy file of action ``factor``
+(``AD_ACTION``) is an advertiser's report policy, trained on the ad env: it plays as the ad strategy ``ad-policy``
+(``agents.ad_reportfuncs``), never as a bidding policy.
 """
 
 from __future__ import annotations

@@ -261,7 +261,8 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
 
 def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: Sequence[str] = ()) -> RunResult:
     """The ads scenario's instances as a floor-1 loop: auctions in the scenario's order (query t mod Q, each once
-    per proposal); advertiser 0 of each query plays ``strategy``, the others are truthful.
+    per proposal); advertiser 0 of each query plays ``strategy`` (built with its ``strategies.params.<strategy>``
+    table from ``overrides``, if any), the others are truthful.
 
     MOSAIC variants: M candidates from the scenario's proposal, conditioned on the descriptions as the platform
     conditions it (``AdInstance.pulls``: the deviator's ``describe`` output if the platform would accept it,
