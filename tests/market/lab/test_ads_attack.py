@@ -99,3 +99,12 @@ def test_ppo_trains_on_the_ad_env_and_its_policy_plays_as_ad_policy(tmp_path) ->
               - play_ads("mosaic-nopay", "truthful", s, 10, sets).utilities["advertiser-0"]) / 10 for s in (0, 1)]
     assert attacker.train_gain == pytest.approx(float(np.mean(gains)), abs=1e-12)
     assert attacker.details["train_gains"] == [round(g, 6) for g in gains]
+
+
+def test_the_ad_rows_are_the_utility_loss_rows_mechanisms() -> None:
+    """The learned attackers' ad rows sit next to the utility loss's: the same labels for the same mechanisms; each
+    run asks all 50 queries at least once."""
+    from market.lab.best_response import VERDICT_ADS
+
+    assert va.LEARNED_ADS == VERDICT_ADS
+    assert set(va.AD_SIZES) == set(va.SIZES) and all(s["rounds"] >= 50 for s in va.AD_SIZES.values())
