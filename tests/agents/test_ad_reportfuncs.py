@@ -124,3 +124,17 @@ def test_policies_of_the_wrong_kind_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="expected a policy file"):
         AdPolicy()
     assert action_to_factor(0.0) == 1.0 and action_to_factor(1.0) == 4.0 and action_to_factor(-3.0) == 0.25
+
+
+def test_a_run_with_report_function_params_verifies_and_resimulates(tmp_path) -> None:
+    """The optional strategies.params table is logged with the config, so a run that uses it rebuilds the same
+    strategies when it is verified and resimulated (the same bytes)."""
+    from market.runtime.run import run_scenario
+    from market.runtime.verify import verify_run
+
+    config, _, _ = run_scenario("ads", seed=1, rounds=4, out=tmp_path / "run", overrides=[
+        "strategies.default=reportfunc", "strategies.params.reportfunc.family=constant",
+        "strategies.params.reportfunc.theta=[2.0]", "market.queries=4"])
+    assert config["strategies"]["params"] == {"reportfunc": {"family": "constant", "theta": [2.0]}}
+    report = verify_run(tmp_path / "run", resimulate=True)
+    assert report.ok and [c.name for c in report.checks if not c.ok] == []
