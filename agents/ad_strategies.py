@@ -247,6 +247,8 @@ AD_STRATEGIES: Registry[AdStrategy] = Registry("advertiser strategy", {
     "add-constant": AddConstant,
     "alpha-learner": AlphaLearner,
     "description-pull": DescriptionPull,
+    "reportfunc": "agents.ad_reportfuncs:ReportFunction",
+    "ad-policy": "agents.ad_reportfuncs:AdPolicy",
 })
 
 

@@ -15,7 +15,9 @@ or none yet) and own last payment. The action mappings:
 - ``markup`` (default): bid = cost + a (cost_cap - cost_floor). a = 0 is truthful, and from any cost every bid
   in the range is reachable; a learner whose policy starts near 0 starts near the truthful twin.
 - ``bid``: bid = cost_floor + (a + 1) / 2 (cost_cap - cost_floor), an absolute bid, blind to the cost.
-Both are clipped into [cost_floor, cost_cap], the range every mechanism takes.
+Both are clipped into [cost_floor, cost_cap], the range every mechanism takes. A policy file of action ``factor``
+(``AD_ACTION``) is an advertiser's report policy, trained on the ad env: it plays as the ad strategy ``ad-policy``
+(``agents.ad_reportfuncs``), never as a bidding policy.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from .strategies import BidderFacts, BidFeedback, Observation, Strategy
 
 ACTIONS = ("markup", "bid")
+AD_ACTION = "factor"  # an advertiser's report factor (agents.ad_reportfuncs.action_to_factor), not a bid
 ACTIVATIONS = ("tanh", "relu")
 OBS_EXTRA = 4  # cost, round / horizon, last won, last payment: the observation is these plus the context
 
@@ -80,8 +83,8 @@ class NumpyPolicy:
                  obs_mean: np.ndarray, obs_scale: np.ndarray, action: str = "markup", horizon: int = 400) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation = {activation!r}: expected one of {ACTIVATIONS}")
-        if action not in ACTIONS:
-            raise ValueError(f"action = {action!r}: expected one of {ACTIONS}")
+        if action not in (*ACTIONS, AD_ACTION):
+            raise ValueError(f"action = {action!r}: expected one of {(*ACTIONS, AD_ACTION)}")
         if not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
             raise ValueError(f"horizon = {horizon!r}: expected a whole number of rounds >= 1")
         if len(weights) != len(biases) or not weights:
@@ -205,6 +208,9 @@ class PolicyStrategy(Strategy):
         if not np.isfinite(facts.cost_cap):
             raise ValueError(f"cost_cap = {facts.cost_cap}: the policy strategy needs a finite bid range")
         self.policy = load_policy(path, action, horizon)
+        if self.policy.action not in ACTIONS:
+            raise ValueError(f"policy {str(path)!r}: action {self.policy.action!r}; expected one of {ACTIONS} (a "
+                             "bidding policy; an advertiser's report policy plays as the ad strategy 'ad-policy')")
         self.path = str(path)
         self.won, self.payment = False, 0.0
         self._obs: np.ndarray | None = None

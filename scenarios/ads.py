@@ -32,7 +32,7 @@ from market.core.registry import HOW_TO_REGISTER
 from market.core.seeding import derive_rng
 from market.data import ad_queries
 from market.runtime.bus import star_graph
-from market.runtime.config import require
+from market.runtime.config import ConfigError, require
 from market.runtime.platform import PROPOSALS, REWARD_AUCTIONS, AdPlatform, lm_reply, reply_mentions, unmask
 from market.runtime.records import FeedbackAccepted, MessageSent, Record, RoundClosed
 from market.runtime.scenario import Factories, Scenario
@@ -472,6 +472,17 @@ def describe(summary: dict[str, Any], config: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def ad_strategy(strategies: dict[str, Any], name: str) -> Any:
+    """The advertiser strategy ``name`` built with its ``strategies.params.<name>`` table (an optional key: a
+    config without it logs as before it existed); a parameter the strategy refuses is a ConfigError naming it."""
+    params = strategies.get("params", {}).get(name, {})
+    require(isinstance(params, dict), f"strategies.params.{name}", params, "a table of parameters")
+    try:
+        return build_ad_strategy(name, **params)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"strategies.params.{name}: {err}") from None
+
+
 def build(world: World, config: dict[str, Any]) -> None:
     m = config["market"]
     require(config["mechanism"]["name"] in REWARD_AUCTIONS, "mechanism.name", config["mechanism"]["name"],
@@ -495,7 +506,7 @@ def build(world: World, config: dict[str, Any]) -> None:
     for k, (query, inst) in enumerate(zip(queries, insts)):
         for i, (name, description) in enumerate(zip(query.advertisers, query.descriptions)):
             world.ledger.open(name, balance=to_minor(m["advertiser_budget"]))
-            strategy = build_ad_strategy(strategies["overrides"].get(name, strategies["default"]))
+            strategy = ad_strategy(strategies, strategies["overrides"].get(name, strategies["default"]))
             world.add(Advertiser(name, description, k, inst, i, strategy, platform=world.auctioneer_id))
     world.add(AdUser("user", asked(config), insts, interarrival=m["interarrival"],
                      platform=world.auctioneer_id), principal=True)
@@ -508,4 +519,5 @@ def build(world: World, config: dict[str, Any]) -> None:
 SCENARIO = Scenario(
     "ads", DEFAULTS, build, describe=describe, metrics=metrics, observers=observers,
     factories=(Factories("mechanism", AGGREGATIONS, SUPPLIED_PARAMS),), schema=SCHEMA,
+    optional={"strategies.params": {}},
 )

@@ -15,9 +15,18 @@ if os.environ.get("CI"):
 @pytest.fixture
 def strategy_params(tmp_path):
     """``f(name, d)``: the parameters a registered provider strategy needs to be built for contexts of d entries
-    (none, but the ``policy`` strategy's file: a small saved NumPy MLP, written to the test's tmp_path)."""
+    (none, but the ``policy`` strategy's file: a small saved NumPy MLP, written to the test's tmp_path; the ad
+    strategy ``ad-policy`` likewise, d unused)."""
 
     def params(name: str, d: int) -> dict:
+        if name == "ad-policy":  # an advertiser's report policy: the ad env's observation, action "factor"
+            from agents.ad_reportfuncs import AD_OBS_DIM, ad_normalisation
+            from agents.policy import AD_ACTION, NumpyPolicy
+
+            rng = np.random.default_rng(AD_OBS_DIM)
+            policy = NumpyPolicy([rng.normal(0, 0.5, (3, AD_OBS_DIM)), rng.normal(0, 0.1, (1, 3))],
+                                 [np.zeros(3), np.array([0.05])], "tanh", *ad_normalisation(), AD_ACTION, 40)
+            return {"path": str(policy.save(tmp_path / "ad-policy.npz"))}
         if name != "policy":
             return {}
         from agents.policy import OBS_EXTRA, NumpyPolicy, default_normalisation

@@ -66,7 +66,7 @@ def run_attack(
     method: str,
     *,
     overrides: Sequence[str] = (),
-    deviator: str = "provider-0",
+    deviator: str | None = None,
     train_seeds: int = 8,
     test_seeds: int = 20,
     budget: int = 0,
@@ -78,7 +78,10 @@ def run_attack(
     families: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train ``method`` on seeds 0..train_seeds-1, judge its attacker on ``test_seeds`` held-out seeds; the
-    result as written to attack.json. ``families`` restricts the search method's bidding-function families."""
+    result as written to attack.json. ``families`` restricts the search method's bidding-function (ad market:
+    report-function) families. ``deviator``: default provider-0, or advertiser-0 (of every query) in the ad
+    market, where the held-out judging is the deviation experiment's ``play_ads`` (fast) or the platform
+    (market)."""
     if train_seeds < 1:
         raise ConfigError(f"--train-seeds: got {train_seeds}, expected at least 1")
     if rounds < 1:
@@ -89,10 +92,12 @@ def run_attack(
         raise ConfigError(f"--family: given with --method {method}, only the search method takes families")
     train = tuple(range(train_seeds))
     held = held_out_seeds(train, test_seeds)
+    config, market = resolve(scenario, list(overrides))
+    if deviator is None:
+        deviator = "advertiser-0" if market.name == "ads" else "provider-0"
     spec = AttackSpec(scenario, tuple(overrides), deviator, train, rounds, budget,
                       str(out_dir) if out_dir is not None else None)
     report = progress or (lambda what, done, total: None)
-    config, _ = resolve(scenario, list(overrides))
     horizon = horizon_setting(config, method, engine)
     wall = time.perf_counter()
     if horizon is not None:

@@ -425,16 +425,20 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
 
 def _add_attack(sub: Any) -> None:
+    from agents.ad_reportfuncs import FAMILIES as AD_FAMILIES
     from agents.bidfuncs import FAMILIES
     from market.core.mechanisms.reverse import MECHANISMS
     from market.lab.attackers import ATTACK_METHODS
+    from market.lab.rl.ad_engine import AD_MECHANISMS
 
     at = sub.add_parser("attack", help="find an attacker on training seeds (search, RL, best response) and judge "
                         "it against its truthful twin on held-out seeds")
     at.add_argument("scenario", help="built-in scenario name or path to a TOML file")
     at.add_argument("--method", required=True, help=f"one of {list(ATTACK_METHODS.names())} or 'module:attr'")
-    at.add_argument("--mechanism", choices=MECHANISMS.names(), help="mechanism name (default: the scenario's)")
-    at.add_argument("--deviator", default="provider-0", help="the participant that attacks (default provider-0)")
+    at.add_argument("--mechanism", choices=[*MECHANISMS.names(), *AD_MECHANISMS],
+                    help="mechanism name (default: the scenario's; ads: one of MOSAIC's payment rules)")
+    at.add_argument("--deviator", help="the participant that attacks (default provider-0; ads: advertiser-0, of "
+                    "every query)")
     at.add_argument("--train-seeds", type=int, default=8, help="the method trains on seeds 0..N-1 (default 8)")
     at.add_argument("--test-seeds", type=int, default=20,
                     help="held-out seeds judged on, from 1000 on (default 20)")
@@ -442,8 +446,9 @@ def _add_attack(sub: Any) -> None:
     at.add_argument("--rounds", type=int, default=400, help="rounds per run, training and judging (default 400)")
     at.add_argument("--engine", choices=["fast", "market"], default="fast", help="engine the held-out judging runs "
                     "in (training uses the method's own)")
-    at.add_argument("--family", action="append", choices=sorted(FAMILIES),
-                    help="search only: bidding-function families to search (repeatable; default all)")
+    at.add_argument("--family", action="append", choices=sorted({*FAMILIES, *AD_FAMILIES}),
+                    help="search only: bidding-function families to search (ads: report-function families "
+                    f"{sorted(AD_FAMILIES)}; repeatable; default all)")
     at.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     at.add_argument("--workers", type=int, help="processes for the judging (default: number of CPUs)")
     at.add_argument("--out", required=True, help="write attack.json, attack.csv, attack.png here")

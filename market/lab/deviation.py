@@ -261,7 +261,8 @@ def play_horizon(strategy: str, seed: int, rounds: int, mu: float = 0.3, provide
 
 def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: Sequence[str] = ()) -> RunResult:
     """The ads scenario's instances as a floor-1 loop: auctions in the scenario's order (query t mod Q, each once
-    per proposal); advertiser 0 of each query plays ``strategy``, the others are truthful.
+    per proposal); advertiser 0 of each query plays ``strategy`` (built with its ``strategies.params.<strategy>``
+    table from ``overrides``, if any), the others are truthful.
 
     MOSAIC variants: M candidates from the scenario's proposal, conditioned on the descriptions as the platform
     conditions it (``AdInstance.pulls``: the deviator's ``describe`` output if the platform would accept it,
@@ -271,15 +272,16 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
     8 tokens) and values v ~ U[0.5, 2]; the strategy reports a bid for v (negative bids become 0); utility
     v_i (-1/2 ||q - p_i||_1) - z_i. user: E_q[log pi_ref] (MOSAIC) or 0; platform: revenue.
     """
-    from agents.ad_strategies import AdFeedback, Reporter, build_ad_strategy
+    from agents.ad_strategies import AdFeedback, Reporter
     from market.core.mechanisms.aggregation import build_aggregation, sample_shown
     from market.core.mechanisms.token_auction import token_auction
     from market.runtime.platform import description_refusal
-    from scenarios.ads import asked, instances, proposals
+    from scenarios.ads import ad_strategy, asked, instances, proposals
 
     if mechanism not in AGGREGATIONS:
         raise ConfigError(f"mechanism.name: {AGGREGATIONS.unknown(mechanism)}")
-    deviant = build_ad_strategy(strategy)
+    config = resolve("ads", [*overrides, f"run.rounds={rounds}"])[0]
+    deviant = ad_strategy(config["strategies"], strategy)  # with its strategies.params table, if any
     reporter = Reporter(deviant)
     dev_rng, draws = derive_rng(seed, "advertiser-0"), derive_rng(seed, "mechanism")
     trace_at: set[int] = set()
@@ -302,7 +304,6 @@ def play_ads(mechanism: str, strategy: str, seed: int, rounds: int, overrides: S
                 trace.append(float(deviant.alpha))
         return RunResult({"advertiser-0": float(utilities[0]), "advertiser-1": float(utilities[1])}, 0.0, rounds,
                          tuple(trace), revenue)
-    config = resolve("ads", [*overrides, f"run.rounds={rounds}"])[0]
     m = config["market"]
     insts = instances(config, seed)
     auction = build_aggregation(mechanism, **config["mechanism"]["params"])

@@ -12,8 +12,11 @@ attackers per mechanism:
 - the PPO attacker (``market.lab.rl.ppo``, the [rl] extra): a policy over own cost, context, round and last
   outcome, trained and judged on the same seeds as the search.
 
-The learned attackers run on the reverse mechanisms of the quickstart market (ROSA at the table's mu): the
-environments and the bidding-function families are those of providers; the ad market has the utility loss only.
+The learned attackers run on the reverse mechanisms of the quickstart market (ROSA at the table's mu), with the
+providers' env and bidding-function families, and on MOSAIC's three payment rules in the ad market, with the ad env
+(``market.lab.rl.ads``) and the report-function families (``agents.ad_reportfuncs``): advertiser 0 of every query
+deviates, in the floor-1 loop on the simulated LM (``deviation.play_ads``). MOSAIC with payments is truthful in
+expectation on a fixed candidate set, so its rows should find nothing; without payments exaggerating pays.
 """
 
 from __future__ import annotations
@@ -34,19 +37,28 @@ SIZES = {
     "quick": {"train_seeds": 3, "test_seeds": 8, "rounds": 200, "trials": 10, "ppo_steps": 6_144},
     "full": {"train_seeds": 8, "test_seeds": 20, "rounds": 400, "trials": 40, "ppo_steps": 50_000},
 }
+# (label, mechanism) of the ad market's rows (the utility loss's labels) and their sizes: rounds are auctions (50
+# queries asked once each per 50), PPO's steps are auctions too.
+LEARNED_ADS = (("MOSAIC (offset)", "mosaic"), ("Rochet without offset", "mosaic-rochet"),
+               ("no payments", "mosaic-nopay"))
+AD_SIZES = {
+    "quick": {"train_seeds": 3, "test_seeds": 8, "rounds": 50, "trials": 10, "ppo_steps": 2_048},
+    "full": {"train_seeds": 8, "test_seeds": 20, "rounds": 100, "trials": 40, "ppo_steps": 20_480},
+}
 COLUMNS = ("mechanism", "attacker", "gain", "ci_low", "ci_high", "verdict", "seeds", "trained_on", "sees",
            "found", "command")
 
 
-def _learned_row(label: str, mechanism: str, method: str, size: dict[str, int], workers: int) -> dict[str, Any]:
-    sets = mechanism_sets(mechanism)
+def _learned_row(label: str, mechanism: str, method: str, size: dict[str, int], workers: int,
+                 scenario: str = SCENARIO) -> dict[str, Any]:
+    sets = mechanism_sets(mechanism) if scenario == SCENARIO else [f"mechanism.name={mechanism}"]
     budget = size["trials"] if method == "search" else size["ppo_steps"]
-    result = run_attack(SCENARIO, method, overrides=sets, train_seeds=size["train_seeds"],
+    result = run_attack(scenario, method, overrides=sets, train_seeds=size["train_seeds"],
                         test_seeds=size["test_seeds"], budget=budget, rounds=size["rounds"], workers=workers)
     held, attacker = result["held_out"], result["attacker"]
     found = " ".join(o.split(".", 3)[-1] if o.startswith("strategies.params.") else o.split("=", 1)[1]
                      for o in attacker["overrides"] if "path=" not in o)
-    command = (f"llm-market attack {SCENARIO} --method {method} --train-seeds {size['train_seeds']} "
+    command = (f"llm-market attack {scenario} --method {method} --train-seeds {size['train_seeds']} "
                f"--test-seeds {size['test_seeds']} --budget {budget} --rounds {size['rounds']} "
                + " ".join(f"--set {s}" for s in sets) + " --out DIR")
     seeds = result["held_out_seeds"]
@@ -72,15 +84,18 @@ def has_rl() -> bool:
 
 
 def attacker_rows(quick: bool, workers: int, progress: Any = None) -> list[dict[str, Any]]:
-    """Every second-generation row: utility losses, then the search and the PPO attacker per reverse mechanism.
-    Without the [rl] extra the learned attackers' rows are left out (``attackers_table`` says so)."""
+    """Every second-generation row: utility losses, then the search and the PPO attacker per reverse mechanism and
+    per MOSAIC payment rule. Without the [rl] extra the learned attackers' rows are left out (``attackers_table``
+    says so)."""
     from market.lab.best_response import utility_loss_rows
 
     size = SIZES["quick" if quick else "full"]
     rows = [_loss_row(r) for r in utility_loss_rows(quick, workers)]
     if not has_rl():
         return rows
+    ad_size = AD_SIZES["quick" if quick else "full"]
     steps = [(label, mech, method, size, 1) for method in ("search", "ppo") for label, mech in LEARNED]
+    steps += [(label, mech, method, ad_size, 1, "ads") for method in ("search", "ppo") for label, mech in LEARNED_ADS]
     if workers <= 1:
         for k, step in enumerate(steps):
             if progress is not None:

@@ -241,6 +241,9 @@ def checked(raw: dict[str, Any], market: Scenario, name: str) -> dict[str, Any]:
     head = raw.get("scenario")
     if isinstance(head, dict) and "plugins" in head:  # only then: configs without plug-ins log as before
         defaults["scenario"]["plugins"] = []
+    for key, default in market.optional.items():  # only when given: configs without them log as before
+        if _lookup(raw, key) is not _MISSING:
+            set_dotted(defaults, key, copy.deepcopy(default))
     schema = schema_of(market)
     config = merge(defaults, raw, rules=schema)
     check_schema(config, schema)

@@ -58,7 +58,9 @@ class Scenario:
     factory's keywords when the config is resolved; instance(config, seed): the market as a floor-1 value,
     for procurement markets that the fast engine can play without a bus (None for the others); schema: the
     rule of each dotted key beyond its type (range, finiteness, names allowed), checked when the config is
-    resolved, with the common ``run.*`` rules of ``market/runtime/schema.py`` (its own rules win).
+    resolved, with the common ``run.*`` rules of ``market/runtime/schema.py`` (its own rules win); optional:
+    dotted keys (with their defaults) a config may set that ``defaults`` leave out, so that a config without them
+    resolves, and logs, as it did before they existed.
     """
 
     name: str
@@ -70,3 +72,4 @@ class Scenario:
     factories: tuple[Factories, ...] = ()
     instance: Callable[[dict[str, Any], int], MarketInstance] | None = None
     schema: dict[str, Rule] = field(default_factory=dict)
+    optional: dict[str, Any] = field(default_factory=dict)

@@ -43,7 +43,7 @@ def test_truthful_strategy_reports_true_rewards_and_registry_names_it():
     true = np.array([0.5, -1.0, 2.0])
     assert np.array_equal(Truthful().report(AdObservation(true, 0, History(), np.random.default_rng(0))), true)
     assert isinstance(build_ad_strategy("truthful"), Truthful) and "truthful" in AD_STRATEGIES
-    with pytest.raises(ValueError, match="advertiser strategy: unknown name 'shady'; known: add-constant, "):
+    with pytest.raises(ValueError, match="advertiser strategy: unknown name 'shady'; known: ad-policy, add-constant, "):
         build_ad_strategy("shady")
     fb = AdFeedback(0, true, true, reward=1.5, payment=0.25)
     assert fb.utility == 1.25

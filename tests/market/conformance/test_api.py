@@ -59,8 +59,8 @@ def test_every_registered_strategy_passes_the_api_and_seed_checks(name, strategy
 
 
 @pytest.mark.parametrize("name", AD_STRATEGIES.names())
-def test_every_registered_ad_strategy_passes_the_api_and_seed_checks(name):
-    check_ad_strategy(partial(AD_STRATEGIES.build, name))
+def test_every_registered_ad_strategy_passes_the_api_and_seed_checks(name, strategy_params):
+    check_ad_strategy(partial(AD_STRATEGIES.build, name, **strategy_params(name, 0)))
 
 
 def test_states_compare_structurally_with_nan_equal_to_nan():

@@ -176,7 +176,7 @@ def test_a_duck_typed_strategy_without_a_base_class_passes():
     check_strategy(Half)
 
 
-def test_an_incomplete_advertiser_strategy_is_refused_naming_what_it_lacks():
+def test_an_incomplete_advertiser_strategy_is_refused_naming_what_it_lacks(strategy_params):
     class NoDescribe:
         name = "mute"
 
@@ -196,7 +196,7 @@ def test_an_incomplete_advertiser_strategy_is_refused_naming_what_it_lacks():
                                                r"`describe\(brand, description\)`"):
         check_ad_strategy(NoDescribe)
     for name in AD_STRATEGIES:
-        check_protocol(AD_STRATEGIES.build(name), AdStrategy, f"ad strategy {name!r}")
+        check_protocol(AD_STRATEGIES.build(name, **strategy_params(name, 0)), AdStrategy, f"ad strategy {name!r}")
 
 
 # -- agents ----------------------------------------------------------------------------------
