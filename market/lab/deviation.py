@@ -124,8 +124,16 @@ class FastMarket:
     so it sees the same round index and history of its own outcomes as it would there.
     """
 
-    def __init__(self, scenario: str, overrides: Sequence[str], seed: int, rounds: int) -> None:
-        config, market = resolve(scenario, [*overrides, f"run.seed={seed}", f"run.rounds={rounds}"])
+    def __init__(self, scenario: str, overrides: Sequence[str], seed: int, rounds: int, *,
+                 resolved: tuple[dict[str, Any], Any] | None = None) -> None:
+        """``resolved``: the (config, market) of ``resolve(scenario, [*overrides, f"run.rounds={rounds}"])``, resolved
+        once for many seeds (the market env resets every episode, and resolving costs more than a short episode);
+        this run's seed goes into a copy of its ``run`` table."""
+        if resolved is None:
+            config, market = resolve(scenario, [*overrides, f"run.seed={seed}", f"run.rounds={rounds}"])
+        else:
+            config, market = resolved
+            config = {**config, "run": {**config["run"], "seed": int(seed)}}
         if market.instance is None:
             raise ConfigError(f"engine fast: scenario {config['scenario']['name']!r} ({market.name} market) has no "
                               "MarketInstance; expected a procurement market (or --engine market)")

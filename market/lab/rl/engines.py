@@ -79,22 +79,34 @@ def _spec(scenario: str, overrides: Sequence[str], rounds: int, learners: Sequen
     if not np.isfinite(rng.cap):
         raise ConfigError(f"mechanism.name: {config['mechanism']['name']!r} takes bids up to {rng.cap}; the market env "
                           "needs a finite cost_cap (its actions span the bid range)")
-    return {"providers": inst.providers, "dim": inst.dim, "floor": rng.floor, "cap": rng.cap}
+    return {"providers": inst.providers, "dim": inst.dim, "floor": rng.floor, "cap": rng.cap,
+            "resolved": (config, market)}
 
 
 class FastEngine:
     """The scenario as a plain loop (``FastMarket``'s instance, mechanism, strategies and streams), learners bid
     the env's actions. The step reuses its arrays: one round costs the mechanism's select and update plus the
-    other providers' strategies."""
+    other providers' strategies.
+
+    When every other provider is truthful and the mechanism is ROSA around an allocation rule (the quickstart's
+    ``rosa-*`` mechanisms), a round skips what cannot happen there: every bid is in the range by construction
+    (learners' and truthful bids are clipped), so no bid is checked; the mechanism's coins of the whole run are
+    drawn at reset in one block (``select`` runs every round and draws (2, n) uniforms each time, which NumPy
+    fills in order from the same stream); and the round calls ROSA's own ``resample``, the rule's ``allocate``
+    and ``update`` and ``winner_payment`` directly: the same functions on the same numbers as ``select`` and
+    ``update``, without building an outcome. The config is resolved once, not at every reset.
+    """
 
     def __init__(self, scenario: str, learners: Sequence[str] = ("provider-0",), *, overrides: Sequence[str] = (),
                  rounds: int = 400, action: str = "markup") -> None:
         spec = _spec(scenario, overrides, rounds, learners)
         self.scenario, self.overrides, self.horizon, self.action = scenario, tuple(overrides), int(rounds), action
+        self.resolved = spec["resolved"]
         self.learners = tuple(learners)
         self.providers: tuple[str, ...] = spec["providers"]
         self.dim, self.floor, self.cap = spec["dim"], spec["floor"], spec["cap"]
         self.index = np.array([self.providers.index(p) for p in self.learners])
+        self._learner_index = [int(i) for i in self.index]
         k, n = len(self.learners), len(self.providers)
         self.obs = np.zeros((k, self.dim + OBS_EXTRA), dtype=np.float32)
         self.blank = np.zeros(self.dim)  # the context of the observation after the last round
@@ -108,9 +120,10 @@ class FastEngine:
         self.t = 0
 
     def reset(self, seed: int) -> np.ndarray:
+        from market.core.mechanisms.rosa import ROSA
         from market.lab.deviation import FastMarket
 
-        self.market = m = FastMarket(self.scenario, self.overrides, int(seed), self.horizon)
+        self.market = m = FastMarket(self.scenario, self.overrides, int(seed), self.horizon, resolved=self.resolved)
         self.t = 0
         self.won[:] = False
         self.paid[:] = 0.0
@@ -130,6 +143,11 @@ class FastEngine:
         if not self.drawn:
             self.bid_rows[:, truthful] = np.clip(self.cost_rows[:, truthful], self.floor, self.cap)
         self.truthful = truthful
+        # ROSA with only learners and truthful providers: every round has a select, so its coins come in one block
+        self.rosa = type(m.mechanism) is ROSA and not self.strategic
+        if self.rosa:
+            self.coin_rows = m.mech_rng.random((self.horizon, 2, n))
+            self.resampling = (self.coin_rows[:, 0, :] < m.mechanism.mu).any(axis=1).tolist()
         self._draw()
         return self.obs
 
@@ -147,34 +165,28 @@ class FastEngine:
                 self.bids[i] = min(max(costs[i], self.floor), self.cap)
         for i in self.strategic:
             self.bids[i] = m.bidders[i].bid(costs[i], x, t, m.rngs[i])
-        for j, i in enumerate(self.index):
-            observation(costs[i], x, t, self.horizon, self.won[j], self.paid[j], self.obs[j])
+        for j, i in enumerate(self._learner_index):
+            observation(costs.item(i), x, t, self.horizon, self.won[j], self.paid[j], self.obs[j])
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         m, t = self.market, self.t
         if m is None or t >= self.horizon:
             raise RuntimeError(f"step: the episode is over (round {t} of {self.horizon}); call reset first")
         a = np.asarray(actions, dtype=float).reshape(-1)
-        for j, i in enumerate(self.index):
-            self.bids[i] = action_to_bid(a[j], self.costs[i], self.floor, self.cap, self.action)
-        # learners' bids and truthful ones are clipped into the range: only other strategies' may be refused
-        present = m.bid_range.accepted(self.bids) if self.strategic else self.present
-        outcome = m.mechanism.select(self.x, self.bids, m.mech_rng, present) if present.any() else None
-        winner = outcome.winner if outcome is not None else None
-        for i in self.strategic:
-            if present[i]:
-                pay = float(outcome.payments[i]) if i == winner else 0.0
-                m.bidders[i].learn(BidFeedback(t, i == winner, pay, float(self.costs[i]), float(self.bids[i])))
+        bids, costs = self.bids, self.costs
+        for j, i in enumerate(self._learner_index):
+            bids[i] = action_to_bid(a.item(j), costs.item(i), self.floor, self.cap, self.action)
         self.rewards[:] = 0.0
-        for j, i in enumerate(self.index):
-            won = bool(i == winner)
-            pay = float(outcome.payments[i]) if won else 0.0
-            self.won[j], self.paid[j] = won, pay
+        if self.rosa:
+            winner, pay = self._rosa_round(t)
+        else:
+            winner, pay = self._round(t)
+        for j, i in enumerate(self._learner_index):
+            won = i == winner
+            self.won[j] = won
+            self.paid[j] = pay if won else 0.0
             if won:
-                self.rewards[j] = pay - self.costs[i]
-        if winner is not None:
-            reward = float(m.instance.quality.sample(winner, self.x, m.user_rng))
-            m.mechanism.update(self.x, outcome, reward)
+                self.rewards[j] = pay - costs.item(i)
         self.t += 1
         done = self.t >= self.horizon
         if done:
@@ -183,6 +195,42 @@ class FastEngine:
         else:
             self._draw()
         return self.obs, self.rewards, done
+
+    def _round(self, t: int) -> tuple[int | None, float]:
+        """Any mechanism, any strategies: ``select``, the strategic providers learn, ``update``; (winner, pay)."""
+        m, x = self.market, self.x
+        # learners' bids and truthful ones are clipped into the range: only other strategies' may be refused
+        present = m.bid_range.accepted(self.bids) if self.strategic else None
+        outcome = m.mechanism.select(x, self.bids, m.mech_rng, present) if present is None or present.any() else None
+        winner = outcome.winner if outcome is not None else None
+        for i in self.strategic:
+            if present is not None and present[i]:
+                pay = float(outcome.payments[i]) if i == winner else 0.0
+                m.bidders[i].learn(BidFeedback(t, i == winner, pay, float(self.costs[i]), float(self.bids[i])))
+        if winner is None:
+            return None, 0.0
+        reward = float(m.instance.quality.sample(winner, x, m.user_rng))
+        m.mechanism.update(x, outcome, reward)
+        return winner, float(outcome.payments[winner])
+
+    def _rosa_round(self, t: int) -> tuple[int | None, float]:
+        """ROSA with learners and truthful providers only: ``select`` and ``update`` on the block's coins."""
+        from market.core.mechanisms.rosa import resample, winner_payment
+
+        m, x, bids = self.market, self.x, self.bids
+        mech = m.mechanism
+        if self.resampling[t]:
+            resampled, modified = resample(bids, mech.mu, mech.cost_cap, self.coin_rows[t])
+        else:
+            resampled, modified = bids, None
+        winner = mech.rule.allocate(x, resampled, None)
+        if winner is None:
+            return None, 0.0
+        kept = modified is None or not modified.item(winner)
+        pay = winner_payment(bids.item(winner), not kept, mech.mu, mech.cost_cap)
+        reward = float(m.instance.quality.sample(winner, x, m.user_rng))
+        mech.rule.update(x, winner, resampled, reward)
+        return winner, pay
 
     def close(self) -> None:
         self.market = None
