@@ -24,6 +24,7 @@ from market.lab.rl.engines import policy_gains
 
 DEFAULT_STEPS = 50_000
 N_ENVS = 4  # DummyVecEnv copies: one process (2 shared cores), 512 steps each per update
+VECTOR_ENVS = 32  # markets of the vectorised env (MarketSB3VecEnv), 64 steps each per update: 2,048 as above
 SEES = "own cost, query context, round / horizon, own last outcome (won) and payment"
 
 
@@ -37,9 +38,13 @@ def _require() -> None:
                           "pip install 'llm-market-sim[rl]'") from None
 
 
-def train_policy(spec: AttackSpec, progress: Progress, *, steps: int, seed: int = 0, n_envs: int = N_ENVS,
-                 action: str = "markup") -> tuple[Any, dict[str, Any]]:
-    """Train PPO on the fast env of ``spec`` for ``steps`` steps; (the NumPy policy, training figures)."""
+def train_policy(spec: AttackSpec, progress: Progress, *, steps: int, seed: int = 0, n_envs: int | None = None,
+                 action: str = "markup", vectorised: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Train PPO on the fast env of ``spec`` for ``steps`` steps; (the NumPy policy, training figures).
+
+    ``vectorised`` (default): the ``n_envs`` markets (``VECTOR_ENVS``) are one ``MarketSB3VecEnv``, stepped at once;
+    else ``n_envs`` (``N_ENVS``) ``MarketGymEnv`` copies in a ``DummyVecEnv``. Both give each market its own episode
+    seeds among the training seeds, drawn as the other would draw them."""
     _require()
     import gymnasium
     import torch
@@ -61,7 +66,16 @@ def train_policy(spec: AttackSpec, progress: Progress, *, steps: int, seed: int 
         return gymnasium.wrappers.TransformObservation(env, lambda o: ((o - mean) / scale).astype(np.float32),
                                                        normalised)
 
-    venv = DummyVecEnv([make] * n_envs)
+    if n_envs is None:
+        n_envs = VECTOR_ENVS if vectorised else N_ENVS
+    if vectorised:
+        from market.lab.rl.sb3vec import MarketSB3VecEnv
+
+        venv: Any = MarketSB3VecEnv(spec.scenario, spec.deviator, n_envs=n_envs, rounds=spec.rounds,
+                                    overrides=spec.overrides, seeds=spec.train_seeds, action=action,
+                                    normalise=(mean, scale))
+    else:
+        venv = DummyVecEnv([make] * n_envs)
     per_env = max(2048 // n_envs, 64)
     model = PPO("MlpPolicy", venv, n_steps=per_env, batch_size=256, n_epochs=5, learning_rate=1e-3, gamma=0.9,
                 gae_lambda=0.9, ent_coef=0.0, seed=seed, device="cpu", verbose=0,
@@ -82,6 +96,7 @@ def train_policy(spec: AttackSpec, progress: Progress, *, steps: int, seed: int 
     venv.close()
     policy = from_sb3(model, mean, scale, action, spec.rounds)
     return policy, {"steps": int(model.num_timesteps), "seconds": round(seconds, 2), "n_envs": n_envs,
+                    "env": "vectorised" if vectorised else "dummy",
                     "n_steps": per_env, "net_arch": [32, 32], "gamma": 0.9, "seed": seed, "action": action}
 
 
