@@ -138,8 +138,9 @@ class BatchedTRCMUCB:
 
     def state(self, b: int) -> dict[str, Any]:
         """Market b's learner state, as ``mechanism.get_state()`` gives it."""
-        return {"rule": {"learner": {"v_inv": self.block[b, :, 1:, :].copy(), "theta_hat": self.block[b, :, 0, :].copy(),
-                                     "pulls": self.pulls[b].copy()}}}
+        block = self.block[b]
+        learner = {"v_inv": block[:, 1:, :].copy(), "theta_hat": block[:, 0, :].copy(), "pulls": self.pulls[b].copy()}
+        return {"rule": {"learner": learner}}
 
 
 class VectorFastEngine:
