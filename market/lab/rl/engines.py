@@ -30,6 +30,8 @@ from agents.policy import OBS_EXTRA, action_to_bid, observation
 from agents.strategies import BidFeedback, Observation, Strategy, Truthful
 from market.core.mechanisms.base import BidRange
 from market.core.mechanisms.priors import UniformCost
+from market.core.mechanisms.rosa import ROSA, resample, winner_payment
+from market.core.quality import LinearQuality
 from market.runtime.config import ConfigError, resolve
 
 ENGINE_KINDS = ("fast", "market")
@@ -120,7 +122,6 @@ class FastEngine:
         self.t = 0
 
     def reset(self, seed: int) -> np.ndarray:
-        from market.core.mechanisms.rosa import ROSA
         from market.lab.deviation import FastMarket
 
         self.market = m = FastMarket(self.scenario, self.overrides, int(seed), self.horizon, resolved=self.resolved)
@@ -148,6 +149,10 @@ class FastEngine:
         if self.rosa:
             self.coin_rows = m.mech_rng.random((self.horizon, 2, n))
             self.resampling = (self.coin_rows[:, 0, :] < m.mechanism.mu).any(axis=1).tolist()
+        quality = m.instance.quality
+        gaussian = type(quality) is LinearQuality and quality.noise == "gaussian"
+        self.gaussian = quality.theta if gaussian else None
+        self.noise_scale = float(quality.scale) if gaussian else 0.0
         self._draw()
         return self.obs
 
@@ -159,7 +164,7 @@ class FastEngine:
         self.costs = costs = self.cost_rows[t]
         for i in self.drawn:
             costs[i] = float(m.instance.priors[i].sample(m.rngs[i], 1)[0])
-        self.bids[:] = self.bid_rows[t]
+        self.bids = self.bid_rows[t]  # a view: the round writes its learners' bids into the run's block
         if self.drawn:
             for i in self.truthful:
                 self.bids[i] = min(max(costs[i], self.floor), self.cap)
@@ -173,10 +178,10 @@ class FastEngine:
         if m is None or t >= self.horizon:
             raise RuntimeError(f"step: the episode is over (round {t} of {self.horizon}); call reset first")
         a = np.asarray(actions, dtype=float).reshape(-1)
-        bids, costs = self.bids, self.costs
+        bids, costs, rewards = self.bids, self.costs, self.rewards
         for j, i in enumerate(self._learner_index):
             bids[i] = action_to_bid(a.item(j), costs.item(i), self.floor, self.cap, self.action)
-        self.rewards[:] = 0.0
+            rewards[j] = 0.0
         if self.rosa:
             winner, pay = self._rosa_round(t)
         else:
@@ -186,7 +191,7 @@ class FastEngine:
             self.won[j] = won
             self.paid[j] = pay if won else 0.0
             if won:
-                self.rewards[j] = pay - costs.item(i)
+                rewards[j] = pay - costs.item(i)
         self.t += 1
         done = self.t >= self.horizon
         if done:
@@ -215,8 +220,6 @@ class FastEngine:
 
     def _rosa_round(self, t: int) -> tuple[int | None, float]:
         """ROSA with learners and truthful providers only: ``select`` and ``update`` on the block's coins."""
-        from market.core.mechanisms.rosa import resample, winner_payment
-
         m, x, bids = self.market, self.x, self.bids
         mech = m.mechanism
         if self.resampling[t]:
@@ -228,7 +231,10 @@ class FastEngine:
             return None, 0.0
         kept = modified is None or not modified.item(winner)
         pay = winner_payment(bids.item(winner), not kept, mech.mu, mech.cost_cap)
-        reward = float(m.instance.quality.sample(winner, x, m.user_rng))
+        if self.gaussian is not None:  # LinearQuality.sample's arithmetic on Python floats, the same draw
+            reward = float(self.gaussian[winner] @ x) + self.noise_scale * m.user_rng.standard_normal()
+        else:
+            reward = float(m.instance.quality.sample(winner, x, m.user_rng))
         mech.rule.update(x, winner, resampled, reward)
         return winner, pay
 
