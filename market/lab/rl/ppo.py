@@ -2,9 +2,11 @@
 
 The deviator observes its own cost, the query's context, round / horizon and its own last outcome and payment
 (``agents.policy.observation``) and chooses a markup over its cost (``agents.policy.action_to_bid``). PPO trains
-a small MLP (CPU, seeded) on the fast single-deviator env (``market.lab.rl.gym.MarketGymEnv``) over the training
-seeds for ``spec.budget`` steps (50,000 by default). The actor is exported as a NumPy ``.npz``
-(``agents.policy.NumpyPolicy``): the ``policy`` strategy bids with it through the real bus, with no torch.
+a small MLP (CPU, seeded) on 32 markets of the vectorised fast env (``market.lab.rl.sb3vec.MarketSB3VecEnv``,
+stepped at once; ``vectorised=False``: single-deviator ``market.lab.rl.gym.MarketGymEnv`` copies in a
+``DummyVecEnv``) over the training seeds for ``spec.budget`` steps (50,000 by default). The actor is exported as a
+NumPy ``.npz`` (``agents.policy.NumpyPolicy``): the ``policy`` strategy bids with it through the real bus, with no
+torch.
 The attacker's ``train_gain`` is measured on the training seeds by the fast env against the truthful twin;
 judging it on held-out seeds is the deviation experiment's job.
 """
