@@ -307,6 +307,9 @@ def _ppo_rate(steps: int) -> dict[str, Any]:
 
     if importlib.util.find_spec("stable_baselines3") is None or importlib.util.find_spec("torch") is None:
         return {"skipped": "needs the [rl] extra: pip install 'llm-market-sim[rl]'"}
+    import stable_baselines3  # noqa: F401 - imported before the clocks start: both timings leave the import out
+    import torch  # noqa: F401
+
     from market.lab.attackers import AttackSpec
     from market.lab.rl.ppo import train_policy
 

@@ -35,3 +35,15 @@ def test_bench_env_reports_both_engines_against_their_baselines() -> None:
     assert out["ppo"] == {"skipped": "ppo_steps = 0"}
     m = out["market"]
     assert m["market_env_over_run"] == pytest.approx(m["market_env_rounds_per_s"] / m["run_rounds_per_s"], rel=0.05)
+
+
+@pytest.mark.slow
+def test_bench_env_times_ppo_on_both_envs() -> None:
+    pytest.importorskip("stable_baselines3")
+    from market.lab.bench import _ppo_rate
+
+    out = _ppo_rate(2048)
+    assert out["vectorised"]["n_envs"] == 32 and out["dummy"]["n_envs"] == 4
+    assert all(0 < out[k]["learn_seconds"] <= out[k]["seconds"] for k in ("vectorised", "dummy"))
+    assert out["dummy_over_vectorised"] == pytest.approx(out["dummy"]["seconds"] / out["vectorised"]["seconds"],
+                                                         abs=0.01)
