@@ -307,13 +307,15 @@ def _ppo_rate(steps: int) -> dict[str, Any]:
 
     if importlib.util.find_spec("stable_baselines3") is None or importlib.util.find_spec("torch") is None:
         return {"skipped": "needs the [rl] extra: pip install 'llm-market-sim[rl]'"}
-    import stable_baselines3  # noqa: F401 - imported before the clocks start: both timings leave the import out
+    import stable_baselines3  # noqa: F401 - imported before the clocks start: both timings leave the imports out
     import torch  # noqa: F401
 
     from market.lab.attackers import AttackSpec
     from market.lab.rl.ppo import train_policy
+    from market.runtime.config import resolve
 
     spec = AttackSpec("quickstart", ("mechanism.name=rosa-trcm-ucb",), train_seeds=(100, 101, 102, 103), rounds=400)
+    resolve(spec.scenario, spec.overrides)  # the first resolve imports the scenarios and plug-ins
     out: dict[str, Any] = {"steps": steps}
     for name, vectorised in (("vectorised", True), ("dummy", False)):
         t0 = time.perf_counter()

@@ -247,7 +247,9 @@ class VectorFastEngine:
         """Every market's round with the learners' actions (B,) or (B, 1); (obs, rewards, done)."""
         if self.t >= self.horizon:
             raise RuntimeError(f"step: the episode is over (round {self.t} of {self.horizon}); call reset first")
-        a = np.asarray(actions, dtype=float).reshape(self.B)
+        a = np.asarray(actions, dtype=float).reshape(-1)
+        if a.size != self.B:
+            raise ValueError(f"actions: got {a.size} values, expected one per market ({self.B})")
         if not self.batched:
             done = False
             for b, env in enumerate(self.engines):

@@ -151,3 +151,6 @@ def test_refusals_name_the_field() -> None:
         engine.step(np.zeros(2))
     with pytest.raises(ValueError, match="seeds: got 3, expected one per market"):
         engine.reset([0, 1, 2])
+    engine.reset([0, 1])
+    with pytest.raises(ValueError, match=r"actions: got 3 values, expected one per market \(2\)"):
+        engine.step(np.zeros(3))
