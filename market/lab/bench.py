@@ -308,7 +308,7 @@ def _ppo_rate(steps: int) -> dict[str, Any]:
     if importlib.util.find_spec("stable_baselines3") is None or importlib.util.find_spec("torch") is None:
         return {"skipped": "needs the [rl] extra: pip install 'llm-market-sim[rl]'"}
     import stable_baselines3  # noqa: F401 - imported before the clocks start: both timings leave the imports out
-    import torch  # noqa: F401
+    import torch
 
     from market.lab.attackers import AttackSpec
     from market.lab.rl.ppo import train_policy
@@ -316,6 +316,7 @@ def _ppo_rate(steps: int) -> dict[str, Any]:
 
     spec = AttackSpec("quickstart", ("mechanism.name=rosa-trcm-ucb",), train_seeds=(100, 101, 102, 103), rounds=400)
     resolve(spec.scenario, spec.overrides)  # the first resolve imports the scenarios and plug-ins
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first optimiser imports torch's compiler (~5 s)
     out: dict[str, Any] = {"steps": steps}
     for name, vectorised in (("vectorised", True), ("dummy", False)):
         t0 = time.perf_counter()

@@ -201,7 +201,7 @@ class VectorFastEngine:
             for b, (env, seed) in enumerate(zip(self.engines, self.seeds)):
                 self.obs[b] = env.reset(seed)[0]
             return self.obs
-        markets = [FastMarket(self.scenario, self.overrides, s, self.horizon, resolved=self.resolved)
+        markets = [FastMarket(self.scenario, self.overrides, s, self.horizon, resolved=self.resolved, bidders=False)
                    for s in self.seeds]
         self.markets = markets
         T, n = self.horizon, self.n
@@ -231,8 +231,7 @@ class VectorFastEngine:
     def _draw(self) -> None:
         """Round t's contexts (each market's user stream) and the learners' observations."""
         t, x = self.t, self.x
-        for b, rng in enumerate(self.user_rngs):
-            x[b] = self.contexts[b](rng)
+        x[:] = [draw(rng) for draw, rng in zip(self.contexts, self.user_rngs)]
         self._observe(self.cost_rows[:, t, self.i], x, t)
 
     def _observe(self, cost: np.ndarray, x: np.ndarray, t: int) -> None:
@@ -270,8 +269,7 @@ class VectorFastEngine:
             arms = winner[served]
             means = np.matmul(self.theta[served, arms][:, None, :], x[served][:, :, None])[:, 0, 0].tolist()
             rngs, scale = self.user_rngs, self.noise_scale
-            for k, b in enumerate(served.tolist()):
-                reward[b] = means[k] + scale * rngs[b].standard_normal()
+            reward[served] = [mean + scale * rngs[b].standard_normal() for mean, b in zip(means, served.tolist())]
         else:
             for b in served.tolist():
                 reward[b] = self.samplers[b](int(winner[b]), x[b], self.user_rngs[b])
