@@ -119,12 +119,17 @@ class FastEngine:
         self.present = np.ones(n, dtype=bool)
         self.others = [i for i in range(n) if i not in set(self.index.tolist())]
         self.market: Any = None
+        self.others_truthful: bool | None = None  # known after the first reset
         self.t = 0
 
     def reset(self, seed: int) -> np.ndarray:
         from market.lab.deviation import FastMarket
 
-        self.market = m = FastMarket(self.scenario, self.overrides, int(seed), self.horizon, resolved=self.resolved)
+        # which providers are truthful is the config's, not the seed's: once known to be all of the others, later
+        # episodes build no strategy objects
+        light = self.others_truthful is True
+        self.market = m = FastMarket(self.scenario, self.overrides, int(seed), self.horizon, resolved=self.resolved,
+                                     bidders=not light)
         self.t = 0
         self.won[:] = False
         self.paid[:] = 0.0
@@ -132,8 +137,9 @@ class FastEngine:
         # one (NumPy fills it in order from the same stream). Such providers' costs and bids for the whole run are
         # drawn here at once, (horizon, n): a round then reads a row.
         n = len(self.providers)
-        truthful = [i for i in self.others if type(m.bidders[i].strategy) is Truthful]
+        truthful = list(self.others) if light else [i for i in self.others if type(m.bidders[i].strategy) is Truthful]
         self.strategic = [i for i in self.others if i not in truthful]
+        self.others_truthful = not self.strategic
         block = [type(p) is UniformCost for p in m.instance.priors]
         self.cost_rows = np.zeros((self.horizon, n))
         for i, prior in enumerate(m.instance.priors):
