@@ -252,16 +252,17 @@ def bench_integrity(quick: bool = False, *, rounds: int | None = None, repeats: 
 
 def _fast_env_rate(mechanism: str, steps: int) -> dict[str, float]:
     """Steps/s of the fast market env (one deviator, quickstart: n = 5, d = 8) and, as its ceiling, rounds/s of
-    the same mechanism's select and update with the same draws of contexts and rewards and no env around them."""
+    the same mechanism's select and update with the same draws of contexts and rewards and no env around them.
+    ``*_cpu``: the same per second of this process's CPU time (the machine may be shared)."""
     from market.lab.rl.engines import FastEngine
 
     env = FastEngine("quickstart", ("provider-0",), overrides=[f"mechanism.name={mechanism}"], rounds=steps + 1)
     actions = np.random.default_rng(0).uniform(-0.2, 0.4, (steps, 1))
     env.reset(0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for a in actions:
         env.step(a)
-    env_s = time.perf_counter() - t0
+    env_s, env_c = time.perf_counter() - t0, time.process_time() - c0
     m = env.market
     mech, inst, bids, present = m.mechanism, m.instance, env.cost_rows[:steps], np.ones(env.cost_rows.shape[1], bool)
     t0 = time.perf_counter()
@@ -271,8 +272,59 @@ def _fast_env_rate(mechanism: str, steps: int) -> dict[str, float]:
         if outcome.winner is not None:
             mech.update(x, outcome, float(inst.quality.sample(outcome.winner, x, m.user_rng)))
     mech_s = time.perf_counter() - t0
-    return {"env_steps_per_s": round(steps / env_s, 1), "mechanism_rounds_per_s": round(steps / mech_s, 1),
-            "env_over_mechanism": round(mech_s / env_s, 3)}
+    return {"env_steps_per_s": round(steps / env_s, 1), "env_steps_per_cpu_s": round(steps / env_c, 1),
+            "mechanism_rounds_per_s": round(steps / mech_s, 1), "env_over_mechanism": round(mech_s / env_s, 3)}
+
+
+def _vector_env_rate(mechanism: str, batches: tuple[int, ...], rounds: int, episodes: int) -> dict[str, Any]:
+    """Agent-steps/s of the vectorised fast env (``VectorFastEngine``: B markets, one deviator each) per batch size
+    B, over ``episodes`` episodes of ``rounds`` rounds, resets included (a trainer resets every episode)."""
+    from market.lab.rl.batched import VectorFastEngine
+
+    rates: dict[str, Any] = {}
+    for batch in batches:
+        env = VectorFastEngine("quickstart", "provider-0", batch=batch, overrides=[f"mechanism.name={mechanism}"],
+                               rounds=rounds)
+        actions = np.random.default_rng(0).uniform(-0.2, 0.4, (rounds, batch))
+        t0, c0 = time.perf_counter(), time.process_time()
+        for episode in range(episodes):
+            env.reset([episode * batch + b for b in range(batch)])
+            for a in actions:
+                env.step(a)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        steps = batch * rounds * episodes
+        rates[str(batch)] = {"batched": env.batched, "steps_per_s": round(steps / wall, 1),
+                             "steps_per_cpu_s": round(steps / cpu, 1)}
+    best = max(rates, key=lambda b: rates[b]["steps_per_s"])
+    return {"mechanism": mechanism, "rounds": rounds, "episodes": episodes, "batches": rates, "best_batch": int(best),
+            "best_steps_per_s": rates[best]["steps_per_s"]}
+
+
+def _ppo_rate(steps: int) -> dict[str, Any]:
+    """Wall seconds of PPO training (``attack --method ppo``'s trainer, rosa-trcm-ucb, 400 rounds) for ``steps``
+    steps on the vectorised env and on B ``MarketGymEnv`` copies in a DummyVecEnv; skipped without [rl]."""
+    import importlib.util
+
+    if importlib.util.find_spec("stable_baselines3") is None or importlib.util.find_spec("torch") is None:
+        return {"skipped": "needs the [rl] extra: pip install 'llm-market-sim[rl]'"}
+    import stable_baselines3  # noqa: F401 - imported before the clocks start: both timings leave the imports out
+    import torch
+
+    from market.lab.attackers import AttackSpec
+    from market.lab.rl.ppo import train_policy
+    from market.runtime.config import resolve
+
+    spec = AttackSpec("quickstart", ("mechanism.name=rosa-trcm-ucb",), train_seeds=(100, 101, 102, 103), rounds=400)
+    resolve(spec.scenario, spec.overrides)  # the first resolve imports the scenarios and plug-ins
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first optimiser imports torch's compiler (~5 s)
+    out: dict[str, Any] = {"steps": steps}
+    for name, vectorised in (("vectorised", True), ("dummy", False)):
+        t0 = time.perf_counter()
+        _, details = train_policy(spec, lambda *_: None, steps=steps, vectorised=vectorised)
+        out[name] = {"n_envs": details["n_envs"], "seconds": round(time.perf_counter() - t0, 2),
+                     "learn_seconds": details["seconds"]}
+    out["dummy_over_vectorised"] = round(out["dummy"]["seconds"] / out["vectorised"]["seconds"], 3)
+    return out
 
 
 def _market_env_rate(rounds: int, repeats: int) -> dict[str, float]:
@@ -308,15 +360,26 @@ def _market_env_rate(rounds: int, repeats: int) -> dict[str, float]:
             "market_env_over_world": round(world_s / env_s, 3)}
 
 
-def bench_env(quick: bool = False, *, steps: int | None = None, rounds: int | None = None) -> dict[str, Any]:
+def bench_env(quick: bool = False, *, steps: int | None = None, rounds: int | None = None,
+              batches: tuple[int, ...] | None = None, vector_rounds: int | None = None,
+              ppo_steps: int | None = None) -> dict[str, Any]:
     """The market envs' speed (``llm-market bench env``): the fast env's steps/s against its mechanism's own
-    rounds/s, and the market env's rounds/s against ``llm-market run``'s (targets: 20,000 steps/s; 0.8x)."""
+    rounds/s, the vectorised fast env's agent-steps/s per batch size, the market env's rounds/s against
+    ``llm-market run``'s (targets: 20,000 steps/s; 0.8x) and PPO's training time on the vectorised env against B
+    single envs (50,000 steps; ``--quick``: 4,096; 0 skips it)."""
     steps = steps or (3000 if quick else 20000)
     rounds = rounds or (200 if quick else 1000)
+    batches = batches or ((16, 64) if quick else (16, 64, 256))
+    vector_rounds = vector_rounds or (100 if quick else 400)
+    ppo_steps = (4096 if quick else 50_000) if ppo_steps is None else ppo_steps
     fast = {name: _fast_env_rate(name, steps) for name in ("myerson", "pay-as-bid", "rosa-trcm-ucb")}
+    vector = _vector_env_rate("rosa-trcm-ucb", batches, vector_rounds, 2)
     return {
         "benchmark": "env", "scenario": "quickstart", "providers": 5, "dim": 8, "deviators": 1,
-        "fast": {"steps": steps, **fast}, "market": {"rounds": rounds, **_market_env_rate(rounds, 2 if quick else 3)},
+        "fast": {"steps": steps, **fast}, "vector": vector,
+        "vector_over_fast": round(vector["best_steps_per_s"] / fast["rosa-trcm-ucb"]["env_steps_per_s"], 2),
+        "market": {"rounds": rounds, **_market_env_rate(rounds, 2 if quick else 3)},
+        "ppo": _ppo_rate(ppo_steps) if ppo_steps else {"skipped": "ppo_steps = 0"},
         "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
     }
 

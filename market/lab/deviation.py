@@ -124,8 +124,18 @@ class FastMarket:
     so it sees the same round index and history of its own outcomes as it would there.
     """
 
-    def __init__(self, scenario: str, overrides: Sequence[str], seed: int, rounds: int) -> None:
-        config, market = resolve(scenario, [*overrides, f"run.seed={seed}", f"run.rounds={rounds}"])
+    def __init__(self, scenario: str, overrides: Sequence[str], seed: int, rounds: int, *,
+                 resolved: tuple[dict[str, Any], Any] | None = None, bidders: bool = True) -> None:
+        """``resolved``: the (config, market) of ``resolve(scenario, [*overrides, f"run.rounds={rounds}"])``, resolved
+        once for many seeds (the market env resets every episode, and resolving costs more than a short episode);
+        this run's seed goes into a copy of its ``run`` table. ``bidders=False``: no strategy objects are built
+        (``bidders`` is empty; ``draw`` and ``round`` need them), for a loop that bids for every provider itself
+        (the vectorised env, whose other providers are known to be truthful); the streams are the same."""
+        if resolved is None:
+            config, market = resolve(scenario, [*overrides, f"run.seed={seed}", f"run.rounds={rounds}"])
+        else:
+            config, market = resolved
+            config = {**config, "run": {**config["run"], "seed": int(seed)}}
         if market.instance is None:
             raise ConfigError(f"engine fast: scenario {config['scenario']['name']!r} ({market.name} market) has no "
                               "MarketInstance; expected a procurement market (or --engine market)")
@@ -138,7 +148,8 @@ class FastMarket:
         # The streams a run gives these agents (the world derives each from the seed and the agent's id)
         # and the auctioneer's mechanism coins, so the fast engine draws what the market would.
         self.ids = inst.providers
-        self.bidders = [Bidder(s) for s in provider_strategies(config["strategies"], inst.providers, self.mechanism)]
+        self.bidders = ([Bidder(s) for s in provider_strategies(config["strategies"], inst.providers, self.mechanism)]
+                        if bidders else [])
         self.next_round = 0  # the index of the round draw() draws next
         self.rngs = [derive_rng(seed, p) for p in inst.providers]
         self.user_rng, self.mech_rng = derive_rng(seed, inst.user), derive_rng(seed, "mechanism")

@@ -30,6 +30,8 @@ from agents.policy import OBS_EXTRA, action_to_bid, observation
 from agents.strategies import BidFeedback, Observation, Strategy, Truthful
 from market.core.mechanisms.base import BidRange
 from market.core.mechanisms.priors import UniformCost
+from market.core.mechanisms.rosa import ROSA, resample, winner_payment
+from market.core.quality import LinearQuality
 from market.runtime.config import ConfigError, resolve
 
 ENGINE_KINDS = ("fast", "market")
@@ -79,22 +81,34 @@ def _spec(scenario: str, overrides: Sequence[str], rounds: int, learners: Sequen
     if not np.isfinite(rng.cap):
         raise ConfigError(f"mechanism.name: {config['mechanism']['name']!r} takes bids up to {rng.cap}; the market env "
                           "needs a finite cost_cap (its actions span the bid range)")
-    return {"providers": inst.providers, "dim": inst.dim, "floor": rng.floor, "cap": rng.cap}
+    return {"providers": inst.providers, "dim": inst.dim, "floor": rng.floor, "cap": rng.cap,
+            "resolved": (config, market)}
 
 
 class FastEngine:
     """The scenario as a plain loop (``FastMarket``'s instance, mechanism, strategies and streams), learners bid
     the env's actions. The step reuses its arrays: one round costs the mechanism's select and update plus the
-    other providers' strategies."""
+    other providers' strategies.
+
+    When every other provider is truthful and the mechanism is ROSA around an allocation rule (the quickstart's
+    ``rosa-*`` mechanisms), a round skips what cannot happen there: every bid is in the range by construction
+    (learners' and truthful bids are clipped), so no bid is checked; the mechanism's coins of the whole run are
+    drawn at reset in one block (``select`` runs every round and draws (2, n) uniforms each time, which NumPy
+    fills in order from the same stream); and the round calls ROSA's own ``resample``, the rule's ``allocate``
+    and ``update`` and ``winner_payment`` directly: the same functions on the same numbers as ``select`` and
+    ``update``, without building an outcome. The config is resolved once, not at every reset.
+    """
 
     def __init__(self, scenario: str, learners: Sequence[str] = ("provider-0",), *, overrides: Sequence[str] = (),
                  rounds: int = 400, action: str = "markup") -> None:
         spec = _spec(scenario, overrides, rounds, learners)
         self.scenario, self.overrides, self.horizon, self.action = scenario, tuple(overrides), int(rounds), action
+        self.resolved = spec["resolved"]
         self.learners = tuple(learners)
         self.providers: tuple[str, ...] = spec["providers"]
         self.dim, self.floor, self.cap = spec["dim"], spec["floor"], spec["cap"]
         self.index = np.array([self.providers.index(p) for p in self.learners])
+        self._learner_index = [int(i) for i in self.index]
         k, n = len(self.learners), len(self.providers)
         self.obs = np.zeros((k, self.dim + OBS_EXTRA), dtype=np.float32)
         self.blank = np.zeros(self.dim)  # the context of the observation after the last round
@@ -105,12 +119,17 @@ class FastEngine:
         self.present = np.ones(n, dtype=bool)
         self.others = [i for i in range(n) if i not in set(self.index.tolist())]
         self.market: Any = None
+        self.others_truthful: bool | None = None  # known after the first reset
         self.t = 0
 
     def reset(self, seed: int) -> np.ndarray:
         from market.lab.deviation import FastMarket
 
-        self.market = m = FastMarket(self.scenario, self.overrides, int(seed), self.horizon)
+        # which providers are truthful is the config's, not the seed's: once known to be all of the others, later
+        # episodes build no strategy objects
+        light = self.others_truthful is True
+        self.market = m = FastMarket(self.scenario, self.overrides, int(seed), self.horizon, resolved=self.resolved,
+                                     bidders=not light)
         self.t = 0
         self.won[:] = False
         self.paid[:] = 0.0
@@ -118,8 +137,9 @@ class FastEngine:
         # one (NumPy fills it in order from the same stream). Such providers' costs and bids for the whole run are
         # drawn here at once, (horizon, n): a round then reads a row.
         n = len(self.providers)
-        truthful = [i for i in self.others if type(m.bidders[i].strategy) is Truthful]
+        truthful = list(self.others) if light else [i for i in self.others if type(m.bidders[i].strategy) is Truthful]
         self.strategic = [i for i in self.others if i not in truthful]
+        self.others_truthful = not self.strategic
         block = [type(p) is UniformCost for p in m.instance.priors]
         self.cost_rows = np.zeros((self.horizon, n))
         for i, prior in enumerate(m.instance.priors):
@@ -130,6 +150,15 @@ class FastEngine:
         if not self.drawn:
             self.bid_rows[:, truthful] = np.clip(self.cost_rows[:, truthful], self.floor, self.cap)
         self.truthful = truthful
+        # ROSA with only learners and truthful providers: every round has a select, so its coins come in one block
+        self.rosa = type(m.mechanism) is ROSA and not self.strategic
+        if self.rosa:
+            self.coin_rows = m.mech_rng.random((self.horizon, 2, n))
+            self.resampling = (self.coin_rows[:, 0, :] < m.mechanism.mu).any(axis=1).tolist()
+        quality = m.instance.quality
+        gaussian = type(quality) is LinearQuality and quality.noise == "gaussian"
+        self.gaussian = quality.theta if gaussian else None
+        self.noise_scale = float(quality.scale) if gaussian else 0.0
         self._draw()
         return self.obs
 
@@ -141,40 +170,34 @@ class FastEngine:
         self.costs = costs = self.cost_rows[t]
         for i in self.drawn:
             costs[i] = float(m.instance.priors[i].sample(m.rngs[i], 1)[0])
-        self.bids[:] = self.bid_rows[t]
+        self.bids = self.bid_rows[t]  # a view: the round writes its learners' bids into the run's block
         if self.drawn:
             for i in self.truthful:
                 self.bids[i] = min(max(costs[i], self.floor), self.cap)
         for i in self.strategic:
             self.bids[i] = m.bidders[i].bid(costs[i], x, t, m.rngs[i])
-        for j, i in enumerate(self.index):
-            observation(costs[i], x, t, self.horizon, self.won[j], self.paid[j], self.obs[j])
+        for j, i in enumerate(self._learner_index):
+            observation(costs.item(i), x, t, self.horizon, self.won[j], self.paid[j], self.obs[j])
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         m, t = self.market, self.t
         if m is None or t >= self.horizon:
             raise RuntimeError(f"step: the episode is over (round {t} of {self.horizon}); call reset first")
         a = np.asarray(actions, dtype=float).reshape(-1)
-        for j, i in enumerate(self.index):
-            self.bids[i] = action_to_bid(a[j], self.costs[i], self.floor, self.cap, self.action)
-        # learners' bids and truthful ones are clipped into the range: only other strategies' may be refused
-        present = m.bid_range.accepted(self.bids) if self.strategic else self.present
-        outcome = m.mechanism.select(self.x, self.bids, m.mech_rng, present) if present.any() else None
-        winner = outcome.winner if outcome is not None else None
-        for i in self.strategic:
-            if present[i]:
-                pay = float(outcome.payments[i]) if i == winner else 0.0
-                m.bidders[i].learn(BidFeedback(t, i == winner, pay, float(self.costs[i]), float(self.bids[i])))
-        self.rewards[:] = 0.0
-        for j, i in enumerate(self.index):
-            won = bool(i == winner)
-            pay = float(outcome.payments[i]) if won else 0.0
-            self.won[j], self.paid[j] = won, pay
+        bids, costs, rewards = self.bids, self.costs, self.rewards
+        for j, i in enumerate(self._learner_index):
+            bids[i] = action_to_bid(a.item(j), costs.item(i), self.floor, self.cap, self.action)
+            rewards[j] = 0.0
+        if self.rosa:
+            winner, pay = self._rosa_round(t)
+        else:
+            winner, pay = self._round(t)
+        for j, i in enumerate(self._learner_index):
+            won = i == winner
+            self.won[j] = won
+            self.paid[j] = pay if won else 0.0
             if won:
-                self.rewards[j] = pay - self.costs[i]
-        if winner is not None:
-            reward = float(m.instance.quality.sample(winner, self.x, m.user_rng))
-            m.mechanism.update(self.x, outcome, reward)
+                rewards[j] = pay - costs.item(i)
         self.t += 1
         done = self.t >= self.horizon
         if done:
@@ -183,6 +206,43 @@ class FastEngine:
         else:
             self._draw()
         return self.obs, self.rewards, done
+
+    def _round(self, t: int) -> tuple[int | None, float]:
+        """Any mechanism, any strategies: ``select``, the strategic providers learn, ``update``; (winner, pay)."""
+        m, x = self.market, self.x
+        # learners' bids and truthful ones are clipped into the range: only other strategies' may be refused
+        present = m.bid_range.accepted(self.bids) if self.strategic else None
+        outcome = m.mechanism.select(x, self.bids, m.mech_rng, present) if present is None or present.any() else None
+        winner = outcome.winner if outcome is not None else None
+        for i in self.strategic:
+            if present is not None and present[i]:
+                pay = float(outcome.payments[i]) if i == winner else 0.0
+                m.bidders[i].learn(BidFeedback(t, i == winner, pay, float(self.costs[i]), float(self.bids[i])))
+        if winner is None:
+            return None, 0.0
+        reward = float(m.instance.quality.sample(winner, x, m.user_rng))
+        m.mechanism.update(x, outcome, reward)
+        return winner, float(outcome.payments[winner])
+
+    def _rosa_round(self, t: int) -> tuple[int | None, float]:
+        """ROSA with learners and truthful providers only: ``select`` and ``update`` on the block's coins."""
+        m, x, bids = self.market, self.x, self.bids
+        mech = m.mechanism
+        if self.resampling[t]:
+            resampled, modified = resample(bids, mech.mu, mech.cost_cap, self.coin_rows[t])
+        else:
+            resampled, modified = bids, None
+        winner = mech.rule.allocate(x, resampled, None)
+        if winner is None:
+            return None, 0.0
+        kept = modified is None or not modified.item(winner)
+        pay = winner_payment(bids.item(winner), not kept, mech.mu, mech.cost_cap)
+        if self.gaussian is not None:  # LinearQuality.sample's arithmetic on Python floats, the same draw
+            reward = float(self.gaussian[winner] @ x) + self.noise_scale * m.user_rng.standard_normal()
+        else:
+            reward = float(m.instance.quality.sample(winner, x, m.user_rng))
+        mech.rule.update(x, winner, resampled, reward)
+        return winner, pay
 
     def close(self) -> None:
         self.market = None

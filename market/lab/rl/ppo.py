@@ -2,9 +2,11 @@
 
 The deviator observes its own cost, the query's context, round / horizon and its own last outcome and payment
 (``agents.policy.observation``) and chooses a markup over its cost (``agents.policy.action_to_bid``). PPO trains
-a small MLP (CPU, seeded) on the fast single-deviator env (``market.lab.rl.gym.MarketGymEnv``) over the training
-seeds for ``spec.budget`` steps (50,000 by default). The actor is exported as a NumPy ``.npz``
-(``agents.policy.NumpyPolicy``): the ``policy`` strategy bids with it through the real bus, with no torch.
+a small MLP (CPU, seeded) on 32 markets of the vectorised fast env (``market.lab.rl.sb3vec.MarketSB3VecEnv``,
+stepped at once; ``vectorised=False``: single-deviator ``market.lab.rl.gym.MarketGymEnv`` copies in a
+``DummyVecEnv``) over the training seeds for ``spec.budget`` steps (50,000 by default). The actor is exported as a
+NumPy ``.npz`` (``agents.policy.NumpyPolicy``): the ``policy`` strategy bids with it through the real bus, with no
+torch.
 The attacker's ``train_gain`` is measured on the training seeds by the fast env against the truthful twin;
 judging it on held-out seeds is the deviation experiment's job.
 
@@ -29,6 +31,7 @@ from market.runtime.config import ConfigError
 
 DEFAULT_STEPS = 50_000
 N_ENVS = 4  # DummyVecEnv copies: one process (2 shared cores), 512 steps each per update
+VECTOR_ENVS = 32  # markets of the vectorised env (MarketSB3VecEnv), 64 steps each per update: 2,048 as above
 SEES = "own cost, query context, round / horizon, own last outcome (won) and payment"
 AD_LOG_STD_INIT = -1.0
 AD_SEES = "own true rewards on the candidates (mean, std, min, max, median), round / horizon, last shown reward " \
@@ -45,10 +48,15 @@ def _require() -> None:
                           "pip install 'llm-market-sim[rl]'") from None
 
 
-def train_policy(spec: AttackSpec, progress: Progress, *, steps: int, seed: int = 0, n_envs: int = N_ENVS,
-                 action: str = "markup", log_std_init: float = -1.5,
-                 learning_rate: float = 1e-3) -> tuple[Any, dict[str, Any]]:
-    """Train PPO on the fast env of ``spec`` for ``steps`` steps; (the NumPy policy, training figures)."""
+def train_policy(spec: AttackSpec, progress: Progress, *, steps: int, seed: int = 0, n_envs: int | None = None,
+                 action: str = "markup", log_std_init: float = -1.5, learning_rate: float = 1e-3,
+                 vectorised: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Train PPO on the fast env of ``spec`` for ``steps`` steps; (the NumPy policy, training figures).
+
+    ``vectorised`` (default): the ``n_envs`` markets (``VECTOR_ENVS``) are one ``MarketSB3VecEnv``, stepped at once;
+    else ``n_envs`` (``N_ENVS``) ``MarketGymEnv`` copies in a ``DummyVecEnv``. Both give each market its own episode
+    seeds among the training seeds, drawn as the other would draw them. The ad env has no vectorised form: in the
+    ad market ``n_envs`` ``AdsGymEnv`` copies always train in a ``DummyVecEnv``."""
     _require()
     import gymnasium
     import torch
@@ -61,7 +69,9 @@ def train_policy(spec: AttackSpec, progress: Progress, *, steps: int, seed: int 
     torch.set_num_threads(1)
     horizon = spec.rounds
     raw: Any
-    if is_ads(spec.scenario, spec.overrides):
+    ads = is_ads(spec.scenario, spec.overrides)
+    vectorised = vectorised and not ads
+    if ads:
         from agents.ad_reportfuncs import ad_normalisation
         from agents.policy import AD_ACTION
         from market.lab.rl.ads import AdsGymEnv
@@ -86,7 +96,16 @@ def train_policy(spec: AttackSpec, progress: Progress, *, steps: int, seed: int 
         return gymnasium.wrappers.TransformObservation(raw(), lambda o: ((o - mean) / scale).astype(np.float32),
                                                        normalised)
 
-    venv = DummyVecEnv([make] * n_envs)
+    if n_envs is None:
+        n_envs = VECTOR_ENVS if vectorised else N_ENVS
+    if vectorised:
+        from market.lab.rl.sb3vec import MarketSB3VecEnv
+
+        venv: Any = MarketSB3VecEnv(spec.scenario, spec.deviator, n_envs=n_envs, rounds=spec.rounds,
+                                    overrides=spec.overrides, seeds=spec.train_seeds, action=action,
+                                    normalise=(mean, scale))
+    else:
+        venv = DummyVecEnv([make] * n_envs)
     per_env = max(2048 // n_envs, 64)
     model = PPO("MlpPolicy", venv, n_steps=per_env, batch_size=256, n_epochs=5, learning_rate=learning_rate, gamma=0.9,
                 gae_lambda=0.9, ent_coef=0.0, seed=seed, device="cpu", verbose=0,
@@ -107,6 +126,7 @@ def train_policy(spec: AttackSpec, progress: Progress, *, steps: int, seed: int 
     venv.close()
     policy = from_sb3(model, mean, scale, action, horizon)
     return policy, {"steps": int(model.num_timesteps), "seconds": round(seconds, 2), "n_envs": n_envs,
+                    "env": "vectorised" if vectorised else "dummy",
                     "n_steps": per_env, "net_arch": [32, 32], "gamma": 0.9, "seed": seed, "action": action,
                     "log_std_init": log_std_init, "learning_rate": learning_rate}
 
