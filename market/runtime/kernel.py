@@ -19,6 +19,7 @@ float64 steps, so a run's log is the same bytes.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextvars
 import heapq
@@ -63,6 +64,7 @@ class _Timer(asyncio.TimerHandle):
     """A timer, built as ``_Handle`` is; it sits in the loop's heap inside a (time, sequence, timer) entry."""
 
     __slots__ = ()
+    _scheduled: bool  # asyncio's slot, left out of its type stubs
 
     def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
                  loop: asyncio.AbstractEventLoop, context: contextvars.Context | None) -> None:
@@ -121,6 +123,17 @@ class _VirtualSelector(selectors.BaseSelector):
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop whose ``time()`` is simulated seconds starting at ``start``."""
 
+    # Kept by asyncio's BaseEventLoop and left out of its type stubs: the run loop below works on them.
+    _debug: bool
+    _closed: bool
+    _stopping: bool
+    _ready: collections.deque[asyncio.Handle]
+    _scheduled: list[tuple[float, int, _Timer]]
+    _timer_cancelled_count: int
+    _check_thread: Callable[[], None]
+    _check_callback: Callable[[Any, str], None]
+    _check_closed: Callable[[], None]
+
     def __init__(self, start: float = 0.0) -> None:
         _check_start(start)
         self._now = float(start)
@@ -156,7 +169,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._check_closed()
         timer = _Timer(when, callback, args, self, context)
         self._timer_seq += 1
-        heapq.heappush(self._scheduled, (when, self._timer_seq, timer))  # type: ignore[misc]
+        heapq.heappush(self._scheduled, (when, self._timer_seq, timer))
         timer._scheduled = True
         return timer
 
@@ -174,7 +187,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """One iteration of the loop, as asyncio's, on a heap of (time, sequence, timer) entries: sweep
         cancelled timers, move the clock to the next timer if nothing is ready (a deadlock if there is
         none), make every timer now due ready, then run what was ready, in order."""
-        scheduled: list = self._scheduled  # type: ignore[assignment]
+        scheduled = self._scheduled
         count = len(scheduled)
         if count > _SWEEP_MIN_TIMERS and self._timer_cancelled_count / count > _SWEEP_CANCELLED_FRACTION:
             kept = []
@@ -184,7 +197,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 else:
                     kept.append(entry)
             heapq.heapify(kept)
-            self._scheduled = scheduled = kept  # type: ignore[assignment]
+            self._scheduled = scheduled = kept
             self._timer_cancelled_count = 0
         else:
             while scheduled and scheduled[0][2]._cancelled:
