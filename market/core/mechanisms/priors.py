@@ -34,6 +34,16 @@ class CostPrior(Protocol):
     def is_regular(self) -> bool: ...
 
 
+def draw_cost(prior: CostPrior, rng: np.random.Generator) -> float:
+    """One cost from ``prior``: ``float(prior.sample(rng, 1)[0])``, the same number from the same draw.
+
+    A provider draws one cost per call for bids; for the uniform prior the scalar draw skips building a
+    one-element array (``Generator.uniform`` gives the same double for ``size=None`` as for ``size=1``)."""
+    if type(prior) is UniformCost:
+        return rng.uniform(prior.c_lo, prior.c_cap)
+    return float(prior.sample(rng, 1)[0])
+
+
 def _check_support(name: str, c_lo: float, c_cap: float) -> None:
     if not (np.isfinite(c_lo) and np.isfinite(c_cap) and c_lo < c_cap):
         raise MechanismError(
