@@ -45,7 +45,7 @@ class Provider(Agent):
         while True:
             env = await self.recv()
             msg = env.msg
-            if type(msg) in (CallForBids, RoundResult) and env.src != self.auctioneer:
+            if env.src != self.auctioneer and type(msg) in (CallForBids, RoundResult):
                 self.refuse(env.src, msg, self.auctioneer)
             elif type(msg) is CallForBids:
                 cost = draw_cost(self.prior, self.rng)

@@ -447,15 +447,17 @@ class Bus:
         if self._record is not None:
             self._record(MessageSent(now, src, dst_label, msg.kind, data).attach_message(msg))
         env = Envelope(src, now, msg, seq)
+        delivered = 0
         for dst, target, link in route:
             if link is None:
                 target._inbox.append(env)
                 w = target._waiter
                 if w is not None and not w.done():
                     w.set_result(None)
-                self.delivered += 1
+                delivered += 1
             else:
                 self._transmit(env, dst, link, now)
+        self.delivered += delivered
         return True
 
     def _admit(self, src: str, state: list, size: int) -> bool:
