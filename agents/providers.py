@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from market.core.ledger import EXTERNAL, to_minor
-from market.core.mechanisms.priors import CostPrior
+from market.core.mechanisms.priors import CostPrior, draw_cost
 from market.core.wire import Answer, Bid, CallForBids, Error, RoundResult
 from market.runtime.agent import Agent, remember_round
 from market.runtime.config import ConfigError, require
@@ -45,10 +45,10 @@ class Provider(Agent):
         while True:
             env = await self.recv()
             msg = env.msg
-            if type(msg) in (CallForBids, RoundResult) and env.src != self.auctioneer:
+            if env.src != self.auctioneer and type(msg) in (CallForBids, RoundResult):
                 self.refuse(env.src, msg, self.auctioneer)
             elif type(msg) is CallForBids:
-                cost = float(self.prior.sample(self.rng, 1)[0])
+                cost = draw_cost(self.prior, self.rng)
                 bid = self.bidder.bid(cost, np.asarray(msg.context), msg.round, self.rng)
                 remember_round(self._open, msg.round, (cost, bid, msg.user, msg.query_id))
                 self.send(self.auctioneer, Bid(msg.round, bid))

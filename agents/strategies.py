@@ -98,6 +98,9 @@ class History(Sequence[F], Generic[F]):
         return f"History({list(self)!r})"
 
 
+_NO_HISTORY: History[Any] = History()
+
+
 @dataclass(frozen=True, slots=True)
 class Observation:
     """What a provider knows when it bids in one round.
@@ -207,7 +210,7 @@ class Memory(Generic[F]):
     def view(self) -> History[F]:
         """The rounds the strategy sees now (a fixed view)."""
         if self.memory == 0:
-            return History()
+            return _NO_HISTORY  # read-only and empty: one for every strategy that keeps none
         start = 0 if self.memory is None else max(len(self.items) - self.memory, 0)
         return History(self.items, start)
 

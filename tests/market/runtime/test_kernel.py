@@ -113,3 +113,77 @@ def test_a_start_time_outside_the_clock_is_refused(start):
 
     with pytest.raises(KernelError, match=r"^start: got "):
         run(main(), start=start)
+
+
+def _stock_heap_order(whens: list[float]) -> list[int]:
+    """The order stock asyncio fires timers scheduled at ``whens`` (its heap compares times alone)."""
+    import heapq
+
+    loop = asyncio.new_event_loop()
+    try:
+        heap: list[asyncio.TimerHandle] = []
+        for i, when in enumerate(whens):
+            heapq.heappush(heap, asyncio.TimerHandle(when, print, (i,), loop))
+        return [heapq.heappop(heap)._args[0] for _ in range(len(heap))]
+    finally:
+        loop.close()
+
+
+def test_timers_due_at_the_same_instant_fire_in_the_order_they_were_scheduled():
+    whens = [1.0 if i % 3 else (0.5, 2.0)[i % 2] for i in range(60)]
+    fifo = sorted(range(len(whens)), key=lambda i: (whens[i], i))
+    assert _stock_heap_order(whens) != fifo  # what stock asyncio does: ties broken by the heap's shape
+    fired = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        handles = [loop.call_at(when, fired.append, i) for i, when in enumerate(whens)]
+        handles[7].cancel()
+        await asyncio.sleep(3.0)
+
+    run(main())
+    assert fired == [i for i in fifo if i != 7]
+
+
+def test_sleepers_due_together_wake_in_the_order_they_went_to_sleep():
+    woke = []
+
+    async def sleeper(name: int, start: float) -> None:
+        await asyncio.sleep(start)
+        await asyncio.sleep(10.0 - start)  # every sleeper is due at t = 10
+        woke.append(name)
+
+    async def main():
+        await asyncio.gather(*(sleeper(i, (0.0, 4.0, 8.0)[i % 3]) for i in range(30)))
+
+    run(main())
+    # those that went to sleep first (start 0, then 4, then 8) wake first; within a start, by task order
+    assert woke == sorted(range(30), key=lambda i: (i % 3, i))
+
+
+def test_many_cancelled_timers_are_swept_and_the_rest_still_fire_in_order():
+    fired = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        handles = [loop.call_at(1.0 + (i % 5), fired.append, i) for i in range(400)]
+        for h in handles[::4] + handles[1::4] + handles[2::4]:
+            h.cancel()
+        await asyncio.sleep(0.5)
+        assert len(loop._scheduled) == 100  # swept at the next iteration: 300 of 400 were cancelled
+        await asyncio.sleep(10.0)
+
+    run(main())
+    assert fired == sorted(range(3, 400, 4), key=lambda i: (i % 5, i))
+
+
+def test_a_loop_in_debug_mode_runs_the_same():
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        fut = loop.create_future()
+        loop.call_later(2.0, fut.set_result, "x")
+        loop.call_soon(lambda: None)
+        return await fut, loop.time()
+
+    assert run(main()) == ("x", 2.0)
