@@ -259,10 +259,15 @@ def token_model(spec: LMSpec) -> Any:
     return _MODELS[spec]
 
 
+def auction_rounds(config: dict[str, Any]) -> int:
+    """Round records a finished run closes: each of run.rounds queries is asked once per proposal."""
+    return int(config["run"]["rounds"]) * len(proposals(config))
+
+
 def asked(config: dict[str, Any]) -> list[int]:
     """Query ids in asking order: cycling through the queries, each asked once per proposal in a row."""
     q, arms = config["market"]["queries"], len(proposals(config))
-    return [(k // arms) % q for k in range(config["run"]["rounds"] * arms)]
+    return [(k // arms) % q for k in range(auction_rounds(config))]
 
 
 class AdsMeter:
@@ -507,5 +512,5 @@ def build(world: World, config: dict[str, Any]) -> None:
 
 SCENARIO = Scenario(
     "ads", DEFAULTS, build, describe=describe, metrics=metrics, observers=observers,
-    factories=(Factories("mechanism", AGGREGATIONS, SUPPLIED_PARAMS),), schema=SCHEMA,
+    factories=(Factories("mechanism", AGGREGATIONS, SUPPLIED_PARAMS),), schema=SCHEMA, rounds=auction_rounds,
 )

@@ -30,6 +30,11 @@ def no_observers(config: dict[str, Any], seed: int) -> list[Any]:
     return []
 
 
+def config_rounds(config: dict[str, Any]) -> int:
+    """One round record per round of ``run.rounds``: what most markets close."""
+    return int(config["run"]["rounds"])
+
+
 @dataclass(frozen=True, slots=True)
 class Factories:
     """A config table that picks a factory by ``name`` and passes it ``params``: the registry it picks from,
@@ -58,7 +63,10 @@ class Scenario:
     factory's keywords when the config is resolved; instance(config, seed): the market as a floor-1 value,
     for procurement markets that the fast engine can play without a bus (None for the others); schema: the
     rule of each dotted key beyond its type (range, finiteness, names allowed), checked when the config is
-    resolved, with the common ``run.*`` rules of ``market/runtime/schema.py`` (its own rules win).
+    resolved, with the common ``run.*`` rules of ``market/runtime/schema.py`` (its own rules win);
+    rounds(config): the round records a finished run of ``config`` closes, users' lost queries included (by
+    default ``run.rounds``; a market that holds several auctions per round, like ads asking each query once per
+    proposal, says how many), which ``verify`` and ``replay`` check.
     """
 
     name: str
@@ -70,3 +78,4 @@ class Scenario:
     factories: tuple[Factories, ...] = ()
     instance: Callable[[dict[str, Any], int], MarketInstance] | None = None
     schema: dict[str, Rule] = field(default_factory=dict)
+    rounds: Callable[[dict[str, Any]], int] = config_rounds
