@@ -59,12 +59,14 @@ def tiny_lm(max_new_tokens: int, seed: int = 0) -> Any:
 
 
 def bench_lm(
-    quick: bool = False, *, model: str | None = None, m: int = 20, threads: int | None = None
+    quick: bool = False, *, model: str | None = None, m: int = 20, threads: int | None = 1
 ) -> dict[str, Any]:
     """Tokens/s sampling and scoring and seconds per ad auction at M = ``m`` (quick: 16-token replies).
 
-    threads: torch's intra-op threads for the measurement (restored after); None keeps torch's default. On a
-    machine whose cores are shared with other processes, one thread can be several times faster than two.
+    threads: torch's intra-op threads for the measurement (restored after), by default 1 as in a run
+    (``market.lm=smollm2`` without ``threads``); None keeps torch's default. On a machine whose cores are shared
+    with other processes, one thread can be several times faster than two (sampling 20 replies of 16 tokens at
+    load average 6 to 8 on 2 cores: 13 s wall and 5.8 s CPU with one thread, 100 s and 40 s with two).
     """
     require_lm_extra("llm-market bench lm")
     import torch
