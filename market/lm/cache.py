@@ -5,6 +5,10 @@ A real model is the slow part of an ad auction, and MOSAIC scores the same candi
 computed once per (model, prompt). The key holds the prompt's ids, not its text: the chat template is part of
 the conditioning. The model name carries the dtype (``<model>@float32``), so values of different precisions
 never mix. Bounded: past ``max_entries`` the oldest entries go first (insertion order).
+
+Sampling seeds the cache (``seed``) with the log-prob it recorded for each reply it drew, so the proposal that
+drew the candidates is never scored again: the recorded value is the sum of the very float32 log-probs whose
+CDF the draw inverted, the exact law the candidates came from.
 """
 
 from __future__ import annotations
@@ -36,6 +40,14 @@ class LogprobCache:
         else:
             self.hits += 1
         return value
+
+    def seed(self, model: str, prompt_ids: tuple[int, ...], reply: tuple[int, ...], value: float) -> bool:
+        """Store ``value`` unless the key holds one already (then the stored float stays: the first value a run
+        computed for a key is the one every later lookup returns); True if stored. Counts neither hit nor miss."""
+        if (model, prompt_ids, reply) in self._data:
+            return False
+        self.put(model, prompt_ids, reply, value)
+        return True
 
     def put(self, model: str, prompt_ids: tuple[int, ...], reply: tuple[int, ...], value: float) -> None:
         """Store ``value``; evicts the oldest entry when full."""

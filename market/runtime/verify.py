@@ -367,16 +367,28 @@ class Rounds(Check):
             self.crashed.add(rec.agent)
 
     def finish(self) -> str:
-        rounds = self.facts.header.config.get("run", {}).get("rounds")
+        rounds = self._expected()
         lost = sum(n for src, n in self.lost.items() if src not in self.strangers)
         end = self.facts.end()
         if self.facts.footer is None or not isinstance(rounds, int) or not self.queries:
             return f"{self.closed} rounds closed, numbered without a gap"
         users_crashed = bool(self.crashed & (self.senders - self.strangers))  # a user that died sent fewer
+        asked = self.facts.header.config["run"]["rounds"]
+        what = "run.rounds" if rounds == asked else f"the scenario's round records for run.rounds {asked}"
         if self.closed + lost > rounds or (self.closed + lost < rounds and not users_crashed):
             self.fail(end, f"{self.closed} rounds closed + {lost} queries lost = {self.closed + lost}, but the "
-                           f"header's run.rounds is {rounds}")
-        return f"{self.closed} rounds closed + {lost} queries lost = run.rounds {rounds}"
+                           f"header's config asks for {rounds} ({what})")
+        return f"{self.closed} rounds closed + {lost} queries lost = {rounds} ({what})"
+
+    def _expected(self) -> int | None:
+        """The round records the logged config closes: the scenario's count (``Scenario.rounds``) when it can be
+        built, else ``run.rounds``; None if the header has no integer ``run.rounds``."""
+        config = self.facts.header.config
+        rounds = config.get("run", {}).get("rounds")
+        if not isinstance(rounds, int) or isinstance(rounds, bool):
+            return None
+        scenario = self.facts.scenario
+        return rounds if scenario is None else int(scenario.rounds(config))
 
 
 # -- mechanism ------------------------------------------------------------------------------------

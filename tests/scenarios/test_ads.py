@@ -74,3 +74,22 @@ def test_metrics_are_flat_for_one_proposal_and_the_ngram_lm_runs():
 def test_config_errors_name_the_key_and_value(args, needle, capsys, tmp_path):
     assert main(["run", "ads", "--out", str(tmp_path / "x"), *args]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_replay_and_verify_count_one_auction_per_proposal_when_both_are_asked(tmp_path, monkeypatch):
+    import dataclasses
+
+    import market.runtime.verify as verify
+    import scenarios.ads as ads
+
+    out = tmp_path / "both"
+    assert main(["run", "ads", "--rounds", "3", "--set", 'market.lm="simulated"', "--set", "market.proposal=both",
+                 "--out", str(out)]) == 0
+    assert main(["replay", str(out)]) == 0
+    rounds = {c.name: c for c in verify.verify_run(out).checks}["rounds"]
+    assert rounds.ok and "6 rounds closed" in rounds.detail, rounds.detail
+    # the check still bites: a scenario that claimed one auction per round fails the same log
+    one_per_round = dataclasses.replace(ads.SCENARIO, rounds=lambda config: config["run"]["rounds"])
+    monkeypatch.setattr(verify, "logged_scenario", lambda *a, **k: one_per_round)
+    rounds = {c.name: c for c in verify.verify_run(out).checks}["rounds"]
+    assert not rounds.ok and "asks for 3 (run.rounds)" in rounds.detail, rounds.detail

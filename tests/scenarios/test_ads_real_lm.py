@@ -127,6 +127,12 @@ def test_models_whose_tokenizers_differ_are_refused():
     ("openai:ftp://x/v1", "an http(s) URL after 'openai:'"),
     ("openai:http://127.0.0.1:1/v1?temperature=0.7", "not 'temperature'"),
     ("openai:http://127.0.0.1:1/v1?max_new_tokens=0", "max_new_tokens an integer in [1, 4096], not '0'"),
+    ("smollm2?max_new_tokens=abc", "max_new_tokens an integer in [1, 4096], not 'abc'"),
+    ("smollm2?max_new_tokens=5000", "max_new_tokens an integer in [1, 4096], not '5000'"),
+    ("smollm2?threads=0", "threads an integer in [1, 256], not '0'"),
+    ("smollm2?top_k=5", "options of smollm2 among ['max_new_tokens', 'threads'] after '?', not 'top_k'"),
+    ("smollm2?threads=1&threads=2", "each option of smollm2 once, not 'threads' 2 times"),
+    ("hf:/models/x?temperature=2", "options of hf among ['max_new_tokens', 'threads'] after '?', not 'temperature'"),
 ])
 def test_bad_lm_specs_name_the_key_and_what_is_allowed(value, needle, capsys, tmp_path):
     assert main(["run", "ads", "--out", str(tmp_path / "x"), "--set", f'market.lm="{value}"']) == 2
@@ -138,6 +144,11 @@ def test_lm_specs_parse():
     assert (spec.kind, spec.arg, spec.option("model", ""), spec.option("max_new_tokens", "")) == (
         "openai", "http://127.0.0.1:8000/v1", "m", "32")
     assert ads.parse_lm("hf:/models/x").arg == "/models/x" and ads.parse_lm("smollm2").token_level
+    smol = ads.parse_lm("smollm2?max_new_tokens=16&threads=2")
+    assert (smol.kind, smol.arg, smol.option("max_new_tokens", ""), smol.option("threads", "")) == (
+        "smollm2", "", "16", "2")
+    hf = ads.parse_lm("hf:/models/x?max_new_tokens=8")
+    assert (hf.kind, hf.arg, hf.options) == ("hf", "/models/x", (("max_new_tokens", "8"),))
     assert not ads.parse_lm("ngram").token_level
 
 
@@ -182,3 +193,19 @@ def test_misreports_on_the_logged_candidates_never_pay(runs):
     with pytest.raises(TruthfulnessViolation):
         assert_misreports_never_pay(np.asarray(lm["log_adv"]) - log_ref, log_ref, np.asarray(lm["log_gen"]),
                                     aggregate=partial(mosaic, payment="none"))
+
+
+def test_local_model_options_reach_the_loader(monkeypatch):
+    pytest.importorskip("torch")
+    import market.lm.hf as hf
+
+    calls = []
+    monkeypatch.setattr(hf, "load_smollm2", lambda **kw: calls.append(("smollm2", kw)) or object())
+    monkeypatch.setattr(hf, "load_hf", lambda path, **kw: calls.append((path, kw)) or object())
+    monkeypatch.setattr(ads, "_MODELS", {})
+    ads.token_model(ads.parse_lm("smollm2?max_new_tokens=16&threads=2"))
+    ads.token_model(ads.parse_lm("smollm2"))
+    ads.token_model(ads.parse_lm("hf:/models/x?threads=3"))
+    assert calls == [("smollm2", {"max_new_tokens": 16, "threads": 2}),
+                     ("smollm2", {"max_new_tokens": hf.DEFAULT_MAX_NEW_TOKENS, "threads": 1}),
+                     ("/models/x", {"max_new_tokens": hf.DEFAULT_MAX_NEW_TOKENS, "threads": 3})]

