@@ -28,18 +28,16 @@ from market.lab.rl.engines import make_engine  # noqa: E402
 from market.lab.rl.spaces import obs_bounds, pick_seed  # noqa: E402
 
 
-class MarketGymEnv(gymnasium.Env):
-    """One deviating provider against the scenario's others, round by round."""
+class EngineGymEnv(gymnasium.Env):
+    """The single-deviator view of an engine with one learner: it observes a point of ``obs_space`` and acts with
+    a in [-1, 1]; the ad market's view is one too."""
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, scenario: str = "quickstart", deviator: str = "provider-0", *, engine: str = "fast",
-                 rounds: int = 400, overrides: Sequence[str] = (), seeds: Sequence[int] | None = None,
-                 action: str = "markup") -> None:
-        self.engine = make_engine(engine, scenario, (deviator,), overrides=overrides, rounds=rounds, action=action)
+    def __init__(self, engine: Any, obs_space: spaces.Box, seeds: Sequence[int] | None) -> None:
+        self.engine = engine
         self.seeds = tuple(int(s) for s in seeds) if seeds is not None else None
-        low, high = obs_bounds(self.engine.dim, self.engine.floor, self.engine.cap)
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.observation_space = obs_space
         self.action_space = spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
         self.market_seed: int | None = None
         self._live = False
@@ -60,3 +58,14 @@ class MarketGymEnv(gymnasium.Env):
 
     def close(self) -> None:
         self.engine.close()
+
+
+class MarketGymEnv(EngineGymEnv):
+    """One deviating provider against the scenario's others, round by round."""
+
+    def __init__(self, scenario: str = "quickstart", deviator: str = "provider-0", *, engine: str = "fast",
+                 rounds: int = 400, overrides: Sequence[str] = (), seeds: Sequence[int] | None = None,
+                 action: str = "markup") -> None:
+        made = make_engine(engine, scenario, (deviator,), overrides=overrides, rounds=rounds, action=action)
+        low, high = obs_bounds(made.dim, made.floor, made.cap)
+        super().__init__(made, spaces.Box(low, high, dtype=np.float32), seeds)

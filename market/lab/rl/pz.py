@@ -11,7 +11,6 @@ learn play their scenario strategies. An episode is one run; every learner is do
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,31 +27,28 @@ from market.lab.rl.engines import make_engine  # noqa: E402
 from market.lab.rl.spaces import obs_bounds, pick_seed  # noqa: E402
 
 
-class MarketParallelEnv(ParallelEnv):
-    """Providers ``learners`` bid the env's actions, round by round, all at once."""
+class EngineParallelEnv(ParallelEnv):
+    """A ParallelEnv over an engine's learners (``market.lab.rl.engines.Engine``): every learner observes a point
+    of ``obs_space`` and acts with a in [-1, 1], all at once; the ad market's env is one too."""
 
     metadata: dict[str, Any] = {"name": "llm_market_v0", "render_modes": [], "is_parallelizable": True}
 
-    def __init__(self, scenario: str = "quickstart", learners: Sequence[str] = ("provider-0", "provider-1"), *,
-                 engine: str = "fast", rounds: int = 400, overrides: Sequence[str] = (),
-                 seeds: Sequence[int] | None = None, action: str = "markup") -> None:
-        self.engine = make_engine(engine, scenario, tuple(learners), overrides=overrides, rounds=rounds,
-                                  action=action)
+    def __init__(self, engine: Any, obs_space: spaces.Box, seeds: Sequence[int] | None) -> None:
+        self.engine = engine
         self.possible_agents = list(self.engine.learners)
         self.agents: list[str] = []
         self.seeds = tuple(int(s) for s in seeds) if seeds is not None else None
         self._rng = np.random.default_rng(0)
         self.market_seed: int | None = None
         self.render_mode = None
+        self._obs_space = obs_space  # one space object for every agent and call, as the API asks
+        self._action_space = spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one space object per agent, as the API asks
     def observation_space(self, agent: str) -> spaces.Box:
-        low, high = obs_bounds(self.engine.dim, self.engine.floor, self.engine.cap)
-        return spaces.Box(low, high, dtype=np.float32)
+        return self._obs_space
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
     def action_space(self, agent: str) -> spaces.Box:
-        return spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
+        return self._action_space
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         if seed is not None:
@@ -80,3 +76,14 @@ class MarketParallelEnv(ParallelEnv):
 
     def close(self) -> None:
         self.engine.close()
+
+
+class MarketParallelEnv(EngineParallelEnv):
+    """Providers ``learners`` bid the env's actions, round by round, all at once."""
+
+    def __init__(self, scenario: str = "quickstart", learners: Sequence[str] = ("provider-0", "provider-1"), *,
+                 engine: str = "fast", rounds: int = 400, overrides: Sequence[str] = (),
+                 seeds: Sequence[int] | None = None, action: str = "markup") -> None:
+        made = make_engine(engine, scenario, tuple(learners), overrides=overrides, rounds=rounds, action=action)
+        low, high = obs_bounds(made.dim, made.floor, made.cap)
+        super().__init__(made, spaces.Box(low, high, dtype=np.float32), seeds)
