@@ -70,7 +70,24 @@ def clip_factor(f: float) -> float:
     return min(max(float(f), 0.0), FACTOR_MAX)
 
 
-class ReportFunction(Truthful):
+class _Factored(Truthful):
+    """An advertiser reporting its true rewards times a factor; the last factor is its state (1 before any)."""
+
+    last_factor: float = 1.0
+
+    @property
+    def alpha(self) -> float:
+        """The factor of the last report (1 before any), for traces (as ``AlphaLearner.alpha``)."""
+        return float(self.last_factor)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"last_factor": self.last_factor}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.last_factor = float(state.get("last_factor", 1.0))
+
+
+class ReportFunction(_Factored):
     """Reports f_theta(own rewards, round) x its true rewards; deterministic (no coins), keeps its description."""
 
     name = "reportfunc"
@@ -97,17 +114,6 @@ class ReportFunction(Truthful):
         r = np.asarray(obs.true_rewards, dtype=float)
         self.last_factor = self.factor(r, obs.round)
         return self.last_factor * r
-
-    @property
-    def alpha(self) -> float:
-        """The factor of the last report (1 before any), for traces (as ``AlphaLearner.alpha``)."""
-        return float(self.last_factor)
-
-    def get_state(self) -> dict[str, Any]:
-        return {"last_factor": self.last_factor}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.last_factor = float(state.get("last_factor", 1.0))
 
 
 def reportfunc_overrides(family: str, theta: Sequence[float]) -> tuple[str, ...]:
@@ -152,7 +158,7 @@ def action_to_factor(action: float) -> float:
     return float(FACTOR_BASE ** min(max(float(action), -1.0), 1.0))
 
 
-class AdPolicy(Truthful):
+class AdPolicy(_Factored):
     """Reports ``action_to_factor(policy(obs))`` x its true rewards, with a saved policy (``agents.policy``'s
     NumPy MLP, action ``factor``) on ``ad_observation``: its own rewards' summary, round / horizon, its last
     round's shown reward and payment (from its history). Deterministic; keeps its description."""
@@ -180,13 +186,3 @@ class AdPolicy(Truthful):
                        self._obs)
         self.last_factor = action_to_factor(self.policy.act(self._obs))
         return self.last_factor * r
-
-    @property
-    def alpha(self) -> float:
-        return float(self.last_factor)
-
-    def get_state(self) -> dict[str, Any]:
-        return {"last_factor": self.last_factor}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.last_factor = float(state.get("last_factor", 1.0))
