@@ -48,7 +48,7 @@ from market.core.mechanisms.base import ReverseOutcome
 from market.core.wire import Bid, CallForBids, WireError
 from market.runtime.builders import logged_scenario
 from market.runtime.config import ConfigError
-from market.runtime.eventlog import EventLogError, chain_digest, iter_frames
+from market.runtime.eventlog import EventLogError, chain_digest, is_compact, iter_frames
 from market.runtime.records import (
     AgentFault,
     Expired,
@@ -602,15 +602,19 @@ def verify_run(run_dir: Path, *, digest: str | None = None, key: bytes | None = 
 def _stream(path: Path, facts: LogFacts, checks: list[Check], summary: SummaryAccumulator,
             observers: list[Any]) -> CheckResult:
     """One pass over the log feeding every check; the "log" check: readable, one header, finished."""
-    start, index = 0, -1
+    start, index, last, frames = 0, -1, 0, 0
+    compact = is_compact(path)
     try:
         for end, rec, why in iter_frames(path):
             index += 1
-            where = Frame(index, start)
+            if rec is None:  # a torn tail starts at ``end``
+                start = end
+            elif end != last:  # a new frame (records of one compact block share its end): where it starts
+                start, last, frames = last, end, frames + 1
+            where = Frame(index, start, "record" if compact else "frame")
             if rec is None:
                 facts.torn = why
                 return CheckResult("log", False, f"{where.at()}: torn ({why}): the run did not finish")
-            start = end
             if facts.footer is not None:
                 return CheckResult("log", False, f"{where.at()}: a {type(rec).__name__} record after the footer")
             if isinstance(rec, Footer):
@@ -626,9 +630,10 @@ def _stream(path: Path, facts: LogFacts, checks: list[Check], summary: SummaryAc
     except EventLogError as exc:
         return CheckResult("log", False, f"after frame {index} (byte {start}): {exc}")
     facts.frames = index + 1
+    held = f"{facts.frames} records in {frames} frames" if compact else f"{facts.frames} frames"
     if facts.footer is None:
-        return CheckResult("log", False, f"{facts.frames} frames and no footer: the run did not finish")
-    return CheckResult("log", True, f"{facts.frames} frames, {start} bytes, header first, footer last")
+        return CheckResult("log", False, f"{held} and no footer: the run did not finish")
+    return CheckResult("log", True, f"{held}, {last} bytes, header first, footer last")
 
 
 def _chain_check(run_dir: Path, path: Path, digest: str | None, key: bytes | None) -> CheckResult:
