@@ -359,9 +359,10 @@ def _magic(path: Path, f: BinaryIO) -> tuple[bytes, str | None]:
     raise EventLogError(f"{path}: not an event log (magic {head!r}, expected {MAGIC!r} or {COMPACT_MAGIC!r})")
 
 
-def _block_records(obj: list[Any]) -> list[Any]:
-    """The packed records of a decoded block ``["blk", count, raw bytes, zlib data]``, each unpacked (not yet
-    checked as a record); ``EventLogError`` names what does not fit."""
+def _block_records(obj: list[Any]) -> Iterator[Any]:
+    """The packed records of a decoded block ``["blk", count, raw bytes, zlib data]``, unpacked one at a time
+    (not yet checked as records: the caller does); ``EventLogError`` names what does not fit. Lazily, so
+    that a reader holds the block's bytes and one record, not every record of the block at once."""
     if len(obj) != 4 or type(obj[1]) is not int or type(obj[2]) is not int or type(obj[3]) is not bytes:
         raise EventLogError(f"block: got {len(obj)} items, expected ['blk', records, raw bytes, zlib data]")
     count, size, data = obj[1], obj[2], obj[3]
@@ -379,21 +380,44 @@ def _block_records(obj: list[Any]) -> list[Any]:
                             f"{' with bytes after its end' if inflate.unused_data else ''}, expected exactly {size}")
     up = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=False, max_buffer_size=size)
     up.feed(raw)
-    out = []
-    try:
-        for _ in range(count):
-            out.append(up.unpack())
-    except Exception as exc:
-        raise EventLogError(f"block: record {len(out)} of {count} does not decode ({type(exc).__name__})") from None
+    del raw, data
+    for i in range(count):
+        try:
+            item = up.unpack()
+        except Exception as exc:
+            raise EventLogError(f"block: record {i} of {count} does not decode ({type(exc).__name__})") from None
+        yield item
     if up.tell() != size:
         raise EventLogError(f"block: {size - up.tell()} bytes after its {count} records")
-    return out
 
 
-def _frames(path: Path, key: bytes | None = None) -> Iterator[tuple[int, bytes, list[Record] | None, str | None]]:
+def _checked(where: str, objs: Iterator[Any], block: bool) -> Iterator[Record]:
+    """Each decoded item of a frame as its record, checked; in a block, no record that needs a frame of its own."""
+    for i, item in enumerate(objs):
+        inside = f"{where}, record {i} of its block" if block else where
+        try:
+            record = decode_record(item)
+        except EventLogError as exc:
+            raise EventLogError(f"{inside}: {exc}") from None
+        if block and isinstance(record, _ALONE):
+            raise EventLogError(f"{inside}: a {record.record_type!r} record inside a block, expected it in a frame "
+                                "of its own")
+        yield record
+
+
+def _errors_at(where: str, records: Iterator[Record]) -> Iterator[Record]:
+    """``records`` with a block's own errors (``_block_records``) named by the frame they are in."""
+    try:
+        yield from records
+    except EventLogError as exc:
+        text = str(exc)
+        raise EventLogError(text if text.startswith(where) else f"{where}: {text}") from None
+
+
+def _frames(path: Path, key: bytes | None = None) -> Iterator[tuple[int, bytes, Iterator[Record] | None, str | None]]:
     """The one frame walker: ``(end_offset, digest after it, its records, None)`` per whole frame (one record,
-    or a compact log's block of them), then at most one ``(offset, digest so far, None, why)`` for a torn
-    tail. Raises on corruption."""
+    or a compact log's block of them, to be read before the walk goes on), then at most one
+    ``(offset, digest so far, None, why)`` for a torn tail. Raises on corruption."""
     k = _key(key)
     base = _hasher(k)
     with open(path, "rb") as f:
@@ -450,24 +474,16 @@ def _frames(path: Path, key: bytes | None = None) -> Iterator[tuple[int, bytes, 
             if up.tell() != length:
                 raise EventLogError(f"{where}: {length - up.tell()} bytes after its record")
             block = compact and type(obj) is list and bool(obj) and obj[0] == BLOCK
-            if block and seq == 0:
-                raise EventLogError(f"{where}: got a block, expected the header")
-            try:
-                objs = _block_records(obj) if block else [obj]
-            except EventLogError as exc:
-                raise EventLogError(f"{where}: {exc}") from None
-            records = []
-            for i, item in enumerate(objs):
-                inside = f"{where}, record {i} of its block" if block else where
-                try:
-                    record = decode_record(item)
-                except EventLogError as exc:
-                    raise EventLogError(f"{inside}: {exc}") from None
-                if block and isinstance(record, _ALONE):
-                    raise EventLogError(f"{inside}: a {record.record_type!r} record inside a block, expected it in "
-                                        "a frame of its own")
-                records.append(record)
-            record = records[0]
+            if block:
+                if seq == 0:
+                    raise EventLogError(f"{where}: got a block, expected the header")
+                offset += HEAD_SIZE + length
+                seq += 1
+                blocked = _block_records(obj)
+                del obj, payload, up  # the block's bytes are the generator's now
+                yield offset, digest, _errors_at(where, _checked(where, blocked, True)), None
+                continue
+            (record,) = _checked(where, iter([obj]), False)
             if isinstance(record, Header) != (seq == 0):
                 what = "got a second header" if seq else f"got a {record.record_type!r} record, expected the header"
                 raise EventLogError(f"{where}: {what}")
@@ -481,6 +497,7 @@ def _frames(path: Path, key: bytes | None = None) -> Iterator[tuple[int, bytes, 
             footer = isinstance(record, Footer)
             offset += HEAD_SIZE + length
             seq += 1
+            records = iter((record,))
             yield offset, digest, records, None
 
 
@@ -531,6 +548,8 @@ def chain_digest(path: Path, key: bytes | None = None) -> ChainResult:
             torn = why
             end = min(end, offset)
         else:
+            for _ in records:  # decoded and checked, as every reader does
+                pass
             end, frames = offset, frames + 1
     return ChainResult(digest.hex(), frames, end, torn, key is not None)
 
