@@ -20,10 +20,11 @@ Compact logs (``run.log = "compact"``, magic ``COMPACT_MAGIC``). A plain log spe
 a record's type and names on every bus message (about 100 bytes per provider per round), so a long run's
 log grows into gigabytes. A compact log has the same frames, chain and checks, but most frames hold a
 *block*: ``["blk", records, raw bytes, zlib(packed record, packed record, ...)]``, the records exactly
-as a plain log packs them, back to back. The header, each checkpoint and the footer stay frames of their
-own (a resumed run cuts right after a checkpoint, and ``StoredCheckpoint`` reads one back by its
-offsets), and so does any record bigger than a block. Readers give back the same records in the same
-order: for a record inside a block, the end offset is the block's. Memory stays bounded by one block
+as a plain log packs them, back to back. The header stays a plain frame (the format is read before
+anything is inflated); each checkpoint and the footer are blocks of their own, one record each (a resumed
+run cuts right after a checkpoint, and ``StoredCheckpoint`` reads one back by its offsets), and so is any
+record bigger than a block. Readers give back the same records in the same order: for a record inside a
+block, the end offset is the block's. Memory stays bounded by one block
 (at most ``BLOCK_RAW_MAX`` bytes unpacked; the writer closes one at ``BLOCK_BYTES``). What the writer has
 not closed into a block yet is lost in a crash, as buffered bytes are: a resumed run starts from its
 last checkpoint, which always ends a block.
@@ -65,9 +66,11 @@ COMPACT_MAGIC = b"LLMMKT\x00\x03"
 _MAGIC_PREFIX = MAGIC[:-1]
 BLOCK = "blk"  # the first item of a block's payload; no record type has this name
 BLOCK_BYTES = 256 * 1024  # the writer closes a block once its packed records reach this many bytes
-BLOCK_RAW_MAX = 16 * 1024 * 1024  # what a reader unpacks of one block at most (a bound on its memory)
+# What a reader inflates of one block at most (a bound on its memory, whatever a forged block claims); a
+# record bigger than this (a checkpoint of a huge market) is written as a plain frame instead.
+BLOCK_RAW_MAX = 256 * 1024 * 1024
 BLOCK_LEVEL = 6  # zlib level: 6 writes 10% fewer bytes than 1 for twice the (small) CPU; 9 gains under 1%
-# Records that are frames of their own in a compact log: found and cut at by their offsets.
+# Records that are alone in their frame in a compact log: found, read back and cut at by their offsets.
 _ALONE = (Header, Checkpoint, Footer)
 SYNC = b"\xd5LF\x1c"
 _HEAD16 = struct.Struct("<4sIII")  # sync, sequence, length, crc32(payload)
@@ -130,10 +133,10 @@ def frame_bytes(seq: int, payload: bytes) -> bytes:
     return head + _U32.pack(zlib.crc32(head)) + payload
 
 
-def decode_frame(frame: bytes) -> Record:
+def decode_frame(frame: bytes, *, compact: bool = False) -> Record:
     """The record of one whole frame read back by its offsets (a checkpoint found by an earlier scan), with
-    the reader's checks: marker, head CRC, length, payload CRC and the record's fields. Its sequence number
-    is not checked here: the scan that gave the offsets did."""
+    the reader's checks: marker, head CRC, length, payload CRC and the record's fields; in a ``compact`` log,
+    a block of that one record. Its sequence number is not checked here: the scan that gave the offsets did."""
     if len(frame) < HEAD_SIZE:
         raise EventLogError(f"frame of {len(frame)} bytes, expected at least the {HEAD_SIZE}-byte head")
     sync, _, length, pcrc = _HEAD16.unpack_from(frame)
@@ -147,6 +150,12 @@ def decode_frame(frame: bytes) -> Record:
         obj = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=False)
     except Exception as exc:
         raise EventLogError(f"undecodable frame: {exc}") from None
+    if compact and type(obj) is list and obj and obj[0] == BLOCK:
+        count, items = _block_records(obj)
+        records = list(_checked("frame", items, count))
+        if len(records) != 1:
+            raise EventLogError(f"frame: a block of {len(records)} records, expected one")
+        return records[0]
     return decode_record(obj)
 
 
@@ -234,11 +243,13 @@ class EventLogWriter:
         if not self._started:
             self._begin(record)
         payload = self._pack(encode_record(record))
-        if not self.compact:
+        if not self.compact or isinstance(record, Header) or len(payload) > BLOCK_RAW_MAX:
+            self.end_block()
             self._frame(payload)
         elif isinstance(record, _ALONE) or len(payload) >= BLOCK_BYTES:
             self.end_block()
-            self._frame(payload)
+            self._block.append(payload)
+            self.end_block()
         else:
             self._block.append(payload)
             self._block_bytes += len(payload)
@@ -359,10 +370,10 @@ def _magic(path: Path, f: BinaryIO) -> tuple[bytes, str | None]:
     raise EventLogError(f"{path}: not an event log (magic {head!r}, expected {MAGIC!r} or {COMPACT_MAGIC!r})")
 
 
-def _block_records(obj: list[Any]) -> Iterator[Any]:
-    """The packed records of a decoded block ``["blk", count, raw bytes, zlib data]``, unpacked one at a time
-    (not yet checked as records: the caller does); ``EventLogError`` names what does not fit. Lazily, so
-    that a reader holds the block's bytes and one record, not every record of the block at once."""
+def _block_records(obj: list[Any]) -> tuple[int, Iterator[Any]]:
+    """How many packed records a decoded block ``["blk", count, raw bytes, zlib data]`` holds, and the records
+    unpacked one at a time (not yet checked as records: ``_checked`` does); ``EventLogError`` names what does
+    not fit. One at a time, so that a reader holds the block's bytes and one record, not all its records."""
     if len(obj) != 4 or type(obj[1]) is not int or type(obj[2]) is not int or type(obj[3]) is not bytes:
         raise EventLogError(f"block: got {len(obj)} items, expected ['blk', records, raw bytes, zlib data]")
     count, size, data = obj[1], obj[2], obj[3]
@@ -380,7 +391,10 @@ def _block_records(obj: list[Any]) -> Iterator[Any]:
                             f"{' with bytes after its end' if inflate.unused_data else ''}, expected exactly {size}")
     up = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=False, max_buffer_size=size)
     up.feed(raw)
-    del raw, data
+    return count, _unpacked(up, count, size)
+
+
+def _unpacked(up: msgpack.Unpacker, count: int, size: int) -> Iterator[Any]:
     for i in range(count):
         try:
             item = up.unpack()
@@ -391,17 +405,18 @@ def _block_records(obj: list[Any]) -> Iterator[Any]:
         raise EventLogError(f"block: {size - up.tell()} bytes after its {count} records")
 
 
-def _checked(where: str, objs: Iterator[Any], block: bool) -> Iterator[Record]:
-    """Each decoded item of a frame as its record, checked; in a block, no record that needs a frame of its own."""
+def _checked(where: str, objs: Iterator[Any], count: int | None) -> Iterator[Record]:
+    """Each decoded item of a frame as its record, checked; in a block of ``count`` records (None: a plain
+    frame), no header, and a checkpoint or footer only alone (they are read back and cut at by offsets)."""
     for i, item in enumerate(objs):
-        inside = f"{where}, record {i} of its block" if block else where
+        inside = where if count is None else f"{where}, record {i} of its block"
         try:
             record = decode_record(item)
         except EventLogError as exc:
             raise EventLogError(f"{inside}: {exc}") from None
-        if block and isinstance(record, _ALONE):
-            raise EventLogError(f"{inside}: a {record.record_type!r} record inside a block, expected it in a frame "
-                                "of its own")
+        if count is not None and isinstance(record, _ALONE) and (count > 1 or isinstance(record, Header)):
+            raise EventLogError(f"{inside}: a {record.record_type!r} record in a block of {count}, expected it "
+                                f"alone in its frame{' (a plain one)' if isinstance(record, Header) else ''}")
         yield record
 
 
@@ -477,13 +492,21 @@ def _frames(path: Path, key: bytes | None = None) -> Iterator[tuple[int, bytes, 
             if block:
                 if seq == 0:
                     raise EventLogError(f"{where}: got a block, expected the header")
+                try:
+                    count, items = _block_records(obj)
+                except EventLogError as exc:
+                    raise EventLogError(f"{where}: {exc}") from None
+                del obj, payload, up  # the block's bytes are the generator's now
+                records = _errors_at(where, _checked(where, items, count))
+                if count == 1:  # a checkpoint or the footer, perhaps: read now (the footer ends the log)
+                    (record,) = records
+                    footer = isinstance(record, Footer)
+                    records = iter((record,))
                 offset += HEAD_SIZE + length
                 seq += 1
-                blocked = _block_records(obj)
-                del obj, payload, up  # the block's bytes are the generator's now
-                yield offset, digest, _errors_at(where, _checked(where, blocked, True)), None
+                yield offset, digest, records, None
                 continue
-            (record,) = _checked(where, iter([obj]), False)
+            (record,) = _checked(where, iter([obj]), None)
             if isinstance(record, Header) != (seq == 0):
                 what = "got a second header" if seq else f"got a {record.record_type!r} record, expected the header"
                 raise EventLogError(f"{where}: {what}")
