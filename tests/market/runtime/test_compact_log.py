@@ -205,7 +205,7 @@ def long_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
             w.append(MessageSent(t, f"p{i}", "auctioneer", "bid", encode(Bid(r, float(amount)))))
         w.append(RoundClosed(t, r, r, "p0", (1, 0, 0, 0, 0), {}))
         if (r + 1) % (ROUNDS // CHECKPOINTS) == 0:
-            w.append(Checkpoint(t, pack_state({"world": {"marker": r, "big": np.full(STATE_BYTES // 8, t)}})))
+            w.append(Checkpoint(t, pack_state({"world": {"marker": r, "big": rng.random(STATE_BYTES // 8)}})))
     w.append(Footer({"rounds": ROUNDS}))
     w.close()
     return path
