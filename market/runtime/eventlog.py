@@ -24,8 +24,8 @@ as a plain log packs them, back to back. The header stays a plain frame (the for
 anything is inflated); each checkpoint and the footer are blocks of their own, one record each (a resumed
 run cuts right after a checkpoint, and ``StoredCheckpoint`` reads one back by its offsets), and so is any
 record bigger than a block. Readers give back the same records in the same order: for a record inside a
-block, the end offset is the block's. Memory stays bounded by one block
-(at most ``BLOCK_RAW_MAX`` bytes unpacked; the writer closes one at ``BLOCK_BYTES``). What the writer has
+block, the end offset is the block's. A reader holds one block's bytes and one record at a time (a block
+inflates to at most ``BLOCK_RAW_MAX`` bytes; the writer closes one at ``BLOCK_BYTES``). What the writer has
 not closed into a block yet is lost in a crash, as buffered bytes are: a resumed run starts from its
 last checkpoint, which always ends a block.
 """
@@ -243,7 +243,9 @@ class EventLogWriter:
         if not self._started:
             self._begin(record)
         payload = self._pack(encode_record(record))
-        if not self.compact or isinstance(record, Header) or len(payload) > BLOCK_RAW_MAX:
+        if not self.compact:
+            self._frame(payload)
+        elif isinstance(record, Header) or len(payload) > BLOCK_RAW_MAX:
             self.end_block()
             self._frame(payload)
         elif isinstance(record, _ALONE) or len(payload) >= BLOCK_BYTES:
