@@ -1,14 +1,20 @@
-"""``llm-market bench scale``: what a full market round costs as users and providers grow.
+"""``llm-market bench scale``: what a full market round costs as users and providers grow, and what the log takes.
 
-Each point is a ``quickstart`` run with ROSA + TRCM-UCB (``mechanism.name=rosa-trcm-ucb``) through the bus,
-event log on disk, measured in a fresh process of its own (so its peak resident memory is its own), and in
-that same process the plain-asyncio sealed-bid round of ``market.lab.bench`` at the same number of
-providers: the ratio of the two is what the market's runtime costs over the bare fan-out/fan-in, read on
-the same machine at the same moment. Figures: rounds/s, wall seconds, peak resident memory, event-log bytes
-per round. The users axis needs a scenario that takes ``market.users``: a point whose config refuses it is
-reported as skipped with the refusal, not measured. The growth exponent is the least-squares slope of
-log(seconds per round) against log(providers) (and log(users) where two or more user counts ran): 1.0 is
-linear growth.
+Each point is a run of the ``crowd`` scenario (many users with Poisson arrivals, overlapping auctions, ROSA +
+TRCM-UCB) through the bus with a compact event log on disk (``run.log = "compact"``), measured in a fresh
+process of its own (so its peak resident memory is its own), and in that same process the plain-asyncio
+sealed-bid round of ``market.lab.bench`` at the same number of providers: the ratio of the two is what the
+market's runtime costs over the bare fan-out/fan-in, read on the same machine at the same moment. Figures:
+rounds (auctions) per second, wall seconds, peak resident memory, event-log bytes per round.
+
+The providers axis runs ``PROVIDERS_USERS`` users with every provider invited to every auction, so that its
+cost per round is what n bidders cost. The users axis runs ``USERS_PROVIDERS`` providers and at least as many
+auctions as users, so that every user's start-up (its task, its first draw) is inside the run and paid for
+by the rounds it takes part in. The growth exponent is the least-squares slope of log(seconds per round) on
+log(size): 1.0 is linear growth, 0 is none.
+
+``log_sizes`` sets the two log formats side by side: bytes per round of the same quickstart run (ROSA +
+TRCM-UCB) written plain and compact, and what 10^6 rounds would take in each.
 
 Wall-clock time is read here, outside any simulated run, only to time whole runs.
 """
@@ -20,15 +26,20 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-SCENARIO = "quickstart"
+SCENARIO = "crowd"
 MECHANISM = "rosa-trcm-ucb"
 USERS = (1, 10, 100, 1000, 10000)
 PROVIDERS = (10, 100, 1000)
-QUICK_USERS = (1, 10)
+QUICK_USERS = (1, 10, 100)
 QUICK_PROVIDERS = (10, 100)
+PROVIDERS_USERS = 100  # users on the providers axis
+USERS_PROVIDERS = 10  # providers on the users axis
+LOG_SIZE_PROVIDERS = (5, 10, 100)  # quickstart runs written in both formats
+PROJECTED_ROUNDS = 10**6
 
 # The child process: one point, timed against the plain-asyncio round in the same process, as one JSON line.
 _CHILD = r"""
@@ -39,9 +50,8 @@ from market.runtime.config import ConfigError, resolve
 from market.runtime.world import World
 
 users, providers, rounds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-sets = [f"run.rounds={rounds}", "mechanism.name=" + sys.argv[4], f"market.providers={providers}"]
-if users != 1:
-    sets.append(f"market.users={users}")
+sets = [f"run.rounds={rounds}", "mechanism.name=" + sys.argv[4], f"market.providers={providers}",
+        f"market.users={users}", "run.log=" + sys.argv[6], *sys.argv[7:]]
 try:
     config, market = resolve(sys.argv[5], sets)
 except ConfigError as exc:
@@ -65,24 +75,26 @@ print(json.dumps({"wall_s": wall, "build_s": build, "rounds_closed": summary["ro
 
 
 def _rounds_for(users: int, providers: int, quick: bool) -> int:
-    """Enough rounds that the run, not its start-up, dominates, few enough for the point to take seconds."""
-    budget = 4_000 if quick else 20_000  # provider-rounds per point
-    return max(20, min(2_000, budget // providers))
+    """Enough rounds that the run, not its start-up, dominates (at least one per user), few enough for the
+    point to take seconds: a budget of provider-rounds, every provider bidding in every round."""
+    budget = 4_000 if quick else 20_000
+    return max(20, min(2_000, budget // providers), min(users, 1_000 if quick else 10_000))
 
 
 def measure_point(users: int, providers: int, rounds: int, *, scenario: str = SCENARIO,
-                  mechanism: str = MECHANISM) -> dict[str, Any]:
-    """One point of the grid in a fresh process: its figures, or ``{"skipped": why}``."""
+                  mechanism: str = MECHANISM, log: str = "compact", sets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One point of the grid in a fresh process: its figures, or ``{"skipped": why}``. ``sets``: more
+    ``--set`` overrides (e.g. ``market.max_bidders=10``)."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    res = subprocess.run([sys.executable, "-c", _CHILD, str(users), str(providers), str(rounds), mechanism, scenario],
-                         capture_output=True, text=True, env=env)
+    res = subprocess.run([sys.executable, "-c", _CHILD, str(users), str(providers), str(rounds), mechanism, scenario,
+                          log, *sets], capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"bench scale: the point users={users}, providers={providers} failed: "
                            f"{res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
     raw = json.loads(res.stdout.strip().splitlines()[-1])
-    point: dict[str, Any] = {"users": users, "providers": providers, "rounds": rounds}
+    point: dict[str, Any] = {"users": users, "providers": providers, "rounds": rounds, "log": log}
     if "skipped" in raw:
         point["skipped"] = raw["skipped"]
         return point
@@ -99,6 +111,24 @@ def measure_point(users: int, providers: int, rounds: int, *, scenario: str = SC
         "ratio_market_to_plain": round((raw["plain_s"] / rounds) / (raw["wall_s"] / closed), 4),
     })
     return point
+
+
+def log_size(providers: int, rounds: int) -> dict[str, Any]:
+    """Bytes per round of one quickstart run (ROSA + TRCM-UCB, ``providers`` providers) written plain and
+    compact, the same records in both, and what ``PROJECTED_ROUNDS`` rounds would take."""
+    from market.runtime.run import run_scenario
+
+    row: dict[str, Any] = {"providers": providers, "rounds": rounds}
+    with tempfile.TemporaryDirectory() as d:
+        for log in ("plain", "compact"):
+            out = Path(d) / log
+            run_scenario("quickstart", rounds=rounds, out=out, overrides=[
+                f"mechanism.name={MECHANISM}", f"market.providers={providers}", f"run.log={log}"])
+            per_round = (out / "events.msgpack").stat().st_size / rounds
+            row[f"{log}_bytes_per_round"] = round(per_round, 1)
+            row[f"{log}_mb_per_million_rounds"] = round(per_round * PROJECTED_ROUNDS / 1e6, 1)
+    row["ratio_compact_to_plain"] = round(row["compact_bytes_per_round"] / row["plain_bytes_per_round"], 4)
+    return row
 
 
 def growth_exponent(xs: list[float], ys: list[float]) -> float | None:
@@ -118,7 +148,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, axis in zip(axes, ("providers", "users")):
         pts = [p for p in result[f"{axis}_axis"] if "skipped" not in p]
         ax.set_xscale("log")
@@ -129,26 +159,42 @@ def _plot(result: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{axis}: fitted exponent {exp:.2f}" if exp is not None else f"{axis}: fewer than 2 points ran")
         if pts:
             xs = [p[axis] for p in pts]
-            ax.plot(xs, [p["us_per_round"] for p in pts], "o-", label="market round (ROSA + TRCM-UCB, bus, log)")
+            ax.plot(xs, [p["us_per_round"] for p in pts], "o-", label="market round (crowd, ROSA + TRCM-UCB, bus, log)")
             ax.plot(xs, [p["plain_asyncio_us_per_round"] for p in pts], "s--", label="plain-asyncio sealed-bid round")
             ax.legend(fontsize=7)
+    ax = axes[2]
+    rows = result["log_sizes"]
+    if rows:
+        xs = [r["providers"] for r in rows]
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.plot(xs, [r["plain_bytes_per_round"] for r in rows], "o-", label="plain log")
+        ax.plot(xs, [r["compact_bytes_per_round"] for r in rows], "s-", label="compact log")
+        ax.set_xlabel("providers (quickstart)")
+        ax.set_ylabel("event-log bytes per round")
+        ax.set_title("log size per round")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
 def bench_scale(quick: bool = False, *, out: str | Path = "bench-scale", users: tuple[int, ...] | None = None,
-                providers: tuple[int, ...] | None = None) -> dict[str, Any]:
-    """The providers axis (1 user) and the users axis (at the fewest providers); JSON and PNG in ``out``."""
+                providers: tuple[int, ...] | None = None, log_sizes: tuple[int, ...] | None = None,
+                rounds: int | None = None) -> dict[str, Any]:
+    """The providers axis (``PROVIDERS_USERS`` users), the users axis (``USERS_PROVIDERS`` providers) and the
+    log sizes of both formats; JSON and PNG in ``out``. ``rounds`` fixes every point's rounds (tests)."""
     users = users or (QUICK_USERS if quick else USERS)
     providers = providers or (QUICK_PROVIDERS if quick else PROVIDERS)
-    base_n = min(providers)
-    prov_axis = [measure_point(1, n, _rounds_for(1, n, quick)) for n in providers]
-    user_axis = [next(p for p in prov_axis if p["providers"] == base_n) if u == 1 else
-                 measure_point(u, base_n, _rounds_for(u, base_n, quick)) for u in users]
+    log_sizes = LOG_SIZE_PROVIDERS if log_sizes is None else log_sizes
+    prov_axis = [measure_point(PROVIDERS_USERS, n, rounds or _rounds_for(PROVIDERS_USERS, n, quick))
+                 for n in providers]
+    user_axis = [measure_point(u, USERS_PROVIDERS, rounds or _rounds_for(u, USERS_PROVIDERS, quick)) for u in users]
+    sizes = [log_size(n, rounds or max(50, (100 if quick else 1000) * 10 // max(n, 10))) for n in log_sizes]
     result: dict[str, Any] = {
-        "benchmark": "scale", "scenario": SCENARIO, "mechanism": MECHANISM, "quick": quick,
-        "providers_axis": prov_axis, "users_axis": user_axis,
+        "benchmark": "scale", "scenario": SCENARIO, "mechanism": MECHANISM, "log": "compact", "quick": quick,
+        "providers_axis_users": PROVIDERS_USERS, "users_axis_providers": USERS_PROVIDERS,
+        "providers_axis": prov_axis, "users_axis": user_axis, "log_sizes": sizes,
         "skipped": [f"users={p['users']}, providers={p['providers']}: {p['skipped']}"
                     for p in prov_axis + user_axis if "skipped" in p],
         "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),

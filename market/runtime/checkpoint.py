@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from market.runtime.eventlog import HEAD_SIZE, EventLogError, decode_frame, iter_frames
+from market.runtime.eventlog import HEAD_SIZE, EventLogError, decode_frame, is_compact, iter_frames
 from market.runtime.records import AgentFault, Checkpoint, Footer, Header, RoundClosed
 from market.runtime.summary import SummaryAccumulator
 
@@ -127,7 +127,7 @@ class StoredCheckpoint:
                                   f"{self.end - self.start}: the log changed since it was scanned")
         payload = frame[HEAD_SIZE:]
         try:
-            record = decode_frame(frame)
+            record = decode_frame(frame, compact=is_compact(self.path))
         except EventLogError as exc:
             raise CheckpointError(f"{where}: {exc} (the log changed since it was scanned)") from None
         if not isinstance(record, Checkpoint) or record.t != self.t:

@@ -20,7 +20,7 @@ from typing import Any
 from market.core.parameters import accepted_keywords
 from market.core.registry import HOW_TO_REGISTER
 from market.runtime.scenario import Factories, Scenario
-from market.runtime.schema import COMMON, Rule, shown
+from market.runtime.schema import COMMON, LOG_FORMAT, Rule, shown
 
 
 class ConfigError(ValueError):
@@ -245,6 +245,12 @@ def checked(raw: dict[str, Any], market: Scenario, name: str) -> dict[str, Any]:
         if _lookup(raw, key) is not _MISSING:
             set_dotted(defaults, key, copy.deepcopy(default))
     schema = schema_of(market)
+    run = raw.get("run")
+    if isinstance(run, dict) and "log" in run and isinstance(defaults.get("run"), dict):
+        # The log's format (eventlog: "plain" or "compact"), a key only when given, so that configs
+        # without it resolve, and log, as before.
+        defaults["run"]["log"] = "plain"
+        schema["run.log"] = LOG_FORMAT
     config = merge(defaults, raw, rules=schema)
     check_schema(config, schema)
     for factories in market.factories:

@@ -172,6 +172,10 @@ DELAY = Real(0.0, MAX_SECONDS)  # a latency or jitter: zero is no delay
 PROBABILITY = Real(0.0, 1.0)
 CREDITS = Real(0.0, MAX_CREDITS)
 
+# ``run.log``: how the event log is written ("compact": blocks of records, see ``eventlog``). Not in COMMON:
+# a config has the key only when it gives one (``config.checked``), so older configs log their bytes as before.
+LOG_FORMAT = Choice("plain", "compact")
+
 # The ``run`` keys every scenario shares (a rule applies where the scenario's defaults have the key).
 COMMON: dict[str, Rule] = {
     "run.seed": SEED,

@@ -1,12 +1,14 @@
-"""bench scale: the fitted exponent is the log-log slope, a point reports what it measured or why it was skipped."""
+"""bench scale: the fitted exponent is the log-log slope, a point reports what it measured or why it was skipped,
+both log formats of one run are set side by side, and a small grid writes its JSON and PNG."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from market.lab.bench_scale import growth_exponent, measure_point
+from market.lab.bench_scale import bench_scale, growth_exponent, log_size, measure_point
 
 
 @pytest.mark.parametrize("k", [0.5, 1.0, 1.7])
@@ -33,3 +35,28 @@ def test_a_point_reports_its_figures_next_to_the_plain_round() -> None:
 def test_a_point_the_scenario_refuses_is_skipped_with_the_refusal() -> None:
     p = measure_point(1, 3, 20, mechanism="no-such-mechanism")
     assert "skipped" in p and "no-such-mechanism" in p["skipped"] and "rounds_closed" not in p
+
+
+def test_log_size_puts_both_formats_of_one_run_side_by_side() -> None:
+    row = log_size(4, 60)
+    assert row["plain_bytes_per_round"] > 3 * row["compact_bytes_per_round"] > 0
+    assert row["compact_mb_per_million_rounds"] == pytest.approx(row["compact_bytes_per_round"], rel=1e-3)
+    assert row["ratio_compact_to_plain"] == pytest.approx(row["compact_bytes_per_round"] / row["plain_bytes_per_round"],
+                                                          abs=1e-4)
+
+
+@pytest.mark.slow  # four child processes: about 8 s of CPU, 30 s on a loaded machine
+def test_a_small_grid_writes_json_and_png_with_both_exponents(tmp_path) -> None:
+    result = bench_scale(out=tmp_path, users=(1, 20), providers=(3, 6), log_sizes=(3,), rounds=30)
+    saved = json.loads((tmp_path / "scale.json").read_text())
+    assert (tmp_path / "scale.png").stat().st_size > 0
+    assert saved["scenario"] == "crowd" and saved["log"] == "compact" and not saved["skipped"]
+    assert [p["users"] for p in saved["users_axis"]] == [1, 20]
+    assert [p["providers"] for p in saved["providers_axis"]] == [3, 6]
+    assert all(p["rounds_closed"] == 30 and p["log_bytes_per_round"] > 0 for p in saved["users_axis"])
+    assert set(saved["growth_exponent"]) == {"providers", "users"}
+    assert all(isinstance(e, float) for e in saved["growth_exponent"].values())
+    exp = growth_exponent([p["providers"] for p in saved["providers_axis"]],
+                          [p["us_per_round"] for p in saved["providers_axis"]])
+    assert saved["growth_exponent"]["providers"] == pytest.approx(exp, abs=1e-3)
+    assert result["files"] == [str(tmp_path / "scale.json"), str(tmp_path / "scale.png")]

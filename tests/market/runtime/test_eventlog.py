@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market.runtime.eventlog import (
+    COMPACT_MAGIC,
     HEAD_SIZE,
     MAGIC,
     SYNC,
@@ -170,7 +171,7 @@ def test_a_schema_1_log_is_refused_saying_what_to_do(tmp_path, log_bytes):
     path.write_bytes(MAGIC[:-1] + b"\x01" + log_bytes[len(MAGIC):])
     with pytest.raises(EventLogError, match="schema-1 event log.*run the scenario again"):
         read_log(path)
-    path.write_bytes(MAGIC[:-1] + bytes([MAGIC[-1] + 1]) + log_bytes[len(MAGIC):])
+    path.write_bytes(MAGIC[:-1] + bytes([COMPACT_MAGIC[-1] + 1]) + log_bytes[len(MAGIC):])  # newer than both
     with pytest.raises(EventLogError, match="newer than this package"):
         chain_digest(path)
 
