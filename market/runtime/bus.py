@@ -33,6 +33,10 @@ from market.runtime.records import MessageDropped, MessageSent, Record, Rejected
 BUS_ID = "bus"
 
 
+# Most resolved routes (sender, destination label) kept at once; see Bus._route.
+ROUTE_CACHE = 4096
+
+
 class BusError(ValueError):
     """A use of the bus that cannot be honoured (unknown agent, id taken, bad link parameters)."""
 
@@ -521,6 +525,11 @@ class Bus:
                 link = _DEAD_ONLY if dst in self._dead else None
             hops.append((dst, ports[dst], link))
         route = tuple(hops)
+        if len(self._routes) >= ROUTE_CACHE:
+            # multicasts to drawn invitees make a new label almost every auction: a bounded cache, not one
+            # entry per auction for the whole run (a route is a function of the bus's state, so dropping
+            # them changes nothing but the time to rebuild them)
+            self._routes.clear()
         self._routes[(src, label)] = route
         return route
 

@@ -144,3 +144,25 @@ def test_ids_cannot_be_registered_twice_or_impersonate_the_bus():
             bus.register(BUS_ID)
 
     run(main())
+
+
+def test_multicasts_to_drawn_invitees_keep_the_route_cache_bounded(monkeypatch):
+    import market.runtime.bus as bus_module
+
+    monkeypatch.setattr(bus_module, "ROUTE_CACHE", 8)
+
+    async def main():
+        bus = make_bus()
+        hub = bus.register("auctioneer")
+        ps = [bus.register(f"p{i}") for i in range(6)]
+        rng = np.random.default_rng(1)
+        sent = 0
+        for k in range(40):  # a new set of invitees almost every time, as with a cap on bidders per auction
+            picked = tuple(f"p{i}" for i in sorted(rng.choice(6, size=3, replace=False)))
+            assert hub.multicast(picked, CallForBids(k, k, (0.1, 0.2), 1.0, "u"))
+            sent += 1
+            assert len(bus._routes) <= 8
+        got = [(await p.recv()).msg.round for p in ps for _ in range(p.pending())]
+        assert len(got) == 3 * sent  # every invitee got its frame: dropping cached routes loses nothing
+
+    run(main())
