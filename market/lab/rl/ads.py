@@ -1,8 +1,11 @@
 """The ad market's envs (the [rl] extra): a PettingZoo ParallelEnv in which any subset of advertisers learns at
 once, and its Gymnasium single-deviator view.
 
-The engine is ``market.lab.rl.ad_engine.AdsEngine``: MOSAIC on floor 1 over the ads scenario's auctions on the
-simulated LM (``deviation.play_ads``'s auctions, bit for bit); not the real runtime. A learner is an advertiser
+``engine="fast"`` (the default) is ``market.lab.rl.ad_engine.AdsEngine``: MOSAIC on floor 1 over the ads
+scenario's auctions on the simulated LM (``deviation.play_ads``'s auctions, bit for bit). ``engine="market"`` is
+``market.lab.rl.ad_market.AdsMarketEngine``: the same scenario through the real runtime (platform, bus, ledger)
+in a thread, handing off at each learner's report; the same seed and actions give the same observations and
+rewards. A learner is an advertiser
 slot, ``advertiser-k`` (brand k of every query); the other slots report the truth.
 
 - Observation (8,) float32, ``agents.ad_reportfuncs.ad_observation``: mean, std, min, max and median of its own
@@ -29,7 +32,7 @@ require_rl("the ad market env")
 from gymnasium import spaces  # noqa: E402
 
 from agents.ad_reportfuncs import AD_OBS_DIM  # noqa: E402
-from market.lab.rl.ad_engine import AdsEngine  # noqa: E402
+from market.lab.rl.ad_market import make_ad_engine  # noqa: E402
 from market.lab.rl.gym import EngineGymEnv  # noqa: E402
 from market.lab.rl.pz import EngineParallelEnv  # noqa: E402
 
@@ -48,13 +51,15 @@ class AdsParallelEnv(EngineParallelEnv):
     metadata: dict[str, Any] = {"name": "llm_market_ads_v0", "render_modes": [], "is_parallelizable": True}
 
     def __init__(self, learners: Sequence[str] = ("advertiser-0", "advertiser-1"), *, rounds: int = 50,
-                 overrides: Sequence[str] = (), seeds: Sequence[int] | None = None) -> None:
-        super().__init__(AdsEngine(tuple(learners), overrides=overrides, rounds=rounds), ad_obs_space(), seeds)
+                 overrides: Sequence[str] = (), seeds: Sequence[int] | None = None, engine: str = "fast") -> None:
+        super().__init__(make_ad_engine(engine, tuple(learners), overrides=overrides, rounds=rounds), ad_obs_space(),
+                         seeds)
 
 
 class AdsGymEnv(EngineGymEnv):
     """One deviating advertiser slot against truthful others, auction by auction."""
 
     def __init__(self, deviator: str = "advertiser-0", *, rounds: int = 50, overrides: Sequence[str] = (),
-                 seeds: Sequence[int] | None = None) -> None:
-        super().__init__(AdsEngine((deviator,), overrides=overrides, rounds=rounds), ad_obs_space(), seeds)
+                 seeds: Sequence[int] | None = None, engine: str = "fast") -> None:
+        super().__init__(make_ad_engine(engine, (deviator,), overrides=overrides, rounds=rounds), ad_obs_space(),
+                         seeds)
