@@ -26,6 +26,7 @@ and merges with the pre-tokenizer of SmolLM2's own tokenizer.json (single digits
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,19 @@ class _Shared:
     cache: LogprobCache
     prompt_memo: dict[tuple[str, Prompt, tuple[str, ...]], TokenReply] = field(default_factory=dict)
     stats: LMStats = field(default_factory=LMStats)
+    # the decoder's name for the KV cache: ``cache`` in recent transformers, ``past_key_values`` before; a
+    # name the decoder does not take would be swallowed by its **kwargs and every step would forget the prompt
+    cache_kw: str = ""
+
+    def __post_init__(self) -> None:
+        params = inspect.signature(self.model.get_decoder().forward).parameters
+        self.cache_kw = "cache" if "cache" in params else "past_key_values"
+
+
+def _kv(out: Any) -> Any:
+    """The KV cache of a decoder's output, under either name transformers has given it."""
+    kv = getattr(out, "cache", None)
+    return kv if kv is not None else out.past_key_values
 
 
 class HFTokenLM:
@@ -184,7 +198,7 @@ class HFTokenLM:
         self._s.stats.prompt_forwards += 1
         self._s.stats.prompt_tokens += len(ids)
         out = self._s.model.get_decoder()(input_ids=x, use_cache=True)
-        return out.past_key_values, self._head(out.last_hidden_state[0, -1:])[0]
+        return _kv(out), self._head(out.last_hidden_state[0, -1:])[0]
 
     def _head(self, hidden: Any) -> Any:
         """float32 log_softmax of the LM head on hidden states (rows, hidden) -> (rows, V)."""
@@ -236,9 +250,9 @@ class HFTokenLM:
                 feed = np.where(alive, chosen, self.eos_id)
                 out = decoder(
                     input_ids=torch.from_numpy(feed).to(self._s.device).unsqueeze(1),
-                    cache=past, use_cache=True,
+                    **{self._s.cache_kw: past}, use_cache=True,
                 )
-                past = out.past_key_values
+                past = _kv(out)
                 logp = self._head(out.last_hidden_state[:, -1])
         replies = [tuple(int(t) for t in row if t >= 0 and t != self.eos_id) for row in tokens]
         for r, v in zip(replies, total):
@@ -303,7 +317,7 @@ class HFTokenLM:
                 hidden = self._s.model.get_decoder()(
                     input_ids=torch.from_numpy(feed).to(self._s.device),
                     attention_mask=torch.from_numpy(mask).to(self._s.device),
-                    cache=past, use_cache=True,
+                    **{self._s.cache_kw: past}, use_cache=True,
                 ).last_hidden_state  # (n, width - 1, H): position j predicts token j + 1
                 rows, cols = np.nonzero(target[:, 1:] >= 0)
                 for lo in range(0, len(rows), self.score_chunk):
