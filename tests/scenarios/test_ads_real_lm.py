@@ -203,9 +203,11 @@ def test_local_model_options_reach_the_loader(monkeypatch):
     monkeypatch.setattr(hf, "load_smollm2", lambda **kw: calls.append(("smollm2", kw)) or object())
     monkeypatch.setattr(hf, "load_hf", lambda path, **kw: calls.append((path, kw)) or object())
     monkeypatch.setattr(ads, "_MODELS", {})
-    ads.token_model(ads.parse_lm("smollm2?max_new_tokens=16&threads=2"))
+    ads.token_model(ads.parse_lm("smollm2?max_new_tokens=48&threads=1"))
     ads.token_model(ads.parse_lm("smollm2"))
     ads.token_model(ads.parse_lm("hf:/models/x?threads=3"))
-    assert calls == [("smollm2", {"max_new_tokens": 16, "threads": 2}),
-                     ("smollm2", {"max_new_tokens": hf.DEFAULT_MAX_NEW_TOKENS, "threads": 1}),
-                     ("/models/x", {"max_new_tokens": hf.DEFAULT_MAX_NEW_TOKENS, "threads": 3})]
+    # the ad market's own defaults (16 tokens, 2 threads), not the loader's
+    assert ads.LOCAL_DEFAULTS == {"max_new_tokens": 16, "threads": 2}
+    assert calls == [("smollm2", {"max_new_tokens": 48, "threads": 1}),
+                     ("smollm2", {"max_new_tokens": 16, "threads": 2}),
+                     ("/models/x", {"max_new_tokens": 16, "threads": 3})]
