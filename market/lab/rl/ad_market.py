@@ -26,8 +26,6 @@ must have no link faults: every learner of an auction must get its candidates at
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,14 +35,11 @@ from agents.ad_reportfuncs import AD_OBS_DIM, action_to_factor, ad_observation
 from agents.ad_strategies import AdFeedback, AdObservation, Truthful
 from market.core.ledger import to_minor
 from market.lab.rl.ad_engine import AdsEngine, ad_config
+from market.lab.rl.engines import WorldThread
 from market.runtime.config import ConfigError, resolve
 from market.runtime.records import MessageSent, Record, RoundClosed
 
 AD_ENGINE_KINDS = ("fast", "market")
-
-
-class _Abort(Exception):
-    """Raised inside the world's thread to end a run the env no longer wants (reset before the end, close)."""
 
 
 class _Handoff(Truthful):
@@ -111,9 +106,7 @@ class AdsMarketEngine:
         self.rewards = np.zeros(k)
         self._gained = np.zeros(k)
         self.last_reward, self.last_payment = np.zeros(k), np.zeros(k)
-        self._thread: threading.Thread | None = None
-        self._to_env: queue.SimpleQueue = queue.SimpleQueue()
-        self._to_world: queue.SimpleQueue = queue.SimpleQueue()
+        self._world = WorldThread("ad-market-env")
         self.summary: dict[str, Any] | None = None
 
     # -- the env's side -----------------------------------------------------------------------------------------
@@ -145,27 +138,17 @@ class AdsMarketEngine:
         self.last_payment[:] = 0.0
         self._gained[:] = 0.0
         self.summary = None
-        self._to_env, self._to_world = queue.SimpleQueue(), queue.SimpleQueue()  # nothing of an old run left
-        self._thread = threading.Thread(target=self._run, args=(world,), name="ad-market-env", daemon=True)
-        self._thread.start()
-        kind, payload = self._to_env.get()
+        kind, payload = self._world.start(world)
         if kind != "obs":
-            self._thread.join()
-            self._thread = None
             raise RuntimeError(f"ad market engine: the run ended before any learner was asked to report ({payload!r})")
         return self.obs
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        if self._thread is None:
-            raise RuntimeError("step: no run is going on; call reset first")
-        self._to_world.put(np.asarray(actions, dtype=float).reshape(-1).copy())
-        kind, payload = self._to_env.get()
+        kind, payload = self._world.resume(actions)
         self.rewards[:] = self._gained
         self._gained[:] = 0.0
         if kind == "obs":
             return self.obs, self.rewards, False
-        self._thread.join()
-        self._thread = None
         if isinstance(payload, BaseException):
             raise RuntimeError(f"ad market engine: the run failed: {type(payload).__name__}: {payload}") from payload
         if self._closed != self.horizon:
@@ -178,21 +161,9 @@ class AdsMarketEngine:
 
     def close(self) -> None:
         """End a run still going on (its world stops at the next report) and wait for its thread."""
-        if self._thread is not None:
-            self._to_world.put(None)
-            while self._to_env.get()[0] != "end":
-                self._to_world.put(None)
-            self._thread.join()
-            self._thread = None
+        self._world.close()
 
     # -- the world's side (its thread) --------------------------------------------------------------------------
-    def _run(self, world: Any) -> None:
-        try:
-            result: Any = world.run()
-        except BaseException as exc:  # handed to the env, which raises it there (or drops an aborted run)
-            result = exc
-        self._to_env.put(("end", result))
-
     def _report(self, j: int, obs: AdObservation) -> np.ndarray:
         if obs.round != self._auction:  # the first learner asked in this auction: stop the world, ask the env
             if obs.round != self._closed:
@@ -205,10 +176,7 @@ class AdsMarketEngine:
                 self._true[k] = true
                 ad_observation(self._true[k], obs.round, self.horizon, self.last_reward[k], self.last_payment[k],
                                self.obs[k])
-            self._to_env.put(("obs", None))
-            actions = self._to_world.get()
-            if actions is None:
-                raise _Abort("the env ended this run")
+            actions = self._world.handoff()
             for k in range(len(self.learners)):
                 self._factors[k] = action_to_factor(actions[k])
         if not np.array_equal(obs.true_rewards, self._true[j]):

@@ -252,6 +252,68 @@ class _Abort(Exception):
     """Raised inside the world's thread to end a run the env no longer wants (reset before the end, close)."""
 
 
+class WorldThread:
+    """A world run in a thread that stops whenever its learners must act (the ABIDES-Gym pattern).
+
+    The env's side calls ``start(world)`` and ``resume(actions)``, each returning ``("obs", None)`` when the
+    world waits for the next actions or ``("end", summary or exception)`` when its run is over; the world's side
+    calls ``handoff()`` from a learner's strategy, which hands the env its turn and returns the actions.
+    ``close`` ends a run still going on: its world stops at its next handoff."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.thread: threading.Thread | None = None
+        self._to_env: queue.SimpleQueue = queue.SimpleQueue()
+        self._to_world: queue.SimpleQueue = queue.SimpleQueue()
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None
+
+    def start(self, world: Any) -> tuple[str, Any]:
+        self.close()
+        self._to_env, self._to_world = queue.SimpleQueue(), queue.SimpleQueue()  # nothing of an old run left
+        self.thread = threading.Thread(target=self._run, args=(world,), name=self.name, daemon=True)
+        self.thread.start()
+        return self._turn()
+
+    def resume(self, actions: np.ndarray) -> tuple[str, Any]:
+        if self.thread is None:
+            raise RuntimeError("step: no run is going on; call reset first")
+        self._to_world.put(np.asarray(actions, dtype=float).reshape(-1).copy())
+        return self._turn()
+
+    def _turn(self) -> tuple[str, Any]:
+        kind, payload = self._to_env.get()
+        if kind == "end" and self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        return kind, payload
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self._to_world.put(None)
+            while self._to_env.get()[0] != "end":
+                self._to_world.put(None)
+            self.thread.join()
+            self.thread = None
+
+    # -- the world's side (its thread) ------------------------------------------------------
+    def handoff(self) -> np.ndarray:
+        self._to_env.put(("obs", None))
+        actions = self._to_world.get()
+        if actions is None:
+            raise _Abort("the env ended this run")
+        return actions
+
+    def _run(self, world: Any) -> None:
+        try:
+            result: Any = world.run()
+        except BaseException as exc:  # handed to the env, which raises it there (or drops an aborted run)
+            result = exc
+        self._to_env.put(("end", result))
+
+
 class _Handoff(Strategy):
     """A learner's strategy in the market engine: asks the engine for its bid, keeps its round's profit."""
 
@@ -287,9 +349,7 @@ class MarketEngine:
         self.obs = np.zeros((k, self.dim + OBS_EXTRA), dtype=np.float32)
         self.blank = np.zeros(self.dim)  # the context of the observation after the last round
         self.rewards = np.zeros(k)
-        self._thread: threading.Thread | None = None
-        self._to_env: queue.SimpleQueue = queue.SimpleQueue()
-        self._to_world: queue.SimpleQueue = queue.SimpleQueue()
+        self._world = WorldThread("market-env")
         self.summary: dict[str, Any] | None = None
 
     # -- the env's side ---------------------------------------------------------------------
@@ -312,25 +372,17 @@ class MarketEngine:
         self._paid = np.zeros(len(self.learners))
         self._gained = np.zeros(len(self.learners))
         self.summary = None
-        self._to_env, self._to_world = queue.SimpleQueue(), queue.SimpleQueue()  # nothing of an old run left
-        self._thread = threading.Thread(target=self._run, args=(world,), name="market-env", daemon=True)
-        self._thread.start()
-        kind, _ = self._to_env.get()
+        kind, _ = self._world.start(world)
         if kind != "obs":
             raise RuntimeError("market engine: the run ended before any learner was asked to bid")
         return self.obs
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        if self._thread is None:
-            raise RuntimeError("step: no run is going on; call reset first")
-        self._to_world.put(np.asarray(actions, dtype=float).reshape(-1).copy())
-        kind, payload = self._to_env.get()
+        kind, payload = self._world.resume(actions)
         self.rewards[:] = self._gained
         self._gained[:] = 0.0
         if kind == "obs":
             return self.obs, self.rewards, False
-        self._thread.join()
-        self._thread = None
         if isinstance(payload, BaseException):
             raise RuntimeError(f"market engine: the run failed: {type(payload).__name__}: {payload}") from payload
         self.summary = payload
@@ -340,21 +392,9 @@ class MarketEngine:
 
     def close(self) -> None:
         """End a run still going on (its world stops at the next bid) and wait for its thread."""
-        if self._thread is not None:
-            self._to_world.put(None)
-            while self._to_env.get()[0] != "end":
-                self._to_world.put(None)
-            self._thread.join()
-            self._thread = None
+        self._world.close()
 
     # -- the world's side (its thread) --------------------------------------------------------
-    def _run(self, world: Any) -> None:
-        try:
-            result: Any = world.run()
-        except BaseException as exc:  # handed to the env, which raises it there (or drops an aborted run)
-            result = exc
-        self._to_env.put(("end", result))
-
     def _bid(self, j: int, obs: Observation) -> float:
         if obs.round != self._round:  # the first learner asked in this round: stop the world, ask the env
             self._round = obs.round
@@ -362,10 +402,7 @@ class MarketEngine:
             for k, provider in enumerate(self._providers):
                 self._costs[k] = obs.cost if k == j else float(provider.prior.sample(copy.deepcopy(provider.rng), 1)[0])
                 observation(self._costs[k], context, obs.round, self.horizon, self._won[k], self._paid[k], self.obs[k])
-            self._to_env.put(("obs", None))
-            actions = self._to_world.get()
-            if actions is None:
-                raise _Abort("the env ended this run")
+            actions = self._world.handoff()
             for k in range(len(self.learners)):
                 self._bids[k] = action_to_bid(actions[k], self._costs[k], self.floor, self.cap, self.action)
         if obs.cost != self._costs[j]:
