@@ -54,6 +54,15 @@ class _Coin:
         return self.u
 
 
+def learner_slots(learners: Sequence[str], n: int) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
+    """(the n advertiser slots ``advertiser-k``, the learners, their slot indices); refused unless the learners
+    are distinct slots."""
+    slots = tuple(f"advertiser-{i}" for i in range(n))
+    if not learners or len(set(learners)) != len(learners) or any(a not in slots for a in learners):
+        raise ConfigError(f"learners: got {list(learners)!r}, expected distinct advertisers among {list(slots)}")
+    return slots, tuple(learners), np.array([slots.index(a) for a in learners])
+
+
 def ad_config(overrides: Sequence[str], rounds: int) -> dict[str, Any]:
     """The ads scenario's config with ``overrides`` for runs of ``rounds`` rounds; refused (naming the key) when its
     mechanism is not a reward auction or its LM is a token-level one (the fast engine plays the simulated LMs)."""
@@ -110,13 +119,7 @@ class AdsEngine:
         from scenarios.ads import asked
 
         self.horizon = len(asked(self.config))
-        n = len(self.draws(0).rewards[0])
-        self.slots = tuple(f"advertiser-{i}" for i in range(n))
-        if not learners or len(set(learners)) != len(learners) or any(a not in self.slots for a in learners):
-            raise ConfigError(f"learners: got {list(learners)!r}, expected distinct advertisers among "
-                              f"{list(self.slots)}")
-        self.learners = tuple(learners)
-        self.index = np.array([self.slots.index(a) for a in self.learners])
+        self.slots, self.learners, self.index = learner_slots(learners, len(self.draws(0).rewards[0]))
         k = len(self.learners)
         self.obs = np.zeros((k, AD_OBS_DIM), dtype=np.float32)
         self.rewards = np.zeros(k)

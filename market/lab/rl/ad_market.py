@@ -34,7 +34,7 @@ import numpy as np
 from agents.ad_reportfuncs import AD_OBS_DIM, action_to_factor, ad_observation
 from agents.ad_strategies import AdFeedback, AdObservation, Truthful
 from market.core.ledger import to_minor
-from market.lab.rl.ad_engine import AdsEngine, ad_config
+from market.lab.rl.ad_engine import AdsEngine, ad_config, learner_slots
 from market.lab.rl.engines import WorldThread
 from market.runtime.config import ConfigError, resolve
 from market.runtime.records import MessageSent, Record, RoundClosed
@@ -95,12 +95,7 @@ class AdsMarketEngine:
             raise ConfigError(f"market.queries: got {m['queries']}, whose queries have {sorted(sizes)} advertisers; "
                               "expected the same number on every query (a slot is brand k of every query)")
         self.horizon = len(asked(self.config))
-        self.slots = tuple(f"advertiser-{i}" for i in range(sizes.pop()))
-        if not learners or len(set(learners)) != len(learners) or any(a not in self.slots for a in learners):
-            raise ConfigError(f"learners: got {list(learners)!r}, expected distinct advertisers among "
-                              f"{list(self.slots)}")
-        self.learners = tuple(learners)
-        self.index = np.array([self.slots.index(a) for a in self.learners])
+        self.slots, self.learners, self.index = learner_slots(learners, sizes.pop())
         k = len(self.learners)
         self.obs = np.zeros((k, AD_OBS_DIM), dtype=np.float32)
         self.rewards = np.zeros(k)
