@@ -61,7 +61,7 @@ from market.core.mechanisms.leaky import LeakyROSA, public_coins
 from market.core.mechanisms.rosa import draw_coins, resample, threshold_expectations
 from market.lab.attackers import Attacker, AttackSpec, Progress
 from market.lab.curve import payment_kind
-from market.lab.deviation import FastMarket, bootstrap_ci
+from market.lab.deviation import bootstrap_ci, deviator_market
 from market.runtime.config import ConfigError, resolve
 
 FAMILIES = ("multiplier", "affine", "cluster")
@@ -169,16 +169,12 @@ def draw_rounds(scenario: str, overrides: Sequence[str], seed: int, *, warmup: i
     """The scenario played for ``warmup`` rounds with ``deviator`` truthful, then ``rounds`` frozen rounds drawn."""
     if warmup < 0 or rounds < 1:
         raise ConfigError(f"--warmup = {warmup}, --rounds = {rounds}: expected warmup >= 0 and rounds >= 1")
-    market = FastMarket(scenario, [*overrides, f"strategies.overrides.{deviator}=truthful"], seed, warmup + rounds)
+    market, i = deviator_market(scenario, [*overrides, f"strategies.overrides.{deviator}=truthful"], seed,
+                                warmup + rounds, deviator)
     mech = market.mechanism
     label = market.config["mechanism"]["name"]
     kind = "leaky" if isinstance(mech, LeakyROSA) else payment_kind(mech, label)
-    ids = list(market.ids)
-    if deviator not in ids:
-        raise ConfigError(f"--deviator: got {deviator!r}, expected one of {ids}")
-    i = ids.index(deviator)
-    for t in range(warmup):
-        market.round(t)
+    market.warm(warmup)
     rule, cap, mu = mech.rule, float(mech.cost_cap), getattr(mech, "mu", None)
     xs, cost, tau = [], np.empty(rounds), np.empty(rounds)
     own = np.zeros((2, rounds))

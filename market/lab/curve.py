@@ -27,7 +27,7 @@ import numpy as np
 from market.core.mechanisms.baselines import CriticalBid, PayAsBid
 from market.core.mechanisms.leaky import LeakyROSA
 from market.core.mechanisms.rosa import ROSA, draw_coins, resample, threshold_expectations
-from market.lab.deviation import FastMarket
+from market.lab.deviation import deviator_market
 from market.runtime.config import ConfigError
 
 DEFAULT_MULTIPLIERS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5, 1.7, 2.0)
@@ -90,15 +90,9 @@ def profit_samples(
 ) -> tuple[str, np.ndarray]:
     """(mechanism name, (samples, k) expected profits): the scenario played for ``warmup`` rounds, then
     ``samples`` frozen rounds in which ``deviator`` bids multiplier x cost (clipped into the bid range)."""
-    # the world is built for the run the curve stands for (warm-up + frozen rounds): ROSA's default mu = T^-1/2
-    market = FastMarket(scenario, overrides, seed, warmup + samples)
+    market, i = deviator_market(scenario, overrides, seed, warmup + samples, deviator)
     kind = payment_kind(market.mechanism, market.config["mechanism"]["name"])
-    ids = list(market.ids)
-    if deviator not in ids:
-        raise ConfigError(f"--deviator: got {deviator!r}, expected one of {ids}")
-    i = ids.index(deviator)
-    for t in range(warmup):
-        market.round(t)
+    market.warm(warmup)
     mech = market.mechanism
     rule, cap = mech.rule, float(mech.cost_cap)
     mu = getattr(mech, "mu", None)

@@ -193,6 +193,24 @@ class FastMarket:
         self.mechanism.update(x, outcome, reward)
         return winner, float(outcome.payments[winner]), reward, costs
 
+    def warm(self, rounds: int) -> None:
+        """Play rounds 0 .. rounds - 1 (the warm-up before frozen rounds)."""
+        for t in range(rounds):
+            self.round(t)
+
+
+def deviator_market(scenario: str, overrides: Sequence[str], seed: int, rounds: int,
+                    deviator: str) -> tuple[FastMarket, int]:
+    """(the market built for a run of ``rounds`` rounds, the deviator's index); refused, naming ``--deviator``,
+    when the deviator is not one of the market's providers. A caller checks what it needs of the mechanism, then
+    plays its warm-up (``FastMarket.warm``) and the frozen rounds; the world is built for the whole run (warm-up +
+    frozen rounds) because ROSA's default mu is T^-1/2."""
+    market = FastMarket(scenario, overrides, seed, rounds)
+    ids = list(market.ids)
+    if deviator not in ids:
+        raise ConfigError(f"--deviator: got {deviator!r}, expected one of {ids}")
+    return market, ids.index(deviator)
+
 
 def play_fast(scenario: str, overrides: Sequence[str], seed: int, rounds: int, watch: str | None = None) -> RunResult:
     """The scenario's world, run as a plain loop (``FastMarket``). Money stays in floats (the ledger

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from market.lab.deviation import FastMarket, bootstrap_ci, deviate
+from market.lab.deviation import bootstrap_ci, deviate, deviator_market
 from market.runtime.config import ConfigError, resolve
 
 SHADERS = ("shade", "underbid", "hedge", "ucb")
@@ -75,13 +75,9 @@ def sampled_round_losses(scenario: str, overrides: Sequence[str], seed: int, *, 
     expected utility of every bid on a grid of the bid range (and of its cost) is averaged over ``coins`` coin
     streams per half, the same streams for every bid. A half's best bid is valued on the other half; the round's
     loss is the mean of the two, minus the truthful bid's value on the same halves."""
-    market = FastMarket(scenario, [*overrides, f"strategies.overrides.{deviator}=truthful"], seed, warmup + rounds)
-    ids = list(market.ids)
-    if deviator not in ids:
-        raise ConfigError(f"--deviator: got {deviator!r}, expected one of {ids}")
-    i = ids.index(deviator)
-    for t in range(warmup):
-        market.round(t)
+    market, i = deviator_market(scenario, [*overrides, f"strategies.overrides.{deviator}=truthful"], seed,
+                                warmup + rounds, deviator)
+    market.warm(warmup)
     mech, lo, hi = market.mechanism, float(market.bid_range.floor), float(market.bid_range.cap)
     losses = np.empty(rounds)
     streams = coins

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market.core.mechanisms.rosa import ROSA, draw_coins, resample
-from market.lab.curve import FastMarket, profit_curve, profit_samples, round_profits
+from market.lab.curve import profit_curve, profit_samples, round_profits
+from market.lab.deviation import FastMarket
 from market.runtime.config import ConfigError
 
 MULTIPLIERS = (0.6, 0.8, 0.95, 1.0, 1.05, 1.2, 1.5, 2.5)
